@@ -1,0 +1,103 @@
+/* diffuse: a diffusion-model engine in C.
+ *
+ * Minimal use (run the network once):
+ *
+ *     dfs_ctx *ctx = dfs_ctx_new();
+ *     dfs_model_params mp;
+ *     dfs_model_params_default(&mp);
+ *     mp.path = "models/fashion-mnist";          // a diffusers model or pipeline directory
+ *     dfs_model *m = NULL;
+ *     if (dfs_model_load(ctx, &mp, &m) != DFS_OK) { fprintf(stderr, "%s\n", dfs_errmsg(ctx)); ... }
+ *     dfs_model_forward(ctx, m, x, B, H, W, timesteps, NULL, out);   // x, out: (B, C, H, W)
+ *     dfs_model_free(m);
+ *     dfs_ctx_free(ctx);
+ *
+ * Errors: every call that can fail on data, files or memory returns a dfs_status; DFS_OK is 0. The
+ * one-line reason (naming the file and the problem) is kept on the context: dfs_errmsg(ctx).
+ * The library never prints and never exits.
+ *
+ * Ownership: whoever creates an object frees it (dfs_*_free; NULL is a no-op). Pointers passed in
+ * are borrowed for the duration of the call unless a comment says otherwise.
+ *
+ * Threads: a context and the objects used with it belong to one caller thread at a time; the
+ * library runs its own worker threads inside calls (dfs_ctx_set_threads). Results are identical
+ * whatever the thread count.
+ */
+#ifndef DFS_DIFFUSE_H
+#define DFS_DIFFUSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum dfs_status {
+    DFS_OK = 0,
+    DFS_ERR_NOMEM,       /* an allocation failed */
+    DFS_ERR_IO,          /* a file could not be opened, read or written */
+    DFS_ERR_FORMAT,      /* a file's contents are malformed */
+    DFS_ERR_SHAPE,       /* tensor shapes do not fit together */
+    DFS_ERR_ARG,         /* a bad argument or option value */
+    DFS_ERR_UNSUPPORTED, /* well-formed, but something diffuse does not implement */
+    DFS_ERR_INTERNAL
+} dfs_status;
+
+typedef struct dfs_ctx dfs_ctx;
+
+dfs_ctx *dfs_ctx_new(void); /* NULL when out of memory */
+void dfs_ctx_free(dfs_ctx *ctx);
+void dfs_ctx_set_threads(dfs_ctx *ctx, int n_threads); /* worker threads used inside calls; default 1 */
+int dfs_ctx_threads(const dfs_ctx *ctx);
+const char *dfs_errmsg(const dfs_ctx *ctx); /* the last error recorded on ctx, one line */
+const char *dfs_status_str(dfs_status s);
+
+/* Fault injection for tests: the n-th allocation from now fails (0 turns it off). */
+void dfs_alloc_fail_at(long n);
+size_t dfs_alloc_live_bytes(void); /* bytes currently allocated by the library */
+
+/* ---- Models ---------------------------------------------------------------------------------- */
+
+typedef struct dfs_model dfs_model;
+
+typedef struct dfs_model_params {
+    const char *path; /* model directory (config.json + diffusion_pytorch_model.safetensors) or a
+                         pipeline directory (model_index.json, unet/, scheduler/) */
+} dfs_model_params;
+
+void dfs_model_params_default(dfs_model_params *p);
+dfs_status dfs_model_load(dfs_ctx *ctx, const dfs_model_params *p, dfs_model **out);
+void dfs_model_free(dfs_model *m);
+
+typedef struct dfs_model_info {
+    int in_channels, out_channels;
+    int sample_h, sample_w;    /* config sample_size; 0 when the config has none */
+    int num_class_embeds;      /* 0 for an unconditional model */
+    int needs_class_labels;    /* 1 when forward requires labels */
+    int64_t n_params;
+    const char *weight_dtype;  /* "F32", "F16", "BF16" or "mixed": how the file stores them */
+    const char *class_name;    /* "UNet2DModel", ... */
+} dfs_model_info;
+
+void dfs_model_get_info(const dfs_model *m, dfs_model_info *info);
+
+/* Floating-point operations (multiply and add counted as 2) of one forward pass at batch 1 and
+ * resolution H x W. */
+double dfs_model_flops(const dfs_model *m, int H, int W);
+
+/* Writes a few lines describing the architecture into buf (always NUL-terminated). */
+void dfs_model_describe(const dfs_model *m, char *buf, size_t size);
+
+/* One network evaluation. x: (B, in_channels, H, W); timesteps: (B) (fractional values are kept);
+ * class_labels: (B) or NULL for unconditional models; out: (B, out_channels, H, W).
+ * The first call at a new (B, H, W) plans and allocates the activation arena; later calls at the
+ * same size allocate nothing. */
+dfs_status dfs_model_forward(dfs_ctx *ctx, dfs_model *m, const float *x, int B, int H, int W,
+                             const float *timesteps, const int64_t *class_labels, float *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
