@@ -25,18 +25,21 @@ all: $(BUILD)/diffuse
 
 $(BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h src/*/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	@echo "CC $<"
+	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(BUILD)/libdiffuse.a: $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 $(BUILD)/diffuse: $(BUILD)/cli/main.o $(BUILD)/libdiffuse.a
-	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
+	@echo "LD $@"
+	@$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libdiffuse.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $< $(BUILD)/libdiffuse.a -o $@ $(LDLIBS)
+	@echo "LD $@"
+	@$(CC) $(ALL_CFLAGS) $< $(BUILD)/libdiffuse.a -o $@ $(LDLIBS)
 
 test: $(TEST_BIN) $(BUILD)/diffuse
 	@DIFFUSE=$(BUILD)/diffuse sh tests/run.sh $(TEST_BIN)

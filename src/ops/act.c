@@ -1,0 +1,26 @@
+/* Element-wise activations, as torch defines them. */
+#include <math.h>
+
+#include "ops/ops.h"
+
+static inline float silu(float x) { return x / (1.0f + expf(-x)); }
+
+static inline float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); } /* torch's threshold */
+
+void dfs_act_forward(float *x, size_t n, dfs_act act) {
+    switch (act) {
+    case DFS_ACT_NONE: return;
+    case DFS_ACT_SILU:
+        for (size_t i = 0; i < n; i++) x[i] = silu(x[i]);
+        return;
+    case DFS_ACT_MISH:
+        for (size_t i = 0; i < n; i++) x[i] = x[i] * tanhf(softplus(x[i]));
+        return;
+    case DFS_ACT_GELU:
+        for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+        return;
+    case DFS_ACT_RELU:
+        for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        return;
+    }
+}

@@ -1,0 +1,38 @@
+/* Element-wise sums and channel concatenation. */
+#include <string.h>
+
+#include "ops/ops.h"
+
+void dfs_add_div(float *out, const float *a, const float *b, size_t n, float div) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = (a[i] + b[i]) / div;
+}
+
+void dfs_concat_channels(float *out, const float *a, int Ca, const float *b, int Cb, int B, int HW) {
+    const size_t na = (size_t)Ca * HW, nb = (size_t)Cb * HW;
+    for (int i = 0; i < B; i++) {
+        memcpy(out + (size_t)i * (na + nb), a + (size_t)i * na, na * sizeof(float));
+        memcpy(out + (size_t)i * (na + nb) + na, b + (size_t)i * nb, nb * sizeof(float));
+    }
+}
+
+void dfs_add_channel_bias(float *x, const float *bias, int B, int C, int HW) {
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            float *row = x + ((size_t)b * C + c) * HW;
+            const float v = bias[(size_t)b * C + c];
+            for (int i = 0; i < HW; i++) row[i] += v;
+        }
+}
+
+void dfs_scale_shift(float *x, const float *t, int B, int C, int HW, dfs_act act) {
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            float *row = x + ((size_t)b * C + c) * HW;
+            const float scale = 1.0f + t[(size_t)b * 2 * C + c], shift = t[(size_t)b * 2 * C + C + c];
+            for (int i = 0; i < HW; i++) row[i] = row[i] * scale + shift;
+            dfs_act_forward(row, (size_t)HW, act);
+        }
+}

@@ -1,0 +1,79 @@
+/* Tensor ops used by the UNet, float32, NCHW. Kernels return void: they assert on programmer
+ * errors and never fail. Each op writes every output element from exactly one thread, so results
+ * do not depend on the thread count. Naive versions live in src/ops/ref/ (test oracles). */
+#ifndef DFS_OPS_OPS_H
+#define DFS_OPS_OPS_H
+
+#include <stddef.h>
+
+/* Sets the number of worker threads used by the ops called from this thread. */
+void dfs_ops_set_threads(int n_threads);
+
+typedef enum dfs_act {
+    DFS_ACT_NONE,
+    DFS_ACT_SILU, /* x * sigmoid(x), "silu" and "swish" in diffusers */
+    DFS_ACT_MISH, /* x * tanh(softplus(x)) */
+    DFS_ACT_GELU, /* exact: x/2 * (1 + erf(x/sqrt 2)) */
+    DFS_ACT_RELU
+} dfs_act;
+
+/* 2-D convolution. inp: (B, C, H, W); w: (OC, C, KH, KW); bias: (OC) or NULL; out: (B, OC, OH, OW).
+ * Zero padding pad_t rows above and pad_l columns left; the bottom/right padding is whatever OH,
+ * OW imply: OH = (H + pad_t + pad_b - KH) / stride + 1. Matches torch.nn.functional.conv2d. */
+void dfs_conv2d_forward(float *out, const float *inp, const float *w, const float *bias, int B, int C,
+                        int H, int W, int OC, int KH, int KW, int stride, int pad_t, int pad_l, int OH, int OW);
+
+/* out (N, O) = inp (N, I) · w (O, I)^T + bias (O, or NULL). As torch.nn.Linear. */
+void dfs_linear_forward(float *out, const float *inp, const float *w, const float *bias, int N, int I, int O);
+
+/* GroupNorm with G groups over (C/G)·HW values each, then an optional activation.
+ * inp, out: (B, C, HW) (may alias); gamma, beta: (C). Statistics accumulate in double; the biased
+ * variance is used, as torch.nn.GroupNorm. */
+void dfs_groupnorm_forward(float *out, const float *inp, const float *gamma, const float *beta, int B,
+                           int C, int HW, int G, float eps, dfs_act act);
+
+/* x[i] = act(x[i]) for n values, in place. */
+void dfs_act_forward(float *x, size_t n, dfs_act act);
+
+/* Multi-head self-attention over the HW positions of each image, as diffusers' Attention with
+ * residual_connection: out = (to_out(softmax(q kᵀ/√dh) v) + residual) / rescale.
+ * xn: (B, C, HW), the (group-normalised) input; residual: (B, C, HW); out: (B, C, HW), may alias
+ * residual. wq, wk, wv: (heads·dh, C), bq, bk, bv: (heads·dh); wo: (C, heads·dh), bo: (C).
+ * scratch: at least dfs_attention_scratch(B, C, HW, heads, dh) floats. The score matrix is
+ * never materialised beyond one row per thread. */
+size_t dfs_attention_scratch(int B, int C, int HW, int heads, int dh);
+void dfs_attention_forward(float *out, float *scratch, const float *xn, const float *residual,
+                           const float *wq, const float *bq, const float *wk, const float *bk,
+                           const float *wv, const float *bv, const float *wo, const float *bo,
+                           int B, int C, int HW, int heads, int dh, float rescale);
+
+/* Nearest-neighbour 2x upsampling. inp: (B·C, H, W); out: (B·C, 2H, 2W). */
+void dfs_upsample2x_forward(float *out, const float *inp, int BC, int H, int W);
+
+/* 2x2 average pooling, stride 2 (floor). inp: (B·C, H, W); out: (B·C, H/2, W/2). */
+void dfs_avgpool2x_forward(float *out, const float *inp, int BC, int H, int W);
+
+/* out = (a + b) / div, n values (out may alias a or b). A division, as diffusers writes it
+ * ((input + hidden) / output_scale_factor), so results match torch bit for bit. */
+void dfs_add_div(float *out, const float *a, const float *b, size_t n, float div);
+
+/* x (B, C, HW) += bias (B, C), broadcast over positions: the time embedding added to a resnet. */
+void dfs_add_channel_bias(float *x, const float *bias, int B, int C, int HW);
+
+/* x (B, C, HW) = act(x · (1 + scale) + shift) with t (B, 2C) = [scale, shift] per image: the
+ * "scale_shift" time conditioning of ResnetBlock2D. */
+void dfs_scale_shift(float *x, const float *t, int B, int C, int HW, dfs_act act);
+
+/* Channel concatenation: out (B, Ca+Cb, HW) = [a (B, Ca, HW), b (B, Cb, HW)]. */
+void dfs_concat_channels(float *out, const float *a, int Ca, const float *b, int Cb, int B, int HW);
+
+/* Sinusoidal timestep embedding, as diffusers' get_timestep_embedding with scale 1 and
+ * max_period 10000: out (N, dim). Frequencies and arguments are rounded to float32 where torch
+ * rounds them. */
+void dfs_timestep_embedding(float *out, const float *t, int N, int dim, int flip_sin_to_cos, float freq_shift);
+
+/* Gaussian Fourier features (diffusers' GaussianFourierProjection with log=True, no flip):
+ * out (N, 2·D) = [sin(log(t)·w·2π), cos(log(t)·w·2π)]; w: (D). */
+void dfs_fourier_embedding(float *out, const float *t, int N, const float *w, int D);
+
+#endif

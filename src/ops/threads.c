@@ -1,0 +1,14 @@
+/* The one place that talks to OpenMP's runtime, so `make OMP=0` builds everything else unchanged. */
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "ops/ops.h"
+
+void dfs_ops_set_threads(int n_threads) {
+#ifdef _OPENMP
+    omp_set_num_threads(n_threads > 0 ? n_threads : 1);
+#else
+    (void)n_threads;
+#endif
+}

@@ -1,0 +1,169 @@
+/* Each op against its naive reference (src/ops/ref) on random inputs and odd shapes, with 1 and 2
+ * threads (the results must be bit-identical). */
+#include <string.h>
+
+#include "core/internal.h"
+#include "ops/ops.h"
+#include "ops/ref/ref.h"
+#include "test.h"
+
+static unsigned long long rng_state = 88172645463325252ull;
+static float frand(void) { /* xorshift64 → uniform [-1, 1) */
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((rng_state >> 40) * (1.0 / 8388608.0) - 1.0);
+}
+static float *rand_buf(size_t n, float scale) {
+    float *p = dfs_malloc(n * sizeof(float) + 64);
+    for (size_t i = 0; i < n; i++) p[i] = frand() * scale;
+    return p;
+}
+
+/* max |a − b| / max(1, max |b|) */
+static double rel_err(const float *a, const float *b, size_t n) {
+    double m = 0, r = 1;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= m)) m = d; /* NaN propagates */
+        if (fabs(b[i]) > r) r = fabs(b[i]);
+    }
+    return m / r;
+}
+
+static void test_conv(int B, int C, int H, int W, int OC, int K, int stride, int pad) {
+    int pad_b = pad == 0 && stride == 2 ? 1 : pad; /* diffusers' asymmetric padding case */
+    int OH = (H + pad + pad_b - K) / stride + 1, OW = (W + pad + pad_b - K) / stride + 1;
+    size_t no = (size_t)B * OC * OH * OW;
+    float *x = rand_buf((size_t)B * C * H * W, 1), *w = rand_buf((size_t)OC * C * K * K, 0.3f), *b = rand_buf(OC, 1);
+    float *o1 = rand_buf(no, 1), *o2 = rand_buf(no, 1), *r = rand_buf(no, 1);
+    dfs_conv2d_forward_ref(r, x, w, b, B, C, H, W, OC, K, K, stride, pad, pad, OH, OW);
+    dfs_ops_set_threads(1);
+    dfs_conv2d_forward(o1, x, w, b, B, C, H, W, OC, K, K, stride, pad, pad, OH, OW);
+    dfs_ops_set_threads(2);
+    dfs_conv2d_forward(o2, x, w, b, B, C, H, W, OC, K, K, stride, pad, pad, OH, OW);
+    double e = rel_err(o1, r, no);
+    if (!TEST_CHECK(e < 1e-5)) fprintf(stderr, "  conv B%d C%d %dx%d OC%d k%d s%d p%d: err %g\n", B, C, H, W, OC, K, stride, pad, e);
+    TEST_CHECK(memcmp(o1, o2, no * sizeof(float)) == 0);
+    dfs_free(x); dfs_free(w); dfs_free(b); dfs_free(o1); dfs_free(o2); dfs_free(r);
+}
+
+static void test_linear(int N, int I, int O) {
+    float *x = rand_buf((size_t)N * I, 1), *w = rand_buf((size_t)O * I, 0.5f), *b = rand_buf(O, 1);
+    float *o = rand_buf((size_t)N * O, 1), *r = rand_buf((size_t)N * O, 1);
+    dfs_linear_forward(o, x, w, b, N, I, O);
+    dfs_linear_forward_ref(r, x, w, b, N, I, O);
+    TEST_CHECK(rel_err(o, r, (size_t)N * O) < 1e-5);
+    dfs_free(x); dfs_free(w); dfs_free(b); dfs_free(o); dfs_free(r);
+}
+
+static void test_groupnorm(int B, int C, int HW, int G, dfs_act act) {
+    size_t n = (size_t)B * C * HW;
+    float *x = rand_buf(n, 3), *g = rand_buf(C, 1), *b = rand_buf(C, 1), *o = rand_buf(n, 1), *r = rand_buf(n, 1);
+    for (size_t i = 0; i < n; i++) x[i] += 2.0f; /* a non-zero mean */
+    dfs_groupnorm_forward(o, x, g, b, B, C, HW, G, 1e-5f, act);
+    dfs_groupnorm_forward_ref(r, x, g, b, B, C, HW, G, 1e-5f, act);
+    double e = rel_err(o, r, n);
+    if (!TEST_CHECK(e < 2e-6)) fprintf(stderr, "  groupnorm B%d C%d HW%d G%d act %d: err %g\n", B, C, HW, G, act, e);
+    dfs_free(x); dfs_free(g); dfs_free(b); dfs_free(o); dfs_free(r);
+}
+
+static void test_attention(int B, int C, int HW, int heads, int dh, float rescale) {
+    const int inner = heads * dh;
+    size_t n = (size_t)B * C * HW;
+    float *x = rand_buf(n, 1), *res = rand_buf(n, 1);
+    float *wq = rand_buf((size_t)inner * C, 0.4f), *wk = rand_buf((size_t)inner * C, 0.4f), *wv = rand_buf((size_t)inner * C, 0.4f);
+    float *wo = rand_buf((size_t)C * inner, 0.4f), *bq = rand_buf(inner, 0.1f), *bk = rand_buf(inner, 0.1f);
+    float *bv = rand_buf(inner, 0.1f), *bo = rand_buf(C, 0.1f);
+    float *scratch = rand_buf(dfs_attention_scratch(B, C, HW, heads, dh), 1);
+    float *o1 = rand_buf(n, 1), *o2 = rand_buf(n, 1), *r = rand_buf(n, 1);
+    dfs_attention_forward_ref(r, x, res, wq, bq, wk, bk, wv, bv, wo, bo, B, C, HW, heads, dh, rescale);
+    dfs_ops_set_threads(1);
+    dfs_attention_forward(o1, scratch, x, res, wq, bq, wk, bk, wv, bv, wo, bo, B, C, HW, heads, dh, rescale);
+    dfs_ops_set_threads(2);
+    /* in place on the residual, as the UNet uses it */
+    memcpy(o2, res, n * sizeof(float));
+    dfs_attention_forward(o2, scratch, x, o2, wq, bq, wk, bk, wv, bv, wo, bo, B, C, HW, heads, dh, rescale);
+    double e = rel_err(o1, r, n);
+    if (!TEST_CHECK(e < 1e-5)) fprintf(stderr, "  attention B%d C%d HW%d heads %d dh %d: err %g\n", B, C, HW, heads, dh, e);
+    TEST_CHECK(memcmp(o1, o2, n * sizeof(float)) == 0);
+    dfs_free(x); dfs_free(res); dfs_free(wq); dfs_free(wk); dfs_free(wv); dfs_free(wo); dfs_free(bq); dfs_free(bk);
+    dfs_free(bv); dfs_free(bo); dfs_free(scratch); dfs_free(o1); dfs_free(o2); dfs_free(r);
+}
+
+static void test_act(void) {
+    static const dfs_act acts[] = {DFS_ACT_SILU, DFS_ACT_MISH, DFS_ACT_GELU, DFS_ACT_RELU};
+    for (size_t k = 0; k < sizeof acts / sizeof *acts; k++) {
+        float x[64];
+        double worst = 0;
+        for (int i = 0; i < 64; i++) x[i] = (float)(i - 32) * 0.9f;
+        x[0] = -100.0f; x[63] = 100.0f; /* saturation */
+        float y[64];
+        memcpy(y, x, sizeof x);
+        dfs_act_forward(y, 64, acts[k]);
+        for (int i = 0; i < 64; i++) {
+            double ref = dfs_act_ref(x[i], acts[k]);
+            double e = fabs(y[i] - ref) / (1 + fabs(ref));
+            if (e > worst || isnan(y[i])) worst = isnan(y[i]) ? 1 : e;
+        }
+        TEST_CHECK(worst < 1e-6);
+    }
+}
+
+static void test_resample(void) {
+    float x[2 * 3 * 5], up[2 * 6 * 10], down[2 * 3 * 5];
+    for (int i = 0; i < 30; i++) x[i] = (float)i;
+    dfs_upsample2x_forward(up, x, 2, 3, 5);
+    int ok = 1;
+    for (int p = 0; p < 2; p++)
+        for (int y = 0; y < 6; y++)
+            for (int xx = 0; xx < 10; xx++) ok &= up[(p * 6 + y) * 10 + xx] == x[(p * 3 + y / 2) * 5 + xx / 2];
+    TEST_CHECK(ok);
+    dfs_avgpool2x_forward(down, up, 2, 6, 10);
+    TEST_CHECK(memcmp(down, x, sizeof x) == 0); /* pooling undoes nearest upsampling exactly */
+    float odd[1 * 3 * 3] = {1, 2, 100, 3, 4, 100, 100, 100, 100}, pooled[1];
+    dfs_avgpool2x_forward(pooled, odd, 1, 3, 3); /* floor: the last row and column are dropped */
+    TEST_NEAR(pooled[0], 2.5, 0);
+}
+
+static void test_timestep_embedding(void) {
+    /* Against the closed form in double; torch's float32 rounding keeps it within ~1e-4 at t≈1000. */
+    const float t[3] = {0.0f, 10.0f, 999.0f};
+    float e[3 * 33];
+    dfs_timestep_embedding(e, t, 3, 33, 1, 1.0f);
+    double worst = 0;
+    for (int n = 0; n < 3; n++)
+        for (int i = 0; i < 16; i++) {
+            double f = exp(-log(10000.0) * i / (16 - 1.0)), a = t[n] * f;
+            worst = fmax(worst, fabs(e[n * 33 + i] - cos(a)));
+            worst = fmax(worst, fabs(e[n * 33 + 16 + i] - sin(a)));
+        }
+    TEST_CHECK(worst < 2e-4);
+    TEST_CHECK(e[32] == 0.0f && e[65] == 0.0f); /* odd width: zero padded */
+}
+
+int main(void) {
+    test_conv(1, 3, 7, 9, 5, 3, 1, 1);
+    test_conv(2, 4, 8, 8, 8, 3, 1, 1);
+    test_conv(1, 17, 5, 3, 3, 3, 1, 1);
+    test_conv(2, 5, 9, 7, 6, 1, 1, 0);
+    test_conv(1, 3, 8, 8, 4, 3, 2, 1);
+    test_conv(2, 6, 9, 7, 5, 3, 2, 1);
+    test_conv(1, 4, 8, 6, 7, 3, 2, 0);
+    test_conv(1, 1, 1, 1, 1, 3, 1, 1);
+    test_linear(1, 1, 1);
+    test_linear(3, 17, 5);
+    test_linear(2, 64, 33);
+    test_groupnorm(1, 4, 9, 2, DFS_ACT_NONE);
+    test_groupnorm(2, 32, 17, 8, DFS_ACT_SILU);
+    test_groupnorm(2, 6, 1, 3, DFS_ACT_GELU);
+    test_groupnorm(1, 15, 25, 5, DFS_ACT_MISH);
+    test_attention(1, 8, 9, 1, 8, 1.0f);
+    test_attention(2, 16, 17, 2, 8, 1.0f);
+    test_attention(1, 12, 16, 3, 4, 1.41421356f);
+    test_attention(1, 10, 5, 3, 3, 1.0f); /* heads·dh < C, as diffusers allows */
+    test_act();
+    test_resample();
+    test_timestep_embedding();
+    return test_summary("ops");
+}
