@@ -6,7 +6,7 @@ OMP     ?= 1
 BUILD   ?= build
 OPT     ?= -O2
 CFLAGS_BASE = -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) -g -Wall -Wextra -Wpedantic -Werror \
-              -Wno-unused-parameter -Iinclude -Isrc -fno-math-errno
+              -Wno-unused-parameter -Wno-format-truncation -Iinclude -Isrc -fno-math-errno
 LDLIBS  = -lm
 ifeq ($(OMP),1)
 CFLAGS_BASE += -fopenmp
@@ -17,13 +17,15 @@ ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS)
 
 LIB_SRC  := $(sort $(wildcard src/*/*.c src/*/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_SRC  := $(sort $(wildcard cli/*.c))
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 .PHONY: all test debug clean bench
 all: $(BUILD)/diffuse
 
-$(BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h src/*/*/*.h)
+$(BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h src/*/*/*.h cli/*.h)
 	@mkdir -p $(dir $@)
 	@echo "CC $<"
 	@$(CC) $(ALL_CFLAGS) -c $< -o $@
@@ -32,7 +34,7 @@ $(BUILD)/libdiffuse.a: $(LIB_OBJ)
 	@rm -f $@
 	@ar rcs $@ $^
 
-$(BUILD)/diffuse: $(BUILD)/cli/main.o $(BUILD)/libdiffuse.a
+$(BUILD)/diffuse: $(CLI_OBJ) $(BUILD)/libdiffuse.a
 	@echo "LD $@"
 	@$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
 

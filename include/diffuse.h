@@ -82,6 +82,9 @@ typedef struct dfs_model_info {
 
 void dfs_model_get_info(const dfs_model *m, dfs_model_info *info);
 
+/* Whether the network can run at H x W (each downsampled size must double back exactly). */
+dfs_status dfs_model_check_size(dfs_ctx *ctx, const dfs_model *m, int H, int W);
+
 /* Floating-point operations (multiply and add counted as 2) of one forward pass at batch 1 and
  * resolution H x W. */
 double dfs_model_flops(const dfs_model *m, int H, int W);
@@ -95,6 +98,11 @@ void dfs_model_describe(const dfs_model *m, char *buf, size_t size);
  * same size allocate nothing. */
 dfs_status dfs_model_forward(dfs_ctx *ctx, dfs_model *m, const float *x, int B, int H, int W,
                              const float *timesteps, const int64_t *class_labels, float *out);
+
+/* The same for class_embed_type "identity": class_vec (B, time_embedding_dim) is added to the
+ * time embedding as it is. */
+dfs_status dfs_model_forward_vec(dfs_ctx *ctx, dfs_model *m, const float *x, int B, int H, int W,
+                                 const float *timesteps, const float *class_vec, float *out);
 
 #ifdef __cplusplus
 }

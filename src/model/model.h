@@ -1,0 +1,21 @@
+/* The loaded model behind the public dfs_model handle. */
+#ifndef DFS_MODEL_MODEL_H
+#define DFS_MODEL_MODEL_H
+
+#include "model/unet.h"
+
+struct dfs_model {
+    char *root;               /* the path given (a model or pipeline directory) */
+    char *dir;                /* the UNet's directory */
+    dfs_unet *unet;
+    float *params;            /* (unet->n_floats) */
+    const char *weight_dtype; /* how the file stored them */
+    float *arena;             /* activation arena for (plan_b, plan_h, plan_w) */
+    int plan_b, plan_h, plan_w;
+};
+
+/* Runs the network after the caller has validated the inputs. */
+dfs_status dfs_model_run(dfs_ctx *ctx, dfs_model *m, const float *x, int B, int H, int W, const float *t,
+                         const int64_t *labels, const float *class_vec, float *out);
+
+#endif
