@@ -1,14 +1,36 @@
-/* The diffuse command-line program. */
+/* The diffuse command-line program: dispatches to the subcommands in cli/cmd_*.c. */
 #include <stdio.h>
 #include <string.h>
 
-#include "diffuse.h"
+#include "cli.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *about;
+} commands[] = {
+    {"info", cmd_info, "describe a model: architecture, parameters, FLOPs"},
+    {"unet", cmd_unet, "run the network once on .npy inputs"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: diffuse <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].about);
+    fprintf(f, "\n'diffuse <command> --help' describes a command's options.\n");
+}
 
 int main(int argc, char **argv) {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0) {
-        printf("usage: diffuse <command> [options]\n");
-        return argc < 2 ? 2 : 0;
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
     }
-    fprintf(stderr, "diffuse: unknown command '%s'\n", argv[1]);
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc, argv);
+    fprintf(stderr, "diffuse: unknown command '%s' (see 'diffuse --help')\n", argv[1]);
     return 2;
 }
