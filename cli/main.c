@@ -11,6 +11,7 @@ static const struct {
 } commands[] = {
     {"info", cmd_info, "describe a model: architecture, parameters, FLOPs"},
     {"unet", cmd_unet, "run the network once on .npy inputs"},
+    {"bench", cmd_bench, "time forward passes of a model"},
 };
 
 static void usage(FILE *f) {

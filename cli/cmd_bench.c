@@ -1,0 +1,126 @@
+/* diffuse bench: median time of one forward pass. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "core/internal.h"
+
+static const cli_opt opts[] = {
+    {"--model", "-m", "DIR", "diffusers model or pipeline directory (required)"},
+    {"--batch", "-b", "B", "batch size (default 1)"},
+    {"--size", NULL, "HxW", "resolution (default: the config's sample_size, else 32x32)"},
+    {"--threads", NULL, "N", "worker threads (default 1)"},
+    {"--repeat", NULL, "N", "timed forward passes after one warm-up (default 10)"},
+    {"--json", NULL, NULL, "print one line of JSON instead of text"},
+};
+#define N_OPTS (int)(sizeof opts / sizeof *opts)
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int cmd_bench(int argc, char **argv) {
+    cli_args a;
+    if (cli_parse("bench", opts, N_OPTS, argc, argv, 2, &a)) return 2;
+    if (a.help) {
+        cli_usage(stdout, "diffuse bench -m DIR [--batch B] [--threads N] [--json]",
+                  "Times forward passes of the network on fixed random input and prints the median, the\n"
+                  "minimum and the achieved GFLOP/s (FLOPs as 'diffuse info' counts them).",
+                  opts, N_OPTS);
+        return 0;
+    }
+    const char *path = cli_get(&a, opts, N_OPTS, "--model");
+    if (!path) {
+        fprintf(stderr, "diffuse bench: --model DIR is required\n");
+        return 2;
+    }
+    long B = 1, threads = 1, repeat = 10;
+    const char *v;
+    if ((v = cli_get(&a, opts, N_OPTS, "--batch")) && cli_int("bench", "--batch", v, 1, 4096, &B)) return 2;
+    if ((v = cli_get(&a, opts, N_OPTS, "--threads")) && cli_int("bench", "--threads", v, 1, 1024, &threads)) return 2;
+    if ((v = cli_get(&a, opts, N_OPTS, "--repeat")) && cli_int("bench", "--repeat", v, 1, 100000, &repeat)) return 2;
+    int json = cli_get(&a, opts, N_OPTS, "--json") != NULL;
+
+    dfs_ctx *ctx = dfs_ctx_new();
+    if (!ctx) return 1;
+    dfs_ctx_set_threads(ctx, (int)threads);
+    dfs_model_params mp;
+    dfs_model_params_default(&mp);
+    mp.path = path;
+    dfs_model *m = NULL;
+    dfs_status s = dfs_model_load(ctx, &mp, &m);
+    if (s) {
+        int rc = cli_fail("bench", ctx, s);
+        dfs_ctx_free(ctx);
+        return rc;
+    }
+    dfs_model_info info;
+    dfs_model_get_info(m, &info);
+    int H = info.sample_h ? info.sample_h : 32, W = info.sample_w ? info.sample_w : 32;
+    if ((v = cli_get(&a, opts, N_OPTS, "--size"))) {
+        char *end;
+        long h = strtol(v, &end, 10), w = h;
+        if (*end == 'x') w = strtol(end + 1, &end, 10);
+        if (*end || h < 1 || w < 1 || h > 16384 || w > 16384) {
+            fprintf(stderr, "diffuse bench: --size must be N or HxW, not '%s'\n", v);
+            dfs_model_free(m);
+            dfs_ctx_free(ctx);
+            return 2;
+        }
+        H = (int)h;
+        W = (int)w;
+    }
+    int rc = 0;
+    size_t n_in = (size_t)B * info.in_channels * H * W, n_out = (size_t)B * info.out_channels * H * W;
+    float *x = dfs_malloc(n_in * sizeof(float)), *out = dfs_malloc(n_out * sizeof(float)), *t = dfs_malloc(B * sizeof(float));
+    int64_t *y = dfs_calloc((size_t)B, sizeof(int64_t));
+    double *times = dfs_malloc((size_t)repeat * sizeof(double));
+    if (!x || !out || !t || !y || !times) {
+        fprintf(stderr, "diffuse bench: out of memory\n");
+        rc = 1;
+        goto done;
+    }
+    uint32_t st = 12345;
+    for (size_t i = 0; i < n_in; i++) {
+        st = st * 1664525u + 1013904223u;
+        x[i] = (float)((st >> 8) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+    }
+    for (long b = 0; b < B; b++) t[b] = (float)(500 + b);
+    const int64_t *labels = info.needs_class_labels ? y : NULL;
+    if ((s = dfs_model_forward(ctx, m, x, (int)B, H, W, t, labels, out))) { /* warm-up, plans the arena */
+        rc = cli_fail("bench", ctx, s);
+        goto done;
+    }
+    for (long r = 0; r < repeat; r++) {
+        double t0 = now();
+        dfs_model_forward(ctx, m, x, (int)B, H, W, t, labels, out);
+        times[r] = now() - t0;
+    }
+    qsort(times, (size_t)repeat, sizeof *times, cmp_double);
+    double med = repeat % 2 ? times[repeat / 2] : 0.5 * (times[repeat / 2 - 1] + times[repeat / 2]);
+    double flops = dfs_model_flops(m, H, W) * (double)B;
+    if (json)
+        printf("{\"model\": \"%s\", \"batch\": %ld, \"threads\": %ld, \"height\": %d, \"width\": %d, \"forward_ms_median\": %.4f, "
+               "\"forward_ms_min\": %.4f, \"gflops\": %.3f, \"gflop_per_forward\": %.4f, \"repeat\": %ld}\n",
+               path, B, threads, H, W, med * 1e3, times[0] * 1e3, flops / med / 1e9, flops / 1e9, repeat);
+    else
+        printf("%s: batch %ld, %dx%d, %ld thread%s: median %.3f ms, min %.3f ms, %.2f GFLOP/s (%.3f GFLOP per pass)\n", path,
+               B, H, W, threads, threads == 1 ? "" : "s", med * 1e3, times[0] * 1e3, flops / med / 1e9, flops / 1e9);
+done:
+    dfs_free(x);
+    dfs_free(out);
+    dfs_free(t);
+    dfs_free(y);
+    dfs_free(times);
+    dfs_model_free(m);
+    dfs_ctx_free(ctx);
+    return rc;
+}
