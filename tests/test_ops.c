@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "ops/gemm.h"
 #include "ops/ops.h"
 #include "ops/ref/ref.h"
 #include "test.h"
@@ -38,10 +39,12 @@ static void test_conv(int B, int C, int H, int W, int OC, int K, int stride, int
     float *x = rand_buf((size_t)B * C * H * W, 1), *w = rand_buf((size_t)OC * C * K * K, 0.3f), *b = rand_buf(OC, 1);
     float *o1 = rand_buf(no, 1), *o2 = rand_buf(no, 1), *r = rand_buf(no, 1);
     dfs_conv2d_forward_ref(r, x, w, b, B, C, H, W, OC, K, K, stride, pad, pad, OH, OW);
+    float *ws = rand_buf(dfs_conv2d_workspace(C, K, K, OH, OW), 1);
     dfs_ops_set_threads(1);
-    dfs_conv2d_forward(o1, x, w, b, B, C, H, W, OC, K, K, stride, pad, pad, OH, OW);
+    dfs_conv2d_forward(o1, ws, x, w, b, B, C, H, W, OC, K, K, stride, pad, pad, OH, OW);
     dfs_ops_set_threads(2);
-    dfs_conv2d_forward(o2, x, w, b, B, C, H, W, OC, K, K, stride, pad, pad, OH, OW);
+    dfs_conv2d_forward(o2, ws, x, w, b, B, C, H, W, OC, K, K, stride, pad, pad, OH, OW);
+    dfs_free(ws);
     double e = rel_err(o1, r, no);
     if (!TEST_CHECK(e < 1e-5)) fprintf(stderr, "  conv B%d C%d %dx%d OC%d k%d s%d p%d: err %g\n", B, C, H, W, OC, K, stride, pad, e);
     TEST_CHECK(memcmp(o1, o2, no * sizeof(float)) == 0);
@@ -142,7 +145,49 @@ static void test_timestep_embedding(void) {
     TEST_CHECK(e[32] == 0.0f && e[65] == 0.0f); /* odd width: zero padded */
 }
 
+/* Every micro-kernel this CPU runs against a double-precision product, full and partial tiles. */
+static void test_gemm_kernels(void) {
+    const dfs_gemm_impl *impls[4];
+    int n = dfs_gemm_available(impls, 4);
+    TEST_CHECK(n >= 1 && impls[n - 1] == &dfs_gemm_scalar);
+    const int kc = 37, lda = 41;
+    for (int i = 0; i < n; i++) {
+        const int NR = impls[i]->nr;
+        float *a = rand_buf((size_t)DFS_GEMM_MR * lda, 1), *b = rand_buf((size_t)kc * NR, 1);
+        for (int mr = 1; mr <= DFS_GEMM_MR; mr += 3) {
+            for (int nr = 1; nr <= NR; nr += NR / 3 + 1) {
+                const int ldc = NR + 3;
+                float *c = rand_buf((size_t)DFS_GEMM_MR * ldc, 1), *c0 = dfs_malloc(sizeof(float) * DFS_GEMM_MR * ldc);
+                memcpy(c0, c, sizeof(float) * DFS_GEMM_MR * ldc);
+                impls[i]->kernel(kc, a, lda, b, c, ldc, mr, nr);
+                double worst = 0;
+                int untouched = 1;
+                for (int r = 0; r < DFS_GEMM_MR; r++)
+                    for (int j = 0; j < ldc; j++) {
+                        if (r >= mr || j >= nr) {
+                            untouched &= c[r * ldc + j] == c0[r * ldc + j];
+                            continue;
+                        }
+                        double ref = c0[r * ldc + j];
+                        for (int k = 0; k < kc; k++) ref += (double)a[r * lda + k] * b[k * NR + j];
+                        worst = fmax(worst, fabs(c[r * ldc + j] - ref));
+                    }
+                if (!TEST_CHECK(worst < 1e-4 && untouched))
+                    fprintf(stderr, "  gemm %s mr %d nr %d: err %g, untouched %d\n", impls[i]->name, mr, nr, worst, untouched);
+                dfs_free(c);
+                dfs_free(c0);
+            }
+        }
+        dfs_free(a);
+        dfs_free(b);
+    }
+}
+
 int main(void) {
+    test_gemm_kernels();
+    test_conv(1, 40, 24, 20, 13, 3, 1, 1);  /* several K panels, several pixel panels */
+    test_conv(2, 70, 9, 9, 66, 1, 1, 0);
+    test_conv(1, 30, 33, 31, 9, 3, 2, 1);
     test_conv(1, 3, 7, 9, 5, 3, 1, 1);
     test_conv(2, 4, 8, 8, 8, 3, 1, 1);
     test_conv(1, 17, 5, 3, 3, 3, 1, 1);

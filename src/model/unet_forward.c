@@ -51,8 +51,10 @@ static ten keep(run *r, size_t mark, ten t) {
 static void conv(run *r, const dfs_conv *c, const float *in, float *out, int H, int W_, int stride, int pad_t,
                  int pad_l, int OH, int OW) {
     r->flops += 2.0 * r->B * c->out * OH * OW * (double)c->in * c->k * c->k;
+    const size_t mark = r->top, ws = push_raw(r, dfs_conv2d_workspace(c->in, c->k, c->k, OH, OW));
+    r->top = mark;
     if (!r->arena) return;
-    dfs_conv2d_forward(out, in, W(r, c->w), W(r, c->b), r->B, c->in, H, W_, c->out, c->k, c->k, stride, pad_t, pad_l,
+    dfs_conv2d_forward(out, at(r, ws), in, W(r, c->w), W(r, c->b), r->B, c->in, H, W_, c->out, c->k, c->k, stride, pad_t, pad_l,
                        OH, OW);
 }
 

@@ -19,8 +19,10 @@ typedef enum dfs_act {
 
 /* 2-D convolution. inp: (B, C, H, W); w: (OC, C, KH, KW); bias: (OC) or NULL; out: (B, OC, OH, OW).
  * Zero padding pad_t rows above and pad_l columns left; the bottom/right padding is whatever OH,
- * OW imply: OH = (H + pad_t + pad_b - KH) / stride + 1. Matches torch.nn.functional.conv2d. */
-void dfs_conv2d_forward(float *out, const float *inp, const float *w, const float *bias, int B, int C,
+ * OW imply: OH = (H + pad_t + pad_b - KH) / stride + 1. Matches torch.nn.functional.conv2d.
+ * ws: dfs_conv2d_workspace(...) floats of scratch, 64-byte aligned. */
+size_t dfs_conv2d_workspace(int C, int KH, int KW, int OH, int OW);
+void dfs_conv2d_forward(float *out, float *ws, const float *inp, const float *w, const float *bias, int B, int C,
                         int H, int W, int OC, int KH, int KW, int stride, int pad_t, int pad_l, int OH, int OW);
 
 /* out (N, O) = inp (N, I) · w (O, I)^T + bias (O, or NULL). As torch.nn.Linear. */

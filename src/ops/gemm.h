@@ -1,0 +1,38 @@
+/* The GEMM core behind convolutions and linear layers:
+ *     C (M×N) += A (M×K) · B (K×N)
+ * A is read in place (row-major, leading dimension lda: weights as they are stored); B is packed
+ * by the caller into strips of NR columns ([strip][k][NR], zero-padded), which lets a
+ * convolution pack its input patches one panel at a time instead of building a full im2col
+ * matrix. The micro-kernel computes an MR×NR tile of C in registers. Each element of C is summed
+ * in the same order (k ascending) whatever the thread count or the tiling of N. */
+#ifndef DFS_OPS_GEMM_H
+#define DFS_OPS_GEMM_H
+
+#include <stddef.h>
+
+#define DFS_GEMM_MR 8   /* rows of C per micro-kernel call */
+#define DFS_GEMM_KC 256 /* depth of one packed panel */
+
+/* C[i·ldc + j] += Σ_k a[i·lda + k] · b[k·NR + j] for i < mr, j < nr. Rows i >= mr are neither
+ * read past A's last row nor stored. */
+typedef void (*dfs_gemm_kernel_fn)(int kc, const float *a, size_t lda, const float *b, float *c, size_t ldc, int mr, int nr);
+
+typedef struct dfs_gemm_impl {
+    const char *name; /* "avx512", "avx2", "scalar" */
+    int nr;           /* columns per strip */
+    dfs_gemm_kernel_fn kernel;
+} dfs_gemm_impl;
+
+/* The fastest implementation this CPU runs, chosen once from cpuid. */
+const dfs_gemm_impl *dfs_gemm_best(void);
+/* All implementations this CPU can run (for tests and benchmarks); returns the count. */
+int dfs_gemm_available(const dfs_gemm_impl **out, int max);
+
+/* Implementations, each defined in its own file (src/ops/x86/ for the SIMD ones). */
+extern const dfs_gemm_impl dfs_gemm_scalar;
+#if defined(__x86_64__) || defined(__i386__)
+extern const dfs_gemm_impl dfs_gemm_avx2;
+extern const dfs_gemm_impl dfs_gemm_avx512;
+#endif
+
+#endif
