@@ -39,6 +39,7 @@ static void test_conv(int B, int C, int H, int W, int OC, int K, int stride, int
     float *x = rand_buf((size_t)B * C * H * W, 1), *w = rand_buf((size_t)OC * C * K * K, 0.3f), *b = rand_buf(OC, 1);
     float *o1 = rand_buf(no, 1), *o2 = rand_buf(no, 1), *r = rand_buf(no, 1);
     dfs_conv2d_forward_ref(r, x, w, b, B, C, H, W, OC, K, K, stride, pad, pad, OH, OW);
+    dfs_ops_set_threads(2);
     float *ws = rand_buf(dfs_conv2d_workspace(C, K, K, OH, OW), 1);
     dfs_ops_set_threads(1);
     dfs_conv2d_forward(o1, ws, x, w, b, B, C, H, W, OC, K, K, stride, pad, pad, OH, OW);

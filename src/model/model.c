@@ -281,7 +281,8 @@ dfs_status dfs_model_forward_vec(dfs_ctx *ctx, dfs_model *m, const float *x, int
 
 dfs_status dfs_model_run(dfs_ctx *ctx, dfs_model *m, const float *x, int B, int H, int W, const float *t,
                          const int64_t *labels, const float *class_vec, float *out) {
-    if (!m->arena || m->plan_b != B || m->plan_h != H || m->plan_w != W) {
+    dfs_ops_set_threads(dfs_ctx_threads(ctx)); /* before planning: scratch sizes depend on it */
+    if (!m->arena || m->plan_b != B || m->plan_h != H || m->plan_w != W || m->plan_threads != dfs_ctx_threads(ctx)) {
         dfs_unet_plan plan = dfs_unet_plan_forward(m->unet, B, H, W);
         dfs_free(m->arena);
         m->arena = dfs_malloc(dfs_mul_size(plan.arena_floats ? plan.arena_floats : 1, sizeof(float)));
@@ -292,8 +293,8 @@ dfs_status dfs_model_run(dfs_ctx *ctx, dfs_model *m, const float *x, int B, int 
         m->plan_b = B;
         m->plan_h = H;
         m->plan_w = W;
+        m->plan_threads = dfs_ctx_threads(ctx);
     }
-    dfs_ops_set_threads(dfs_ctx_threads(ctx));
     dfs_unet_forward(m->unet, m->params, m->arena, x, B, H, W, t, labels, class_vec, out);
     return DFS_OK;
 }

@@ -11,7 +11,7 @@ struct dfs_model {
     float *params;            /* (unet->n_floats) */
     const char *weight_dtype; /* how the file stored them */
     float *arena;             /* activation arena for (plan_b, plan_h, plan_w) */
-    int plan_b, plan_h, plan_w;
+    int plan_b, plan_h, plan_w, plan_threads;
 };
 
 /* Runs the network after the caller has validated the inputs. */

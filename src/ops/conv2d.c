@@ -11,11 +11,8 @@
 #include "ops/gemm.h"
 #include "ops/ops.h"
 
-#define STRIPS_PER_PANEL 8
-
 size_t dfs_conv2d_workspace(int C, int KH, int KW, int OH, int OW) {
-    const dfs_gemm_impl *g = dfs_gemm_best();
-    return (size_t)DFS_GEMM_KC * g->nr * STRIPS_PER_PANEL;
+    return (size_t)DFS_GEMM_KC * dfs_gemm_best()->nr * dfs_ops_max_threads();
 }
 
 /* Packs rows [k0, k0+kc) of the patch matrix for pixels [p0, p0+ncols) of one image into a strip
@@ -45,10 +42,11 @@ static void pack_strip(float *dst, int NR, const float *img, int H, int W, int K
                 } else {
                     const float *src = plane + (size_t)iy * W;
                     const int ix0 = ox[j] + kx - pad_l;
-                    for (int t = 0; t < run; t++) {
-                        const int ix = ix0 + t;
-                        d[j + t] = ix >= 0 && ix < W ? src[ix] : 0.0f;
-                    }
+                    int lo = -ix0 > 0 ? -ix0 : 0, hi = W - ix0 < run ? W - ix0 : run;
+                    if (hi < lo) hi = lo;
+                    for (int t = 0; t < lo; t++) d[j + t] = 0.0f;
+                    memcpy(d + j + lo, src + ix0 + lo, sizeof(float) * (size_t)(hi - lo));
+                    for (int t = hi; t < run; t++) d[j + t] = 0.0f;
                 }
                 j += run;
             }
@@ -67,35 +65,23 @@ void dfs_conv2d_forward(float *out, float *ws, const float *inp, const float *w,
     DFS_ASSERT(stride >= 1 && OH >= 1 && OW >= 1);
     const dfs_gemm_impl *g = dfs_gemm_best();
     const int NR = g->nr, K = C * KH * KW, P = OH * OW;
-    const int n_mb = (OC + DFS_GEMM_MR - 1) / DFS_GEMM_MR;
-    const int panel_cols = NR * STRIPS_PER_PANEL;
-#pragma omp parallel
-    for (int b = 0; b < B; b++) {
+    const int n_strips = (P + NR - 1) / NR;
+    const long n_work = (long)B * n_strips;
+#pragma omp parallel for schedule(static)
+    for (long t = 0; t < n_work; t++) {
+        const int b = (int)(t / n_strips), s = (int)(t % n_strips);
+        const int p0 = s * NR, cols = P - p0 < NR ? P - p0 : NR;
+        float *panel = ws + (size_t)dfs_ops_thread_id() * DFS_GEMM_KC * NR;
         const float *img = inp + (size_t)b * C * H * W;
-        float *ob = out + (size_t)b * OC * P;
-        for (int p0 = 0; p0 < P; p0 += panel_cols) {
-            const int cols = P - p0 < panel_cols ? P - p0 : panel_cols;
-            const int n_strips = (cols + NR - 1) / NR;
-            for (int k0 = 0; k0 < K; k0 += DFS_GEMM_KC) {
-                const int kc = K - k0 < DFS_GEMM_KC ? K - k0 : DFS_GEMM_KC;
-#pragma omp for schedule(static)
-                for (int s = 0; s < n_strips; s++) {
-                    const int sc = cols - s * NR < NR ? cols - s * NR : NR;
-                    pack_strip(ws + (size_t)s * kc * NR, NR, img, H, W, KH, KW, stride, pad_t, pad_l, OW, k0, kc,
-                               p0 + s * NR, sc);
-                }
-#pragma omp for collapse(2) schedule(static)
-                for (int mb = 0; mb < n_mb; mb++) {
-                    for (int s = 0; s < n_strips; s++) {
-                        const int m0 = mb * DFS_GEMM_MR, mr = OC - m0 < DFS_GEMM_MR ? OC - m0 : DFS_GEMM_MR;
-                        const int sc = cols - s * NR < NR ? cols - s * NR : NR;
-                        float *c = ob + (size_t)m0 * P + p0 + (size_t)s * NR;
-                        if (k0 == 0)
-                            for (int i = 0; i < mr; i++)
-                                for (int j = 0; j < sc; j++) c[(size_t)i * P + j] = bias ? bias[m0 + i] : 0.0f;
-                        g->kernel(kc, w + (size_t)m0 * K + k0, (size_t)K, ws + (size_t)s * kc * NR, c, (size_t)P, mr, sc);
-                    }
-                }
+        float *ob = out + (size_t)b * OC * P + p0;
+        for (int oc = 0; oc < OC; oc++)
+            for (int j = 0; j < cols; j++) ob[(size_t)oc * P + j] = bias ? bias[oc] : 0.0f;
+        for (int k0 = 0; k0 < K; k0 += DFS_GEMM_KC) {
+            const int kc = K - k0 < DFS_GEMM_KC ? K - k0 : DFS_GEMM_KC;
+            pack_strip(panel, NR, img, H, W, KH, KW, stride, pad_t, pad_l, OW, k0, kc, p0, cols);
+            for (int m0 = 0; m0 < OC; m0 += DFS_GEMM_MR) {
+                const int mr = OC - m0 < DFS_GEMM_MR ? OC - m0 : DFS_GEMM_MR;
+                g->kernel(kc, w + (size_t)m0 * K + k0, (size_t)K, panel, ob + (size_t)m0 * P, (size_t)P, mr, cols);
             }
         }
     }

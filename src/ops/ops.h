@@ -8,6 +8,8 @@
 
 /* Sets the number of worker threads used by the ops called from this thread. */
 void dfs_ops_set_threads(int n_threads);
+int dfs_ops_max_threads(void); /* the count set for this thread's parallel regions */
+int dfs_ops_thread_id(void);   /* inside a parallel region: 0 .. max_threads - 1 */
 
 typedef enum dfs_act {
     DFS_ACT_NONE,
@@ -20,7 +22,8 @@ typedef enum dfs_act {
 /* 2-D convolution. inp: (B, C, H, W); w: (OC, C, KH, KW); bias: (OC) or NULL; out: (B, OC, OH, OW).
  * Zero padding pad_t rows above and pad_l columns left; the bottom/right padding is whatever OH,
  * OW imply: OH = (H + pad_t + pad_b - KH) / stride + 1. Matches torch.nn.functional.conv2d.
- * ws: dfs_conv2d_workspace(...) floats of scratch, 64-byte aligned. */
+ * ws: dfs_conv2d_workspace(...) floats of scratch, 64-byte aligned, sized for the thread count
+ * set when it was computed. */
 size_t dfs_conv2d_workspace(int C, int KH, int KW, int OH, int OW);
 void dfs_conv2d_forward(float *out, float *ws, const float *inp, const float *w, const float *bias, int B, int C,
                         int H, int W, int OC, int KH, int KW, int stride, int pad_t, int pad_l, int OH, int OW);

@@ -12,3 +12,19 @@ void dfs_ops_set_threads(int n_threads) {
     (void)n_threads;
 #endif
 }
+
+int dfs_ops_thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+int dfs_ops_max_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
