@@ -86,3 +86,121 @@ void dfs_conv2d_forward(float *out, float *ws, const float *inp, const float *w,
         }
     }
 }
+
+/* Packs patches transposed: rows are pixels [p0, p0+kc), columns are patch rows [k0, k0+nk)
+ * of K ([pixel][NR], zero beyond nk). The B operand of dW = dout · patchesᵀ. */
+static void pack_patches_t(float *dst, int NR, const float *img, int H, int W, int KH, int KW, int stride, int pad_t,
+                           int pad_l, int OW, int p0, int kc, int k0, int nk) {
+    const int ksz = KH * KW;
+    int cc[64], dy[64], dx[64];
+    DFS_ASSERT(NR <= 64);
+    for (int j = 0; j < nk; j++) {
+        const int k = k0 + j, r = k % ksz;
+        cc[j] = k / ksz;
+        dy[j] = r / KW - pad_t;
+        dx[j] = r % KW - pad_l;
+    }
+    for (int i = 0; i < kc; i++) {
+        const int p = p0 + i, oy = p / OW, ox = p % OW;
+        float *d = dst + (size_t)i * NR;
+        int j = 0;
+        for (; j < nk; j++) {
+            const int iy = oy * stride + dy[j], ix = ox * stride + dx[j];
+            d[j] = iy >= 0 && iy < H && ix >= 0 && ix < W ? img[((size_t)cc[j] * H + iy) * W + ix] : 0.0f;
+        }
+        for (; j < NR; j++) d[j] = 0.0f;
+    }
+}
+
+/* Packs rows [m0, m0+kc) of a row-major (rows × P) matrix, columns [p0, p0+cols), as a strip. */
+static void pack_rows(float *dst, int NR, const float *src, int P, int m0, int kc, int p0, int cols) {
+    for (int i = 0; i < kc; i++) {
+        float *d = dst + (size_t)i * NR;
+        memcpy(d, src + (size_t)(m0 + i) * P + p0, sizeof(float) * (size_t)cols);
+        for (int j = cols; j < NR; j++) d[j] = 0.0f;
+    }
+}
+
+size_t dfs_conv2d_backward_workspace(int C, int OC, int KH, int KW, int OH, int OW) {
+    const size_t NR = (size_t)dfs_gemm_best()->nr, K = (size_t)C * KH * KW;
+    /* per thread: one packed panel and one strip of patch gradients; shared: wᵀ */
+    return K * OC + (size_t)dfs_ops_max_threads() * (DFS_GEMM_KC * NR + K * NR);
+}
+
+void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const float *dout, const float *inp,
+                         const float *w, int B, int C, int H, int W, int OC, int KH, int KW, int stride, int pad_t,
+                         int pad_l, int OH, int OW) {
+    const dfs_gemm_impl *g = dfs_gemm_best();
+    const int NR = g->nr, K = C * KH * KW, P = OH * OW, ksz = KH * KW;
+    float *wt = ws;                                /* (K, OC) */
+    float *thread_ws = ws + (size_t)K * OC;
+    const size_t per_thread = (size_t)DFS_GEMM_KC * NR + (size_t)K * NR;
+
+    if (db) {
+#pragma omp parallel for schedule(static)
+        for (int oc = 0; oc < OC; oc++) {
+            double s = 0.0;
+            for (int b = 0; b < B; b++) {
+                const float *d = dout + ((size_t)b * OC + oc) * P;
+                for (int p = 0; p < P; p++) s += d[p];
+            }
+            db[oc] += (float)s;
+        }
+    }
+    if (dw) {
+        /* dW (OC × K) += Σ_b dout_b (OC × P) · patches_bᵀ (P × K); a thread owns strips of K */
+        const int n_strips = (K + NR - 1) / NR;
+#pragma omp parallel for schedule(static)
+        for (int s = 0; s < n_strips; s++) {
+            float *panel = thread_ws + (size_t)dfs_ops_thread_id() * per_thread;
+            const int k0 = s * NR, nk = K - k0 < NR ? K - k0 : NR;
+            for (int b = 0; b < B; b++) {
+                const float *img = inp + (size_t)b * C * H * W;
+                for (int p0 = 0; p0 < P; p0 += DFS_GEMM_KC) {
+                    const int kc = P - p0 < DFS_GEMM_KC ? P - p0 : DFS_GEMM_KC;
+                    pack_patches_t(panel, NR, img, H, W, KH, KW, stride, pad_t, pad_l, OW, p0, kc, k0, nk);
+                    for (int m0 = 0; m0 < OC; m0 += DFS_GEMM_MR) {
+                        const int mr = OC - m0 < DFS_GEMM_MR ? OC - m0 : DFS_GEMM_MR;
+                        g->kernel(kc, dout + ((size_t)b * OC + m0) * P + p0, (size_t)P, panel, dw + (size_t)m0 * K + k0,
+                                  (size_t)K, mr, nk);
+                    }
+                }
+            }
+        }
+    }
+    if (dinp) {
+        /* dpatches (K × P) = wᵀ (K × OC) · dout_b (OC × P), scattered back (col2im) one strip of
+         * pixels at a time; a thread owns whole images, so each input gradient has one writer. */
+#pragma omp parallel for schedule(static)
+        for (int k = 0; k < K; k++)
+            for (int oc = 0; oc < OC; oc++) wt[(size_t)k * OC + oc] = w[(size_t)oc * K + k];
+        const int n_strips = (P + NR - 1) / NR;
+#pragma omp parallel for schedule(static)
+        for (int b = 0; b < B; b++) {
+            float *panel = thread_ws + (size_t)dfs_ops_thread_id() * per_thread, *dp = panel + (size_t)DFS_GEMM_KC * NR;
+            const float *db_ = dout + (size_t)b * OC * P;
+            float *di = dinp + (size_t)b * C * H * W;
+            for (int s = 0; s < n_strips; s++) {
+                const int p0 = s * NR, cols = P - p0 < NR ? P - p0 : NR;
+                memset(dp, 0, sizeof(float) * (size_t)K * NR);
+                for (int o0 = 0; o0 < OC; o0 += DFS_GEMM_KC) {
+                    const int kc = OC - o0 < DFS_GEMM_KC ? OC - o0 : DFS_GEMM_KC;
+                    pack_rows(panel, NR, db_, P, o0, kc, p0, cols);
+                    for (int m0 = 0; m0 < K; m0 += DFS_GEMM_MR) {
+                        const int mr = K - m0 < DFS_GEMM_MR ? K - m0 : DFS_GEMM_MR;
+                        g->kernel(kc, wt + (size_t)m0 * OC + o0, (size_t)OC, panel, dp + (size_t)m0 * NR, (size_t)NR, mr, cols);
+                    }
+                }
+                for (int k = 0; k < K; k++) {
+                    const int c = k / ksz, r = k % ksz, ky = r / KW, kx = r % KW;
+                    const float *row = dp + (size_t)k * NR;
+                    for (int j = 0; j < cols; j++) {
+                        const int p = p0 + j, oy = p / OW, ox = p % OW;
+                        const int iy = oy * stride + ky - pad_t, ix = ox * stride + kx - pad_l;
+                        if (iy >= 0 && iy < H && ix >= 0 && ix < W) di[((size_t)c * H + iy) * W + ix] += row[j];
+                    }
+                }
+            }
+        }
+    }
+}

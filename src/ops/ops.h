@@ -28,6 +28,14 @@ size_t dfs_conv2d_workspace(int C, int KH, int KW, int OH, int OW);
 void dfs_conv2d_forward(float *out, float *ws, const float *inp, const float *w, const float *bias, int B, int C,
                         int H, int W, int OC, int KH, int KW, int stride, int pad_t, int pad_l, int OH, int OW);
 
+/* Gradients of dfs_conv2d_forward, accumulated (+=) into dinp, dw and db (each may be NULL).
+ * ws: dfs_conv2d_backward_workspace(...) floats. dW sums over images in order, so results do
+ * not depend on the thread count. */
+size_t dfs_conv2d_backward_workspace(int C, int OC, int KH, int KW, int OH, int OW);
+void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const float *dout, const float *inp,
+                         const float *w, int B, int C, int H, int W, int OC, int KH, int KW, int stride, int pad_t,
+                         int pad_l, int OH, int OW);
+
 /* out (N, O) = inp (N, I) · w (O, I)^T + bias (O, or NULL). As torch.nn.Linear. */
 void dfs_linear_forward(float *out, const float *inp, const float *w, const float *bias, int N, int I, int O);
 
