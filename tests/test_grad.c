@@ -94,7 +94,164 @@ static void test_conv(int B, int C, int H, int W, int OC, int K, int stride, int
     dfs_free(dx); dfs_free(dw); dfs_free(db); dfs_free(ws); dfs_free(dx1); dfs_free(dw1);
 }
 
+/* ---- GroupNorm ---- */
+typedef struct gn_st { int B, C, HW, G; float *x, *gm, *bt, *g, *y; } gn_st;
+static double gn_loss(void *p) {
+    gn_st *s = p;
+    dfs_groupnorm_forward_ref(s->y, s->x, s->gm, s->bt, s->B, s->C, s->HW, s->G, 1e-5f, DFS_ACT_NONE);
+    return dot(s->g, s->y, (size_t)s->B * s->C * s->HW);
+}
+static void test_groupnorm(int B, int C, int HW, int G) {
+    gn_st s = {B, C, HW, G, NULL, NULL, NULL, NULL, NULL};
+    const size_t n = (size_t)B * C * HW;
+    s.x = rand_buf(n, 2);
+    s.gm = rand_buf(C, 1);
+    s.bt = rand_buf(C, 1);
+    s.g = rand_buf(n, 1);
+    s.y = zeros(n);
+    float *dx = zeros(n), *dg = zeros(C), *db = zeros(C), *ws = zeros(dfs_groupnorm_backward_workspace(B, G));
+    dfs_groupnorm_backward(dx, dg, db, ws, s.g, s.x, s.gm, B, C, HW, G, 1e-5f);
+    check_grad("groupnorm dx", gn_loss, &s, s.x, dx, n, 1e-2f);
+    check_grad("groupnorm dgamma", gn_loss, &s, s.gm, dg, C, 1e-2f);
+    check_grad("groupnorm dbeta", gn_loss, &s, s.bt, db, C, 1e-2f);
+    dfs_free(s.x); dfs_free(s.gm); dfs_free(s.bt); dfs_free(s.g); dfs_free(s.y); dfs_free(dx); dfs_free(dg); dfs_free(db); dfs_free(ws);
+}
+
+/* ---- activations ---- */
+typedef struct act_st { size_t n; dfs_act act; float *x, *g; } act_st;
+static double act_loss(void *p) {
+    act_st *s = p;
+    double l = 0;
+    for (size_t i = 0; i < s->n; i++) l += s->g[i] * dfs_act_ref(s->x[i], s->act);
+    return l;
+}
+static void test_act(dfs_act act) {
+    act_st s = {50, act, rand_buf(50, 4), rand_buf(50, 1)};
+    float *dx = zeros(50);
+    for (int i = 0; i < 50; i++)
+        if (fabsf(s.x[i]) < 0.02f) s.x[i] = 0.5f; /* keep ReLU's kink away from the difference */
+    dfs_act_backward(dx, s.g, s.x, 50, act);
+    check_grad("activation", act_loss, &s, s.x, dx, 50, 1e-3f);
+    dfs_free(s.x); dfs_free(s.g); dfs_free(dx);
+}
+
+/* ---- linear ---- */
+typedef struct lin_st { int N, I, O; float *x, *w, *b, *g, *y; } lin_st;
+static double lin_loss(void *p) {
+    lin_st *s = p;
+    dfs_linear_forward_ref(s->y, s->x, s->w, s->b, s->N, s->I, s->O);
+    return dot(s->g, s->y, (size_t)s->N * s->O);
+}
+static void test_linear(int N, int I, int O) {
+    lin_st s = {N, I, O, rand_buf((size_t)N * I, 1), rand_buf((size_t)O * I, 1), rand_buf(O, 1), rand_buf((size_t)N * O, 1), zeros((size_t)N * O)};
+    float *dx = zeros((size_t)N * I), *dw = zeros((size_t)O * I), *db = zeros(O);
+    dfs_linear_backward(dx, dw, db, s.g, s.x, s.w, N, I, O);
+    check_grad("linear dx", lin_loss, &s, s.x, dx, (size_t)N * I, 1e-2f);
+    check_grad("linear dw", lin_loss, &s, s.w, dw, (size_t)O * I, 1e-2f);
+    check_grad("linear db", lin_loss, &s, s.b, db, O, 1e-2f);
+    dfs_free(s.x); dfs_free(s.w); dfs_free(s.b); dfs_free(s.g); dfs_free(s.y); dfs_free(dx); dfs_free(dw); dfs_free(db);
+}
+
+/* ---- attention ---- */
+typedef struct at_st { int B, C, HW, heads, dh; float rescale; float *x, *res, *w[4], *bias[4], *g, *y; } at_st;
+static double at_loss(void *p) {
+    at_st *s = p;
+    dfs_attention_forward_ref(s->y, s->x, s->res, s->w[0], s->bias[0], s->w[1], s->bias[1], s->w[2], s->bias[2], s->w[3],
+                              s->bias[3], s->B, s->C, s->HW, s->heads, s->dh, s->rescale);
+    return dot(s->g, s->y, (size_t)s->B * s->C * s->HW);
+}
+static void test_attention(int B, int C, int HW, int heads, int dh, float rescale) {
+    at_st s = {B, C, HW, heads, dh, rescale, NULL, NULL, {0}, {0}, NULL, NULL};
+    const size_t n = (size_t)B * C * HW, inner = (size_t)heads * dh;
+    s.x = rand_buf(n, 1);
+    s.res = rand_buf(n, 1);
+    for (int k = 0; k < 4; k++) {
+        s.w[k] = rand_buf(inner * C, 0.5f);
+        s.bias[k] = rand_buf(k == 3 ? (size_t)C : inner, 0.2f);
+    }
+    s.g = rand_buf(n, 1);
+    s.y = zeros(n);
+    float *out = zeros(n), *saved = zeros(dfs_attention_saved_size(B, C, HW, heads, dh));
+    float *scr = zeros(dfs_attention_scratch(B, C, HW, heads, dh) + dfs_attention_backward_scratch(B, C, HW, heads, dh));
+    float *dx = zeros(n), *dres = zeros(n), *dw[4], *db[4];
+    for (int k = 0; k < 4; k++) {
+        dw[k] = zeros(inner * C);
+        db[k] = zeros(k == 3 ? (size_t)C : inner);
+    }
+    dfs_attention_forward_train(out, saved, scr, s.x, s.res, s.w[0], s.bias[0], s.w[1], s.bias[1], s.w[2], s.bias[2], s.w[3],
+                                s.bias[3], B, C, HW, heads, dh, rescale);
+    at_loss(&s);
+    double e = 0;
+    for (size_t i = 0; i < n; i++) e = fmax(e, fabs(out[i] - s.y[i]));
+    TEST_CHECK(e < 1e-5);
+    dfs_attn_grads gr = {dw[0], db[0], dw[1], db[1], dw[2], db[2], dw[3], db[3]};
+    dfs_attention_backward(dx, dres, &gr, scr, s.g, saved, s.x, s.w[0], s.w[1], s.w[2], s.w[3], B, C, HW, heads, dh, rescale);
+    check_grad("attention dx", at_loss, &s, s.x, dx, n, 1e-2f);
+    check_grad("attention dres", at_loss, &s, s.res, dres, n, 1e-2f);
+    static const char *names[4] = {"attention dwq", "attention dwk", "attention dwv", "attention dwo"};
+    for (int k = 0; k < 4; k++) {
+        check_grad(names[k], at_loss, &s, s.w[k], dw[k], inner * C, 1e-2f);
+        check_grad("attention bias", at_loss, &s, s.bias[k], db[k], k == 3 ? (size_t)C : inner, 1e-2f);
+    }
+    dfs_free(s.x); dfs_free(s.res); dfs_free(s.g); dfs_free(s.y); dfs_free(out); dfs_free(saved); dfs_free(scr);
+    dfs_free(dx); dfs_free(dres);
+    for (int k = 0; k < 4; k++) { dfs_free(s.w[k]); dfs_free(s.bias[k]); dfs_free(dw[k]); dfs_free(db[k]); }
+}
+
+/* ---- resampling and element-wise ---- */
+typedef struct rs_st { int BC, H, W, up; float *x, *g, *y; } rs_st;
+static double rs_loss(void *p) {
+    rs_st *s = p;
+    if (s->up) dfs_upsample2x_forward(s->y, s->x, s->BC, s->H, s->W);
+    else dfs_avgpool2x_forward(s->y, s->x, s->BC, s->H, s->W);
+    return dot(s->g, s->y, (size_t)s->BC * (s->up ? 4 * s->H * s->W : (s->H / 2) * (s->W / 2)));
+}
+static void test_resample(int up) {
+    rs_st s = {3, 6, 4, up, rand_buf(72, 1), rand_buf(up ? 288 : 18, 1), zeros(288)};
+    float *dx = zeros(72);
+    if (up) dfs_upsample2x_backward(dx, s.g, 3, 6, 4);
+    else dfs_avgpool2x_backward(dx, s.g, 3, 6, 4);
+    check_grad(up ? "upsample" : "avgpool", rs_loss, &s, s.x, dx, 72, 1e-2f);
+    dfs_free(s.x); dfs_free(s.g); dfs_free(s.y); dfs_free(dx);
+}
+
+typedef struct ss_st { int B, C, HW, shift; float *x, *t, *g, *y; } ss_st;
+static double ss_loss(void *p) {
+    ss_st *s = p;
+    size_t n = (size_t)s->B * s->C * s->HW;
+    memcpy(s->y, s->x, n * sizeof(float));
+    if (s->shift) dfs_scale_shift(s->y, s->t, s->B, s->C, s->HW, DFS_ACT_NONE);
+    else dfs_add_channel_bias(s->y, s->t, s->B, s->C, s->HW);
+    return dot(s->g, s->y, n);
+}
+static void test_time_cond(int shift) {
+    ss_st s = {2, 3, 5, shift, rand_buf(30, 1), rand_buf(12, 1), rand_buf(30, 1), zeros(30)};
+    float *dx = zeros(30), *dt = zeros(12);
+    if (shift) {
+        dfs_scale_shift_backward(dx, dt, s.g, s.x, s.t, 2, 3, 5);
+        check_grad("scale_shift dx", ss_loss, &s, s.x, dx, 30, 1e-2f);
+    } else {
+        dfs_channel_sum_backward(dt, s.g, 2, 3, 5);
+    }
+    check_grad(shift ? "scale_shift dt" : "channel bias", ss_loss, &s, s.t, dt, shift ? 12 : 6, 1e-2f);
+    dfs_free(s.x); dfs_free(s.t); dfs_free(s.g); dfs_free(s.y); dfs_free(dx); dfs_free(dt);
+}
+
 int main(void) {
+    test_groupnorm(2, 8, 9, 4);
+    test_groupnorm(1, 6, 5, 6);
+    test_act(DFS_ACT_SILU);
+    test_act(DFS_ACT_MISH);
+    test_act(DFS_ACT_GELU);
+    test_act(DFS_ACT_RELU);
+    test_linear(3, 7, 5);
+    test_attention(1, 8, 6, 2, 4, 1.0f);
+    test_attention(2, 6, 5, 1, 6, 1.41421356f);
+    test_attention(1, 10, 7, 3, 3, 1.0f);
+    test_resample(1);
+    test_resample(0);
+    test_time_cond(0);
+    test_time_cond(1);
     test_conv(2, 3, 6, 5, 4, 3, 1, 1);
     test_conv(1, 5, 7, 7, 9, 1, 1, 0);
     test_conv(2, 4, 8, 6, 3, 3, 2, 1);

@@ -24,3 +24,29 @@ void dfs_act_forward(float *x, size_t n, dfs_act act) {
         return;
     }
 }
+
+void dfs_act_backward(float *dinp, const float *dout, const float *inp, size_t n, dfs_act act) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        const float x = inp[i];
+        float d = 1.0f;
+        switch (act) {
+        case DFS_ACT_NONE: break;
+        case DFS_ACT_SILU: {
+            const float s = 1.0f / (1.0f + expf(-x));
+            d = s * (1.0f + x * (1.0f - s));
+            break;
+        }
+        case DFS_ACT_MISH: {
+            const float sp = softplus(x), t = tanhf(sp), s = 1.0f / (1.0f + expf(-x));
+            d = t + x * (1.0f - t * t) * s;
+            break;
+        }
+        case DFS_ACT_GELU:
+            d = 0.5f * (1.0f + erff(x * 0.70710678118654752f)) + x * 0.39894228040143268f * expf(-0.5f * x * x);
+            break;
+        case DFS_ACT_RELU: d = x > 0.0f ? 1.0f : 0.0f; break;
+        }
+        dinp[i] += dout[i] * d;
+    }
+}

@@ -20,50 +20,168 @@ static void transpose(float *dst, const float *src, int rows, int cols) {
         for (int r = 0; r < rows; r++) dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
 }
 
+/* O = softmax(Q Kᵀ·scale) V for every head, rows of (HW, inner) matrices; stats (heads, HW, 2)
+ * receives each row's maximum and sum when not NULL (what the backward pass needs). */
+static void attend(float *O, float *stats, const float *Q, const float *K, const float *V, int HW, int heads, int dh,
+                   float scale) {
+    const int inner = heads * dh;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int h = 0; h < heads; h++) {
+        for (int i = 0; i < HW; i++) {
+            const float *q = Q + (size_t)i * inner + (size_t)h * dh;
+            float *o = O + (size_t)i * inner + (size_t)h * dh;
+            float m = -INFINITY, l = 0.0f;
+            memset(o, 0, sizeof(float) * (size_t)dh);
+            for (int j = 0; j < HW; j++) {
+                const float s = dfs_dot(q, K + (size_t)j * inner + (size_t)h * dh, dh) * scale;
+                if (s > m) {
+                    const float r = expf(m - s); /* 0 on the first key */
+                    l *= r;
+                    for (int d = 0; d < dh; d++) o[d] *= r;
+                    m = s;
+                }
+                const float p = expf(s - m);
+                l += p;
+                const float *v = V + (size_t)j * inner + (size_t)h * dh;
+                for (int d = 0; d < dh; d++) o[d] += p * v[d];
+            }
+            const float inv = 1.0f / l;
+            for (int d = 0; d < dh; d++) o[d] *= inv;
+            if (stats) {
+                stats[((size_t)h * HW + i) * 2] = m;
+                stats[((size_t)h * HW + i) * 2 + 1] = l;
+            }
+        }
+    }
+}
+
+size_t dfs_attention_saved_size(int B, int C, int HW, int heads, int dh) {
+    return (size_t)B * HW * (4 * (size_t)heads * dh + 2 * (size_t)heads);
+}
+
+/* One image: tokens → Q, K, V → O → out. Q, K, V, O, stats: this image's (possibly saved) buffers. */
+static void forward_image(float *dst, float *T, float *Y, float *Q, float *K, float *V, float *O, float *stats,
+                          const float *xn, const float *res, const float *wq, const float *bq, const float *wk,
+                          const float *bk, const float *wv, const float *bv, const float *wo, const float *bo, int C,
+                          int HW, int heads, int dh, float rescale) {
+    const int inner = heads * dh;
+    transpose(T, xn, C, HW);
+    dfs_linear_forward(Q, T, wq, bq, HW, C, inner);
+    dfs_linear_forward(K, T, wk, bk, HW, C, inner);
+    dfs_linear_forward(V, T, wv, bv, HW, C, inner);
+    attend(O, stats, Q, K, V, HW, heads, dh, 1.0f / sqrtf((float)dh));
+    dfs_linear_forward(Y, O, wo, bo, HW, inner, C);
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++)
+        for (int p = 0; p < HW; p++) dst[(size_t)c * HW + p] = (Y[(size_t)p * C + c] + res[(size_t)c * HW + p]) / rescale;
+}
+
 void dfs_attention_forward(float *out, float *scratch, const float *xn, const float *residual,
                            const float *wq, const float *bq, const float *wk, const float *bk,
                            const float *wv, const float *bv, const float *wo, const float *bo,
                            int B, int C, int HW, int heads, int dh, float rescale) {
-    const int inner = heads * dh;
+    const size_t inner = (size_t)heads * dh;
     float *T = scratch, *Q = T + (size_t)HW * C, *K = Q + (size_t)HW * inner;
     float *V = K + (size_t)HW * inner, *O = V + (size_t)HW * inner, *Y = O + (size_t)HW * inner;
-    const float scale = 1.0f / sqrtf((float)dh);
     for (int b = 0; b < B; b++) {
         const size_t img = (size_t)b * C * HW;
-        transpose(T, xn + img, C, HW);
-        dfs_linear_forward(Q, T, wq, bq, HW, C, inner);
-        dfs_linear_forward(K, T, wk, bk, HW, C, inner);
-        dfs_linear_forward(V, T, wv, bv, HW, C, inner);
-#pragma omp parallel for collapse(2) schedule(static)
-        for (int h = 0; h < heads; h++) {
-            for (int i = 0; i < HW; i++) {
-                const float *q = Q + (size_t)i * inner + (size_t)h * dh;
-                float *o = O + (size_t)i * inner + (size_t)h * dh;
-                float m = -INFINITY, l = 0.0f;
-                memset(o, 0, sizeof(float) * (size_t)dh);
-                for (int j = 0; j < HW; j++) {
-                    const float s = dfs_dot(q, K + (size_t)j * inner + (size_t)h * dh, dh) * scale;
-                    if (s > m) {
-                        const float r = expf(m - s); /* 0 on the first key */
-                        l *= r;
-                        for (int d = 0; d < dh; d++) o[d] *= r;
-                        m = s;
-                    }
-                    const float p = expf(s - m);
-                    l += p;
-                    const float *v = V + (size_t)j * inner + (size_t)h * dh;
-                    for (int d = 0; d < dh; d++) o[d] += p * v[d];
-                }
-                const float inv = 1.0f / l;
-                for (int d = 0; d < dh; d++) o[d] *= inv;
-            }
-        }
-        dfs_linear_forward(Y, O, wo, bo, HW, inner, C);
-        const float *res = residual + img;
-        float *dst = out + img;
+        forward_image(out + img, T, Y, Q, K, V, O, NULL, xn + img, residual + img, wq, bq, wk, bk, wv, bv, wo, bo, C, HW,
+                      heads, dh, rescale);
+    }
+}
+
+/* Saved layout per image: Q, K, V, O (HW, inner) each, then stats (heads, HW, 2). */
+static float *saved_image(float *saved, int b, int HW, int heads, int dh) {
+    return saved + (size_t)b * HW * (4 * (size_t)heads * dh + 2 * (size_t)heads);
+}
+
+void dfs_attention_forward_train(float *out, float *saved, float *scratch, const float *xn, const float *residual,
+                                 const float *wq, const float *bq, const float *wk, const float *bk, const float *wv,
+                                 const float *bv, const float *wo, const float *bo, int B, int C, int HW, int heads,
+                                 int dh, float rescale) {
+    const size_t inner = (size_t)heads * dh;
+    float *T = scratch, *Y = T + (size_t)HW * C;
+    for (int b = 0; b < B; b++) {
+        const size_t img = (size_t)b * C * HW;
+        float *Q = saved_image(saved, b, HW, heads, dh), *K = Q + HW * inner, *V = K + HW * inner, *O = V + HW * inner;
+        forward_image(out + img, T, Y, Q, K, V, O, O + HW * inner, xn + img, residual + img, wq, bq, wk, bk, wv, bv, wo,
+                      bo, C, HW, heads, dh, rescale);
+    }
+}
+
+size_t dfs_attention_backward_scratch(int B, int C, int HW, int heads, int dh) {
+    return (size_t)HW * (3 * (size_t)C + 4 * (size_t)heads * dh) + (size_t)heads * HW;
+}
+
+void dfs_attention_backward(float *dxn, float *dres, const dfs_attn_grads *g, float *scratch, const float *dout,
+                            const float *saved, const float *xn, const float *wq, const float *wk, const float *wv,
+                            const float *wo, int B, int C, int HW, int heads, int dh, float rescale) {
+    const int inner = heads * dh;
+    const float scale = 1.0f / sqrtf((float)dh);
+    float *T = scratch, *dY = T + (size_t)HW * C, *dT = dY + (size_t)HW * C;
+    float *dO = dT + (size_t)HW * C, *dQ = dO + (size_t)HW * inner, *dK = dQ + (size_t)HW * inner;
+    float *dV = dK + (size_t)HW * inner, *D = dV + (size_t)HW * inner;
+    for (int b = 0; b < B; b++) {
+        const size_t img = (size_t)b * C * HW;
+        const float *Q = saved_image((float *)saved, b, HW, heads, dh), *K = Q + (size_t)HW * inner;
+        const float *V = K + (size_t)HW * inner, *O = V + (size_t)HW * inner, *stats = O + (size_t)HW * inner;
+        const float *go = dout + img;
 #pragma omp parallel for schedule(static)
         for (int c = 0; c < C; c++)
-            for (int p = 0; p < HW; p++)
-                dst[(size_t)c * HW + p] = (Y[(size_t)p * C + c] + res[(size_t)c * HW + p]) / rescale;
+            for (int p = 0; p < HW; p++) {
+                const float d = go[(size_t)c * HW + p] / rescale;
+                dY[(size_t)p * C + c] = d;
+                if (dres) dres[img + (size_t)c * HW + p] += d;
+            }
+        memset(dO, 0, sizeof(float) * (size_t)HW * inner);
+        dfs_linear_backward(dO, g->dwo, g->dbo, dY, O, wo, HW, inner, C);
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int h = 0; h < heads; h++)
+            for (int i = 0; i < HW; i++)
+                D[(size_t)h * HW + i] = dfs_dot(dO + (size_t)i * inner + (size_t)h * dh, O + (size_t)i * inner + (size_t)h * dh, dh);
+        /* dQ: one writer per query row, recomputing that row's probabilities */
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int h = 0; h < heads; h++)
+            for (int i = 0; i < HW; i++) {
+                const size_t qi = (size_t)i * inner + (size_t)h * dh;
+                const float m = stats[((size_t)h * HW + i) * 2], inv_l = 1.0f / stats[((size_t)h * HW + i) * 2 + 1];
+                float *dq = dQ + qi;
+                memset(dq, 0, sizeof(float) * (size_t)dh);
+                for (int j = 0; j < HW; j++) {
+                    const size_t kj = (size_t)j * inner + (size_t)h * dh;
+                    const float p = expf(dfs_dot(Q + qi, K + kj, dh) * scale - m) * inv_l;
+                    const float ds = p * (dfs_dot(dO + qi, V + kj, dh) - D[(size_t)h * HW + i]) * scale;
+                    for (int d = 0; d < dh; d++) dq[d] += ds * K[kj + d];
+                }
+            }
+        /* dK, dV: one writer per key row */
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int h = 0; h < heads; h++)
+            for (int j = 0; j < HW; j++) {
+                const size_t kj = (size_t)j * inner + (size_t)h * dh;
+                float *dk = dK + kj, *dv = dV + kj;
+                memset(dk, 0, sizeof(float) * (size_t)dh);
+                memset(dv, 0, sizeof(float) * (size_t)dh);
+                for (int i = 0; i < HW; i++) {
+                    const size_t qi = (size_t)i * inner + (size_t)h * dh;
+                    const float m = stats[((size_t)h * HW + i) * 2], inv_l = 1.0f / stats[((size_t)h * HW + i) * 2 + 1];
+                    const float p = expf(dfs_dot(Q + qi, K + kj, dh) * scale - m) * inv_l;
+                    const float ds = p * (dfs_dot(dO + qi, V + kj, dh) - D[(size_t)h * HW + i]) * scale;
+                    for (int d = 0; d < dh; d++) {
+                        dk[d] += ds * Q[qi + d];
+                        dv[d] += p * dO[qi + d];
+                    }
+                }
+            }
+        transpose(T, xn + img, C, HW);
+        memset(dT, 0, sizeof(float) * (size_t)HW * C);
+        dfs_linear_backward(dT, g->dwq, g->dbq, dQ, T, wq, HW, C, inner);
+        dfs_linear_backward(dT, g->dwk, g->dbk, dK, T, wk, HW, C, inner);
+        dfs_linear_backward(dT, g->dwv, g->dbv, dV, T, wv, HW, C, inner);
+        if (dxn) {
+#pragma omp parallel for schedule(static)
+            for (int c = 0; c < C; c++)
+                for (int p = 0; p < HW; p++) dxn[img + (size_t)c * HW + p] += dT[(size_t)p * C + c];
+        }
     }
 }

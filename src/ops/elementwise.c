@@ -36,3 +36,32 @@ void dfs_scale_shift(float *x, const float *t, int B, int C, int HW, dfs_act act
             dfs_act_forward(row, (size_t)HW, act);
         }
 }
+
+void dfs_channel_sum_backward(float *dbias, const float *dx, int B, int C, int HW) {
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            const float *row = dx + ((size_t)b * C + c) * HW;
+            double s = 0;
+            for (int i = 0; i < HW; i++) s += row[i];
+            dbias[(size_t)b * C + c] += (float)s;
+        }
+}
+
+void dfs_scale_shift_backward(float *dinp, float *dt, const float *dout, const float *inp, const float *t, int B, int C,
+                              int HW) {
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            const size_t off = ((size_t)b * C + c) * HW;
+            const float scale = 1.0f + t[(size_t)b * 2 * C + c];
+            double ds = 0, dsh = 0;
+            for (int i = 0; i < HW; i++) {
+                ds += (double)dout[off + i] * inp[off + i];
+                dsh += dout[off + i];
+                dinp[off + i] += dout[off + i] * scale;
+            }
+            dt[(size_t)b * 2 * C + c] += (float)ds;
+            dt[(size_t)b * 2 * C + C + c] += (float)dsh;
+        }
+}

@@ -39,6 +39,10 @@ void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const flo
 /* out (N, O) = inp (N, I) · w (O, I)^T + bias (O, or NULL). As torch.nn.Linear. */
 void dfs_linear_forward(float *out, const float *inp, const float *w, const float *bias, int N, int I, int O);
 
+/* Gradients of dfs_linear_forward, += into dinp, dw, db (each may be NULL). */
+void dfs_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w, int N,
+                         int I, int O);
+
 /* GroupNorm with G groups over (C/G)·HW values each, then an optional activation.
  * inp, out: (B, C, HW) (may alias); gamma, beta: (C). Statistics accumulate in double; the biased
  * variance is used, as torch.nn.GroupNorm. */
@@ -47,6 +51,15 @@ void dfs_groupnorm_forward(float *out, const float *inp, const float *gamma, con
 
 /* x[i] = act(x[i]) for n values, in place. */
 void dfs_act_forward(float *x, size_t n, dfs_act act);
+/* dinp += dout · act'(inp), inp being the activation's input. */
+void dfs_act_backward(float *dinp, const float *dout, const float *inp, size_t n, dfs_act act);
+
+/* Gradients of GroupNorm without activation (training keeps the activation separate), += into
+ * dinp, dgamma, dbeta (each may be NULL). The statistics are recomputed from inp.
+ * ws: dfs_groupnorm_backward_workspace(B, G) floats, 8-byte aligned. */
+size_t dfs_groupnorm_backward_workspace(int B, int G);
+void dfs_groupnorm_backward(float *dinp, float *dgamma, float *dbeta, float *ws, const float *dout, const float *inp,
+                            const float *gamma, int B, int C, int HW, int G, float eps);
 
 /* Multi-head self-attention over the HW positions of each image, as diffusers' Attention with
  * residual_connection: out = (to_out(softmax(q kᵀ/√dh) v) + residual) / rescale.
@@ -60,11 +73,37 @@ void dfs_attention_forward(float *out, float *scratch, const float *xn, const fl
                            const float *wv, const float *bv, const float *wo, const float *bo,
                            int B, int C, int HW, int heads, int dh, float rescale);
 
+/* Training: the same, also saving Q, K, V, O and the softmax row statistics into saved
+ * (dfs_attention_saved_size floats) for dfs_attention_backward. scratch as above. */
+size_t dfs_attention_saved_size(int B, int C, int HW, int heads, int dh);
+void dfs_attention_forward_train(float *out, float *saved, float *scratch, const float *xn, const float *residual,
+                                 const float *wq, const float *bq, const float *wk, const float *bk, const float *wv,
+                                 const float *bv, const float *wo, const float *bo, int B, int C, int HW, int heads,
+                                 int dh, float rescale);
+
+/* Parameter gradients of an attention layer, each accumulated (+=); any may be NULL. */
+typedef struct dfs_attn_grads {
+    float *dwq, *dbq, *dwk, *dbk, *dwv, *dbv, *dwo, *dbo;
+} dfs_attn_grads;
+
+/* Gradients of dfs_attention_forward_train: += into dxn (the normalised input), dres (the
+ * residual) and the parameter gradients. Probabilities are recomputed from the saved Q, K and row
+ * statistics; dQ is computed per query row and dK, dV per key row, each with one writer.
+ * scratch: dfs_attention_backward_scratch(...) floats. */
+size_t dfs_attention_backward_scratch(int B, int C, int HW, int heads, int dh);
+void dfs_attention_backward(float *dxn, float *dres, const dfs_attn_grads *g, float *scratch, const float *dout,
+                            const float *saved, const float *xn, const float *wq, const float *wk, const float *wv,
+                            const float *wo, int B, int C, int HW, int heads, int dh, float rescale);
+
 /* Nearest-neighbour 2x upsampling. inp: (B·C, H, W); out: (B·C, 2H, 2W). */
 void dfs_upsample2x_forward(float *out, const float *inp, int BC, int H, int W);
 
+void dfs_upsample2x_backward(float *dinp, const float *dout, int BC, int H, int W); /* dinp += */
+
 /* 2x2 average pooling, stride 2 (floor). inp: (B·C, H, W); out: (B·C, H/2, W/2). */
 void dfs_avgpool2x_forward(float *out, const float *inp, int BC, int H, int W);
+
+void dfs_avgpool2x_backward(float *dinp, const float *dout, int BC, int H, int W); /* dinp += */
 
 /* out = (a + b) / div, n values (out may alias a or b). A division, as diffusers writes it
  * ((input + hidden) / output_scale_factor), so results match torch bit for bit. */
@@ -76,6 +115,14 @@ void dfs_add_channel_bias(float *x, const float *bias, int B, int C, int HW);
 /* x (B, C, HW) = act(x · (1 + scale) + shift) with t (B, 2C) = [scale, shift] per image: the
  * "scale_shift" time conditioning of ResnetBlock2D. */
 void dfs_scale_shift(float *x, const float *t, int B, int C, int HW, dfs_act act);
+
+/* dbias (B, C) += Σ over positions of dx (B, C, HW): the gradient of dfs_add_channel_bias. */
+void dfs_channel_sum_backward(float *dbias, const float *dx, int B, int C, int HW);
+
+/* Gradients of dfs_scale_shift without its activation: dinp += dout·(1 + scale),
+ * dt (B, 2C) += [Σ dout·inp, Σ dout]. */
+void dfs_scale_shift_backward(float *dinp, float *dt, const float *dout, const float *inp, const float *t, int B, int C,
+                              int HW);
 
 /* Channel concatenation: out (B, Ca+Cb, HW) = [a (B, Ca, HW), b (B, Cb, HW)]. */
 void dfs_concat_channels(float *out, const float *a, int Ca, const float *b, int Cb, int B, int HW);
