@@ -75,8 +75,9 @@ void dfs_unet_free(dfs_unet *u);
 /* Whether (H, W) can go through the network (every downsampled size doubles back exactly). */
 dfs_status dfs_unet_check_size(dfs_ctx *ctx, const dfs_unet *u, int H, int W);
 
-/* The activation arena a forward pass at (B, H, W) needs, in floats, and its FLOPs. */
-typedef struct dfs_unet_plan { size_t arena_floats; double flops; } dfs_unet_plan;
+/* The activation arena a forward pass at (B, H, W) needs, in floats, its FLOPs and (training)
+ * the number of tape records. */
+typedef struct dfs_unet_plan { size_t arena_floats; double flops; size_t n_tape; } dfs_unet_plan;
 dfs_unet_plan dfs_unet_plan_forward(const dfs_unet *u, int B, int H, int W);
 
 /* One forward pass. P: the parameter block; arena: plan.arena_floats floats (64-byte aligned).
@@ -84,5 +85,27 @@ dfs_unet_plan dfs_unet_plan_forward(const dfs_unet *u, int B, int H, int W);
  * class_embed_type "identity" or NULL; out: (B, out, H, W). Allocates nothing. */
 void dfs_unet_forward(const dfs_unet *u, const float *P, float *arena, const float *x, int B, int H, int W,
                       const float *t, const int64_t *labels, const float *class_vec, float *out);
+
+/* ---- Training ----
+ * A training forward pass keeps every activation in the arena (plan with dfs_unet_plan_train)
+ * and records its ops on a tape of plan.n_tape records; dfs_unet_backward runs the tape in
+ * reverse. */
+typedef struct dfs_tape_op dfs_tape_op;
+size_t dfs_unet_tape_op_size(void);
+dfs_unet_plan dfs_unet_plan_train(const dfs_unet *u, int B, int H, int W);
+/* Where the training forward pass left things in the arena: the output (B, out, H, W) and the
+ * copy of the input, whose gradient the backward pass leaves at the same offset of garena. */
+typedef struct dfs_unet_train_io { size_t out_off, in_off; } dfs_unet_train_io;
+dfs_unet_train_io dfs_unet_forward_train(const dfs_unet *u, const float *P, float *arena, dfs_tape_op *tape,
+                                         const float *x, int B, int H, int W, const float *t, const int64_t *labels,
+                                         const float *class_vec);
+/* Floats of scratch the backward pass needs for this tape. */
+size_t dfs_unet_backward_scratch(const dfs_unet *u, const dfs_tape_op *tape, size_t n_tape, int B);
+/* Backpropagates from the output gradient. garena: plan.arena_floats floats, zeroed, with the
+ * output gradient at out_off; G: parameter gradients, accumulated (+=) with the parameter
+ * block's layout. */
+void dfs_unet_backward(const dfs_unet *u, const float *P, float *G, const float *arena, float *garena,
+                       const dfs_tape_op *tape, size_t n_tape, float *scratch, int B, const float *t,
+                       const int64_t *labels);
 
 #endif

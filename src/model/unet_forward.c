@@ -1,38 +1,76 @@
-/* UNet2DModel's forward pass as a flat sequence of op calls on one activation arena.
+/* UNet2DModel's forward pass as a flat sequence of op calls on one activation arena, and in
+ * training the same sequence recorded on a tape and run backwards.
  *
- * The same code plans and runs: in planning mode no op is called and only the arena's peak size
- * and the FLOPs are counted, so the plan can never disagree with the run. The arena is a stack:
- * a layer's temporaries are pushed above its inputs, and `keep` moves the layer's output down
- * over them when it is done. Skip connections stay on the stack until the up path uses them. */
+ * The same code plans and runs: in planning mode no op is called and only the arena's peak size,
+ * the tape length and the FLOPs are counted, so the plan can never disagree with the run.
+ *
+ * Inference: the arena is a stack. A layer's temporaries are pushed above its inputs, and `keep`
+ * moves the layer's output down over them when it is done. Skip connections stay on the stack
+ * until the up path uses them.
+ *
+ * Training: nothing is popped (except pure scratch), every op appends a record to the tape, and
+ * GroupNorm, activations and attention run unfused and out of place so the backward pass finds
+ * each op's inputs. Gradients of activations live in a second arena with the same layout: the
+ * gradient of the tensor at arena offset k is at offset k of the gradient arena. */
 #include <string.h>
 
 #include "model/unet.h"
 
 typedef struct ten { size_t off; int C, H, W; } ten; /* (B, C, H, W) at arena + off */
 
+typedef enum op_kind {
+    OP_CONV,
+    OP_GN,
+    OP_ACT,
+    OP_LIN,
+    OP_BIAS,       /* x += t per channel, in place */
+    OP_SCALESHIFT, /* y = x·(1 + scale) + shift */
+    OP_ATTN,
+    OP_ADDDIV,     /* y = (a + b) / f */
+    OP_UP,
+    OP_POOL,
+    OP_CAT,
+    OP_CLASS,      /* emb[b] += table[label[b]], in place */
+    OP_AFFINE,     /* y = x·f + g (center_input_sample: 2x − 1) */
+    OP_DIVT        /* y[b] /= t[b], in place (fourier) */
+} op_kind;
+
+struct dfs_tape_op {
+    op_kind kind;
+    size_t a, b, c, d; /* arena offsets: inputs, output, saved */
+    size_t n;          /* element count, where one is needed */
+    const void *layer; /* dfs_conv / dfs_norm / dfs_lin / dfs_attn */
+    int C, H, W, OH, OW, stride, pad;
+    dfs_act act;
+    float f, g;
+};
+
 typedef struct run {
     const dfs_unet *u;
-    const float *P;  /* parameters */
-    float *arena;    /* NULL when planning */
-    int B;
+    const float *P;   /* parameters */
+    float *arena;     /* NULL when planning */
+    int B, train;
     size_t top, peak;
     double flops;
+    dfs_tape_op *tape; /* training: (n_tape) records; NULL when planning */
+    size_t n_tape;
+    const float *t;    /* (B) timesteps */
+    const int64_t *labels;
 } run;
 
 static size_t numel(const run *r, ten t) { return (size_t)r->B * t.C * t.H * t.W; }
 
-static ten push(run *r, int C, int H, int W) {
-    ten t = {r->top, C, H, W};
-    r->top += (numel(r, t) + 15) & ~(size_t)15; /* 64-byte aligned */
-    if (r->top > r->peak) r->peak = r->top;
-    return t;
-}
-
 static size_t push_raw(run *r, size_t n) {
     size_t off = r->top;
-    r->top += (n + 15) & ~(size_t)15;
+    r->top += (n + 15) & ~(size_t)15; /* 64-byte aligned */
     if (r->top > r->peak) r->peak = r->top;
     return off;
+}
+
+static ten push(run *r, int C, int H, int W) {
+    ten t = {0, C, H, W};
+    t.off = push_raw(r, numel(r, t));
+    return t;
 }
 
 /* Arena addresses; NULL while planning (no pointer arithmetic on NULL). */
@@ -40,193 +78,235 @@ static float *at(const run *r, size_t off) { return r->arena ? r->arena + off : 
 static float *A(const run *r, ten t) { return at(r, t.off); }
 static const float *W(const run *r, size_t off) { return r->P + off; }
 
-/* Pops everything above `mark` except t, which moves down to mark. */
+/* Appends a tape record (training) and says whether the op should be computed now. */
+static int record(run *r, const dfs_tape_op *op) {
+    if (r->train) {
+        if (r->tape) r->tape[r->n_tape] = *op;
+        r->n_tape++;
+    }
+    return r->arena != NULL;
+}
+
+/* Inference: pops everything above `mark` except t, which moves down to mark. Training keeps all. */
 static ten keep(run *r, size_t mark, ten t) {
+    if (r->train) return t;
     if (r->arena && t.off != mark) memmove(r->arena + mark, A(r, t), numel(r, t) * sizeof(float));
     t.off = mark;
     r->top = mark + ((numel(r, t) + 15) & ~(size_t)15);
     return t;
 }
 
-static void conv(run *r, const dfs_conv *c, const float *in, float *out, int H, int W_, int stride, int pad_t,
-                 int pad_l, int OH, int OW) {
+/* Frees temporaries above mark (inference only). */
+static void release(run *r, size_t mark) {
+    if (!r->train) r->top = mark;
+}
+
+static ten conv(run *r, const dfs_conv *c, ten in, int stride, int pad, int OH, int OW) {
+    ten out = push(r, c->out, OH, OW);
     r->flops += 2.0 * r->B * c->out * OH * OW * (double)c->in * c->k * c->k;
     const size_t mark = r->top, ws = push_raw(r, dfs_conv2d_workspace(c->in, c->k, c->k, OH, OW));
-    r->top = mark;
-    if (!r->arena) return;
-    dfs_conv2d_forward(out, at(r, ws), in, W(r, c->w), W(r, c->b), r->B, c->in, H, W_, c->out, c->k, c->k, stride, pad_t, pad_l,
-                       OH, OW);
+    r->top = mark; /* pure scratch */
+    dfs_tape_op op = {OP_CONV, in.off, 0, out.off, 0, 0, c, in.C, in.H, in.W, OH, OW, stride, pad, DFS_ACT_NONE, 0, 0};
+    if (record(r, &op))
+        dfs_conv2d_forward(A(r, out), at(r, ws), A(r, in), W(r, c->w), W(r, c->b), r->B, c->in, in.H, in.W, c->out, c->k,
+                           c->k, stride, pad, pad, OH, OW);
+    return out;
 }
 
-static void groupnorm(run *r, const dfs_norm *n, const float *in, float *out, int HW, dfs_act act) {
-    if (!r->arena) return;
-    dfs_groupnorm_forward(out, in, W(r, n->g), W(r, n->b), r->B, n->C, HW, n->G, n->eps, act);
+static ten act(run *r, ten in, dfs_act a) {
+    ten out = push(r, in.C, in.H, in.W);
+    dfs_tape_op op = {OP_ACT, in.off, 0, out.off, 0, numel(r, in), NULL, 0, 0, 0, 0, 0, 0, 0, a, 0, 0};
+    if (record(r, &op)) {
+        memcpy(A(r, out), A(r, in), numel(r, in) * sizeof(float));
+        dfs_act_forward(A(r, out), numel(r, in), a);
+    }
+    return out;
 }
 
-static void linear(run *r, const dfs_lin *l, const float *in, float *out, int N) {
-    r->flops += 2.0 * N * l->in * l->out;
-    if (!r->arena) return;
-    dfs_linear_forward(out, in, W(r, l->w), W(r, l->b), N, l->in, l->out);
+/* GroupNorm followed by an activation: fused in inference, two recorded ops in training. */
+static ten groupnorm(run *r, const dfs_norm *n, ten in, dfs_act a) {
+    ten out = push(r, in.C, in.H, in.W);
+    dfs_act fused = r->train ? DFS_ACT_NONE : a;
+    dfs_tape_op op = {OP_GN, in.off, 0, out.off, 0, 0, n, in.C, in.H, in.W, 0, 0, 0, 0, DFS_ACT_NONE, 0, 0};
+    if (record(r, &op))
+        dfs_groupnorm_forward(A(r, out), A(r, in), W(r, n->g), W(r, n->b), r->B, n->C, in.H * in.W, n->G, n->eps, fused);
+    if (r->train && a != DFS_ACT_NONE) out = act(r, out, a);
+    return out;
+}
+
+/* Linear layer on (rows, in) → (rows, out) raw buffers. */
+static size_t linear(run *r, const dfs_lin *l, size_t in, int rows) {
+    size_t out = push_raw(r, (size_t)rows * l->out);
+    r->flops += 2.0 * rows * l->in * l->out;
+    dfs_tape_op op = {OP_LIN, in, 0, out, 0, 0, l, rows, 0, 0, 0, 0, 0, 0, DFS_ACT_NONE, 0, 0};
+    if (record(r, &op)) dfs_linear_forward(at(r, out), at(r, in), W(r, l->w), W(r, l->b), rows, l->in, l->out);
+    return out;
+}
+
+static ten add_div(run *r, ten a, ten b, float div) {
+    ten out = push(r, a.C, a.H, a.W);
+    dfs_tape_op op = {OP_ADDDIV, a.off, b.off, out.off, 0, numel(r, a), NULL, 0, 0, 0, 0, 0, 0, 0, DFS_ACT_NONE, div, 0};
+    if (record(r, &op)) dfs_add_div(A(r, out), A(r, a), A(r, b), numel(r, a), div);
+    return out;
+}
+
+static ten resample(run *r, ten in, int up) {
+    ten out = up ? push(r, in.C, 2 * in.H, 2 * in.W) : push(r, in.C, in.H / 2, in.W / 2);
+    dfs_tape_op op = {up ? OP_UP : OP_POOL, in.off, 0, out.off, 0, 0, NULL, in.C, in.H, in.W, 0, 0, 0, 0, DFS_ACT_NONE, 0, 0};
+    if (record(r, &op)) {
+        if (up) dfs_upsample2x_forward(A(r, out), A(r, in), r->B * in.C, in.H, in.W);
+        else dfs_avgpool2x_forward(A(r, out), A(r, in), r->B * in.C, in.H, in.W);
+    }
+    return out;
 }
 
 /* ResnetBlock2D. temb_act: act_fn(emb), (B, temb). */
 static ten resnet(run *r, const dfs_resnet *p, ten x, size_t temb_act) {
     const dfs_unet_config *cfg = &r->u->cfg;
     const size_t mark = r->top;
-    const int H = x.H, Wd = x.W;
-    const int OH = p->up ? 2 * H : p->down ? H / 2 : H, OW = p->up ? 2 * Wd : p->down ? Wd / 2 : Wd;
-    ten h = push(r, p->in, H, Wd);
-    groupnorm(r, &p->norm1, A(r, x), A(r, h), H * Wd, cfg->act_fn);
+    ten h = groupnorm(r, &p->norm1, x, cfg->act_fn);
     ten xs = x;
     if (p->up || p->down) {
-        ten x2 = push(r, p->in, OH, OW), h2 = push(r, p->in, OH, OW);
-        if (r->arena) {
-            if (p->up) {
-                dfs_upsample2x_forward(A(r, x2), A(r, x), r->B * p->in, H, Wd);
-                dfs_upsample2x_forward(A(r, h2), A(r, h), r->B * p->in, H, Wd);
-            } else {
-                dfs_avgpool2x_forward(A(r, x2), A(r, x), r->B * p->in, H, Wd);
-                dfs_avgpool2x_forward(A(r, h2), A(r, h), r->B * p->in, H, Wd);
-            }
+        xs = resample(r, x, p->up);
+        h = resample(r, h, p->up);
+    }
+    ten c1 = conv(r, &p->conv1, h, 1, 1, h.H, h.W);
+    const size_t t = linear(r, &p->temb, temb_act, r->B);
+    if (cfg->scale_shift) {
+        c1 = groupnorm(r, &p->norm2, c1, DFS_ACT_NONE);
+        ten ss = r->train ? push(r, c1.C, c1.H, c1.W) : c1;
+        dfs_tape_op op = {OP_SCALESHIFT, c1.off, t, ss.off, 0, 0, NULL, c1.C, c1.H, c1.W, 0, 0, 0, 0, DFS_ACT_NONE, 0, 0};
+        if (record(r, &op)) {
+            if (ss.off != c1.off) memcpy(A(r, ss), A(r, c1), numel(r, c1) * sizeof(float));
+            dfs_scale_shift(A(r, ss), at(r, t), r->B, c1.C, c1.H * c1.W, r->train ? DFS_ACT_NONE : cfg->act_fn);
         }
-        xs = x2;
-        h = h2;
+        c1 = r->train ? act(r, ss, cfg->act_fn) : ss;
+    } else {
+        dfs_tape_op op = {OP_BIAS, c1.off, t, c1.off, 0, 0, NULL, c1.C, c1.H, c1.W, 0, 0, 0, 0, DFS_ACT_NONE, 0, 0};
+        if (record(r, &op)) dfs_add_channel_bias(A(r, c1), at(r, t), r->B, c1.C, c1.H * c1.W);
+        c1 = groupnorm(r, &p->norm2, c1, cfg->act_fn);
     }
-    ten c1 = push(r, p->out, OH, OW);
-    conv(r, &p->conv1, A(r, h), A(r, c1), OH, OW, 1, 1, 1, OH, OW);
-    const size_t t = push_raw(r, (size_t)r->B * p->temb.out);
-    linear(r, &p->temb, at(r, temb_act), at(r, t), r->B);
-    if (r->arena) {
-        if (cfg->scale_shift) {
-            dfs_groupnorm_forward(A(r, c1), A(r, c1), W(r, p->norm2.g), W(r, p->norm2.b), r->B, p->out, OH * OW,
-                                  p->norm2.G, p->norm2.eps, DFS_ACT_NONE);
-            dfs_scale_shift(A(r, c1), at(r, t), r->B, p->out, OH * OW, cfg->act_fn);
-        } else {
-            dfs_add_channel_bias(A(r, c1), at(r, t), r->B, p->out, OH * OW);
-            groupnorm(r, &p->norm2, A(r, c1), A(r, c1), OH * OW, cfg->act_fn);
-        }
-    }
-    ten c2 = push(r, p->out, OH, OW);
-    conv(r, &p->conv2, A(r, c1), A(r, c2), OH, OW, 1, 1, 1, OH, OW);
-    if (p->has_shortcut) {
-        ten sc = push(r, p->out, OH, OW);
-        conv(r, &p->shortcut, A(r, xs), A(r, sc), OH, OW, 1, 0, 0, OH, OW);
-        xs = sc;
-    }
-    if (r->arena) dfs_add_div(A(r, c2), A(r, xs), A(r, c2), numel(r, c2), p->out_scale);
-    return keep(r, mark, c2);
+    ten c2 = conv(r, &p->conv2, c1, 1, 1, c1.H, c1.W);
+    if (p->has_shortcut) xs = conv(r, &p->shortcut, xs, 1, 0, xs.H, xs.W);
+    return keep(r, mark, add_div(r, xs, c2, p->out_scale));
 }
 
-/* Attention in place on x (its own residual). */
-static void attention(run *r, const dfs_attn *p, ten x) {
+/* Attention: in place on x in inference; a new tensor in training. */
+static ten attention(run *r, const dfs_attn *p, ten x) {
     const size_t mark = r->top;
-    const int HW = x.H * x.W, inner = p->heads * p->dh;
-    ten xn = x;
-    if (p->has_norm) {
-        xn = push(r, x.C, x.H, x.W);
-        groupnorm(r, &p->norm, A(r, x), A(r, xn), HW, DFS_ACT_NONE);
-    }
+    const int HW = x.H * x.W;
+    ten xn = p->has_norm ? groupnorm(r, &p->norm, x, DFS_ACT_NONE) : x;
+    ten out = r->train ? push(r, x.C, x.H, x.W) : x;
+    size_t saved = r->train ? push_raw(r, dfs_attention_saved_size(r->B, x.C, HW, p->heads, p->dh)) : 0;
+    const size_t scratch_mark = r->top;
     const size_t scratch = push_raw(r, dfs_attention_scratch(r->B, x.C, HW, p->heads, p->dh));
-    r->flops += 2.0 * r->B * HW * ((double)x.C * inner * 4 + 2.0 * HW * inner);
-    if (r->arena)
-        dfs_attention_forward(A(r, x), at(r, scratch), A(r, xn), A(r, x), W(r, p->q.w), W(r, p->q.b),
-                              W(r, p->k.w), W(r, p->k.b), W(r, p->v.w), W(r, p->v.b), W(r, p->o.w), W(r, p->o.b),
-                              r->B, x.C, HW, p->heads, p->dh, p->rescale);
-    r->top = mark;
+    r->top = scratch_mark;
+    r->flops += 2.0 * r->B * HW * ((double)x.C * p->heads * p->dh * 4 + 2.0 * HW * p->heads * p->dh);
+    dfs_tape_op op = {OP_ATTN, xn.off, x.off, out.off, saved, 0, p, x.C, x.H, x.W, 0, 0, 0, 0, DFS_ACT_NONE, 0, 0};
+    if (record(r, &op)) {
+        const float *P = r->P;
+        if (r->train)
+            dfs_attention_forward_train(A(r, out), at(r, saved), at(r, scratch), A(r, xn), A(r, x), P + p->q.w, P + p->q.b,
+                                        P + p->k.w, P + p->k.b, P + p->v.w, P + p->v.b, P + p->o.w, P + p->o.b, r->B,
+                                        x.C, HW, p->heads, p->dh, p->rescale);
+        else
+            dfs_attention_forward(A(r, out), at(r, scratch), A(r, xn), A(r, x), P + p->q.w, P + p->q.b, P + p->k.w,
+                                  P + p->k.b, P + p->v.w, P + p->v.b, P + p->o.w, P + p->o.b, r->B, x.C, HW, p->heads,
+                                  p->dh, p->rescale);
+    }
+    release(r, mark);
+    return out;
 }
 
 /* The timestep (and class) embedding; returns the offset of act_fn(emb), (B, temb). */
-static size_t embedding(run *r, const float *t, const int64_t *labels, const float *class_vec) {
+static size_t embedding(run *r, const float *class_vec) {
     const dfs_unet *u = r->u;
     const dfs_unet_config *cfg = &u->cfg;
     const int B = r->B, temb = cfg->time_embedding_dim;
-    const size_t tact = push_raw(r, (size_t)B * temb); /* the result; the rest are temporaries */
+    const size_t mark = r->top;
+    const size_t tact = push_raw(r, (size_t)B * temb); /* the result; in inference the rest is popped */
     const size_t proj = push_raw(r, (size_t)B * u->temb_in);
-    const size_t hid = push_raw(r, (size_t)B * temb);
-    const size_t emb = push_raw(r, (size_t)B * temb);
-    const size_t cls = push_raw(r, (size_t)B * temb);
     float *a = r->arena;
     if (a) {
         if (cfg->time_embedding_type == DFS_TEMB_FOURIER)
-            dfs_fourier_embedding(a + proj, t, B, W(r, u->fourier_w), cfg->block_out_channels[0]);
+            dfs_fourier_embedding(a + proj, r->t, B, W(r, u->fourier_w), cfg->block_out_channels[0]);
         else
-            dfs_timestep_embedding(a + proj, t, B, u->temb_in, cfg->flip_sin_to_cos, cfg->freq_shift);
+            dfs_timestep_embedding(a + proj, r->t, B, u->temb_in, cfg->flip_sin_to_cos, cfg->freq_shift);
     }
-    linear(r, &u->temb1, at(r, proj), at(r, hid), B);
-    if (a) dfs_act_forward(a + hid, (size_t)B * temb, DFS_ACT_SILU);
-    linear(r, &u->temb2, at(r, hid), at(r, emb), B);
+    ten h1 = {linear(r, &u->temb1, proj, B), temb, 1, 1};
+    ten emb = {linear(r, &u->temb2, act(r, h1, DFS_ACT_SILU).off, B), temb, 1, 1};
     switch (cfg->class_embed_type) {
     case DFS_CLASS_EMB_NONE: break;
-    case DFS_CLASS_EMB_TABLE:
-        if (a)
+    case DFS_CLASS_EMB_TABLE: {
+        dfs_tape_op op = {OP_CLASS, emb.off, 0, emb.off, 0, 0, NULL, temb, 0, 0, 0, 0, 0, 0, DFS_ACT_NONE, 0, 0};
+        if (record(r, &op))
             for (int b = 0; b < B; b++)
-                dfs_add_div(a + emb + (size_t)b * temb, a + emb + (size_t)b * temb,
-                            W(r, u->class_table) + (size_t)labels[b] * temb, (size_t)temb, 1.0f);
+                dfs_add_div(a + emb.off + (size_t)b * temb, a + emb.off + (size_t)b * temb,
+                            W(r, u->class_table) + (size_t)r->labels[b] * temb, (size_t)temb, 1.0f);
         break;
-    case DFS_CLASS_EMB_TIMESTEP:
+    }
+    case DFS_CLASS_EMB_TIMESTEP: {
+        const size_t lab = push_raw(r, (size_t)B), cproj = push_raw(r, (size_t)B * u->temb_in);
         if (a) {
-            for (int b = 0; b < B; b++) a[cls + b] = (float)labels[b]; /* torch: labels.float() */
-            dfs_timestep_embedding(a + proj, a + cls, B, u->temb_in, cfg->flip_sin_to_cos, cfg->freq_shift);
+            for (int b = 0; b < B; b++) a[lab + b] = (float)r->labels[b]; /* torch: labels.float() */
+            dfs_timestep_embedding(a + cproj, a + lab, B, u->temb_in, cfg->flip_sin_to_cos, cfg->freq_shift);
         }
-        linear(r, &u->class1, at(r, proj), at(r, hid), B);
-        if (a) dfs_act_forward(a + hid, (size_t)B * temb, DFS_ACT_SILU);
-        linear(r, &u->class2, at(r, hid), at(r, cls), B);
-        if (a) dfs_add_div(a + emb, a + emb, a + cls, (size_t)B * temb, 1.0f);
+        ten c1 = {linear(r, &u->class1, cproj, B), temb, 1, 1};
+        ten c2 = {linear(r, &u->class2, act(r, c1, DFS_ACT_SILU).off, B), temb, 1, 1};
+        emb = add_div(r, emb, c2, 1.0f);
         break;
-    case DFS_CLASS_EMB_IDENTITY:
-        if (a) dfs_add_div(a + emb, a + emb, class_vec, (size_t)B * temb, 1.0f);
+    }
+    case DFS_CLASS_EMB_IDENTITY: {
+        const size_t cv = push_raw(r, (size_t)B * temb);
+        if (a) memcpy(a + cv, class_vec, sizeof(float) * (size_t)B * temb);
+        ten cvt = {cv, temb, 1, 1};
+        emb = add_div(r, emb, cvt, 1.0f);
         break;
+    }
     }
     /* Every resnet applies act_fn to emb before its projection: do it once. */
-    if (a) {
-        memcpy(a + tact, a + emb, sizeof(float) * (size_t)B * temb);
-        dfs_act_forward(a + tact, (size_t)B * temb, cfg->act_fn);
-    }
-    r->top = proj;
+    ten e = act(r, emb, cfg->act_fn);
+    if (r->train) return e.off;
+    if (a) memcpy(a + tact, a + e.off, sizeof(float) * (size_t)B * temb);
+    r->top = mark + (((size_t)B * temb + 15) & ~(size_t)15);
     return tact;
 }
 
-static int pop_skip(ten *skips, int *n_skips, ten *out) {
-    if (*n_skips == 0) return 0;
-    *out = skips[--*n_skips];
-    return 1;
-}
-
-static void forward(run *r, const float *x, int H, int W_, const float *t, const int64_t *labels,
-                    const float *class_vec, float *out) {
+static ten forward(run *r, const float *x, int H, int W_, const float *class_vec, size_t *in_off) {
     const dfs_unet *u = r->u;
     const dfs_unet_config *cfg = &u->cfg;
     const int n = cfg->n_blocks;
-    const size_t temb_act = embedding(r, t, labels, class_vec);
+    const size_t temb_act = embedding(r, class_vec);
 
-    const float *xin = x;
+    ten xin = push(r, cfg->in_channels, H, W_);
+    if (r->arena) memcpy(A(r, xin), x, numel(r, xin) * sizeof(float));
+    if (in_off) *in_off = xin.off;
     if (cfg->center_input_sample) {
         ten xc = push(r, cfg->in_channels, H, W_);
-        if (r->arena) {
+        dfs_tape_op op = {OP_AFFINE, xin.off, 0, xc.off, 0, numel(r, xin), NULL, 0, 0, 0, 0, 0, 0, 0, DFS_ACT_NONE, 2.0f, -1.0f};
+        if (record(r, &op)) {
             float *d = A(r, xc);
-            for (size_t i = 0; i < numel(r, xc); i++) d[i] = 2.0f * x[i] - 1.0f;
+            const float *s = A(r, xin);
+            for (size_t i = 0; i < numel(r, xc); i++) d[i] = 2.0f * s[i] - 1.0f;
         }
-        xin = A(r, xc);
+        xin = xc;
     }
     ten skips[1 + DFS_UNET_MAX_BLOCKS * (DFS_UNET_MAX_LAYERS + 1)];
     int n_skips = 0;
-    ten h = push(r, cfg->block_out_channels[0], H, W_);
-    conv(r, &u->conv_in, xin, A(r, h), H, W_, 1, 1, 1, H, W_);
+    ten h = conv(r, &u->conv_in, xin, 1, 1, H, W_);
     skips[n_skips++] = h;
 
     for (int i = 0; i < n; i++) {
         const dfs_block *blk = &u->down[i];
         for (int l = 0; l < blk->n_layers; l++) {
             h = resnet(r, &blk->res[l], h, temb_act);
-            if (blk->has_attn) attention(r, &blk->attn[l], h);
+            if (blk->has_attn) h = attention(r, &blk->attn[l], h);
             skips[n_skips++] = h;
         }
         if (blk->sampler == DFS_SAMPLER_CONV) {
-            /* padding 0 means diffusers pads one row/column at the bottom/right only */
-            const int OH = h.H / 2, OW = h.W / 2;
-            ten d = push(r, h.C, OH, OW);
-            conv(r, &blk->sconv, A(r, h), A(r, d), h.H, h.W, 2, blk->pad, blk->pad, OH, OW);
-            h = d;
+            /* padding 0: diffusers pads one row and column at the bottom/right only, which is
+             * what a stride-2 conv with no top/left padding and an H/2 x W/2 output reads */
+            h = conv(r, &blk->sconv, h, 2, blk->pad, h.H / 2, h.W / 2);
             skips[n_skips++] = h;
         } else if (blk->sampler == DFS_SAMPLER_RESNET) {
             h = resnet(r, &blk->sres, h, temb_act);
@@ -236,31 +316,30 @@ static void forward(run *r, const float *x, int H, int W_, const float *t, const
 
     if (u->has_mid) {
         h = resnet(r, &u->mid_res[0], h, temb_act);
-        if (u->mid_has_attn) attention(r, &u->mid_attn, h);
+        if (u->mid_has_attn) h = attention(r, &u->mid_attn, h);
         h = resnet(r, &u->mid_res[1], h, temb_act);
     }
 
     for (int i = 0; i < n; i++) {
         const dfs_block *blk = &u->up[i];
         for (int l = 0; l < blk->n_layers; l++) {
-            ten skip;
-            if (!pop_skip(skips, &n_skips, &skip)) DFS_ASSERT(0);
+            DFS_ASSERT(n_skips > 0);
+            ten skip = skips[--n_skips];
             /* h can be freed after this layer if nothing sits above it */
             const size_t mark = h.off + ((numel(r, h) + 15) & ~(size_t)15) == r->top ? h.off : r->top;
             ten cat = push(r, h.C + skip.C, h.H, h.W);
-            if (r->arena) dfs_concat_channels(A(r, cat), A(r, h), h.C, A(r, skip), skip.C, r->B, h.H * h.W);
+            dfs_tape_op op = {OP_CAT, h.off, skip.off, cat.off, 0, (size_t)skip.C, NULL, h.C, h.H, h.W, 0, 0, 0, 0, DFS_ACT_NONE, 0, 0};
+            if (record(r, &op)) dfs_concat_channels(A(r, cat), A(r, h), h.C, A(r, skip), skip.C, r->B, h.H * h.W);
             ten o = resnet(r, &blk->res[l], cat, temb_act);
-            if (blk->has_attn) attention(r, &blk->attn[l], o);
+            if (blk->has_attn) o = attention(r, &blk->attn[l], o);
             h = keep(r, mark, o);
         }
         if (blk->sampler != DFS_SAMPLER_NONE) {
             const size_t mark = h.off + ((numel(r, h) + 15) & ~(size_t)15) == r->top ? h.off : r->top;
             ten o;
             if (blk->sampler == DFS_SAMPLER_CONV) {
-                ten up = push(r, h.C, 2 * h.H, 2 * h.W);
-                if (r->arena) dfs_upsample2x_forward(A(r, up), A(r, h), r->B * h.C, h.H, h.W);
-                o = push(r, h.C, up.H, up.W);
-                conv(r, &blk->sconv, A(r, up), A(r, o), up.H, up.W, 1, 1, 1, up.H, up.W);
+                ten up = resample(r, h, 1);
+                o = conv(r, &blk->sconv, up, 1, 1, up.H, up.W);
             } else {
                 o = resnet(r, &blk->sres, h, temb_act);
             }
@@ -268,26 +347,154 @@ static void forward(run *r, const float *x, int H, int W_, const float *t, const
         }
     }
 
-    ten hn = push(r, h.C, h.H, h.W);
-    groupnorm(r, &u->norm_out, A(r, h), A(r, hn), h.H * h.W, DFS_ACT_SILU); /* conv_act is always SiLU */
-    conv(r, &u->conv_out, A(r, hn), out, h.H, h.W, 1, 1, 1, h.H, h.W);
-    if (cfg->time_embedding_type == DFS_TEMB_FOURIER && r->arena) {
-        const size_t per = (size_t)cfg->out_channels * H * W_;
-        for (int b = 0; b < r->B; b++)
-            for (size_t i = 0; i < per; i++) out[(size_t)b * per + i] /= t[b];
+    ten hn = groupnorm(r, &u->norm_out, h, DFS_ACT_SILU); /* conv_act is always SiLU */
+    ten out = conv(r, &u->conv_out, hn, 1, 1, h.H, h.W);
+    if (cfg->time_embedding_type == DFS_TEMB_FOURIER) {
+        dfs_tape_op op = {OP_DIVT, out.off, 0, out.off, 0, 0, NULL, out.C, out.H, out.W, 0, 0, 0, 0, DFS_ACT_NONE, 0, 0};
+        if (record(r, &op)) {
+            const size_t per = (size_t)out.C * out.H * out.W;
+            float *o = A(r, out);
+            for (int b = 0; b < r->B; b++)
+                for (size_t i = 0; i < per; i++) o[(size_t)b * per + i] /= r->t[b];
+        }
     }
+    return out;
 }
 
 dfs_unet_plan dfs_unet_plan_forward(const dfs_unet *u, int B, int H, int W_) {
-    run r = {u, NULL, NULL, B, 0, 0, 0.0};
-    forward(&r, NULL, H, W_, NULL, NULL, NULL, NULL);
-    dfs_unet_plan p = {r.peak, r.flops};
+    run r = {u, NULL, NULL, B, 0, 0, 0, 0.0, NULL, 0, NULL, NULL};
+    forward(&r, NULL, H, W_, NULL, NULL);
+    dfs_unet_plan p = {r.peak, r.flops, 0};
     return p;
 }
 
 void dfs_unet_forward(const dfs_unet *u, const float *P, float *arena, const float *x, int B, int H, int W_,
                       const float *t, const int64_t *labels, const float *class_vec, float *out) {
     DFS_ASSERT(arena != NULL);
-    run r = {u, P, arena, B, 0, 0, 0.0};
-    forward(&r, x, H, W_, t, labels, class_vec, out);
+    run r = {u, P, arena, B, 0, 0, 0, 0.0, NULL, 0, t, labels};
+    ten o = forward(&r, x, H, W_, class_vec, NULL);
+    memcpy(out, A(&r, o), numel(&r, o) * sizeof(float));
 }
+
+dfs_unet_plan dfs_unet_plan_train(const dfs_unet *u, int B, int H, int W_) {
+    run r = {u, NULL, NULL, B, 1, 0, 0, 0.0, NULL, 0, NULL, NULL};
+    forward(&r, NULL, H, W_, NULL, NULL);
+    dfs_unet_plan p = {r.peak, r.flops, r.n_tape};
+    return p;
+}
+
+dfs_unet_train_io dfs_unet_forward_train(const dfs_unet *u, const float *P, float *arena, dfs_tape_op *tape,
+                                         const float *x, int B, int H, int W_, const float *t, const int64_t *labels,
+                                         const float *class_vec) {
+    run r = {u, P, arena, B, 1, 0, 0, 0.0, tape, 0, t, labels};
+    dfs_unet_train_io io = {0, 0};
+    io.out_off = forward(&r, x, H, W_, class_vec, &io.in_off).off;
+    return io;
+}
+
+size_t dfs_unet_backward_scratch(const dfs_unet *u, const dfs_tape_op *tape, size_t n_tape, int B) {
+    size_t need = 0;
+    for (size_t i = 0; i < n_tape; i++) {
+        const dfs_tape_op *op = &tape[i];
+        size_t s = 0;
+        if (op->kind == OP_CONV) {
+            const dfs_conv *c = op->layer;
+            s = dfs_conv2d_backward_workspace(c->in, c->out, c->k, c->k, op->OH, op->OW);
+        } else if (op->kind == OP_GN) {
+            s = dfs_groupnorm_backward_workspace(B, ((const dfs_norm *)op->layer)->G);
+        } else if (op->kind == OP_ATTN) {
+            const dfs_attn *p = op->layer;
+            s = dfs_attention_backward_scratch(B, op->C, op->H * op->W, p->heads, p->dh);
+        }
+        if (s > need) need = s;
+    }
+    return need;
+}
+
+void dfs_unet_backward(const dfs_unet *u, const float *P, float *G, const float *arena, float *garena,
+                       const dfs_tape_op *tape, size_t n_tape, float *scratch, int B, const float *t,
+                       const int64_t *labels) {
+    const float *a = arena;
+    float *g = garena;
+    for (size_t i = n_tape; i-- > 0;) {
+        const dfs_tape_op *op = &tape[i];
+        const size_t HW = (size_t)op->H * op->W;
+        switch (op->kind) {
+        case OP_CONV: {
+            const dfs_conv *c = op->layer;
+            dfs_conv2d_backward(g + op->a, G + c->w, G + c->b, scratch, g + op->c, a + op->a, P + c->w, B, c->in, op->H,
+                                op->W, c->out, c->k, c->k, op->stride, op->pad, op->pad, op->OH, op->OW);
+            break;
+        }
+        case OP_GN: {
+            const dfs_norm *n = op->layer;
+            dfs_groupnorm_backward(g + op->a, G + n->g, G + n->b, scratch, g + op->c, a + op->a, P + n->g, B, n->C,
+                                   (int)HW, n->G, n->eps);
+            break;
+        }
+        case OP_ACT: dfs_act_backward(g + op->a, g + op->c, a + op->a, op->n, op->act); break;
+        case OP_LIN: {
+            const dfs_lin *l = op->layer;
+            dfs_linear_backward(g + op->a, G + l->w, G + l->b, g + op->c, a + op->a, P + l->w, op->C, l->in, l->out);
+            break;
+        }
+        case OP_BIAS: dfs_channel_sum_backward(g + op->b, g + op->c, B, op->C, (int)HW); break;
+        case OP_SCALESHIFT:
+            dfs_scale_shift_backward(g + op->a, g + op->b, g + op->c, a + op->a, a + op->b, B, op->C, (int)HW);
+            break;
+        case OP_ATTN: {
+            const dfs_attn *p = op->layer;
+            dfs_attn_grads gr = {G + p->q.w, G + p->q.b, G + p->k.w, G + p->k.b,
+                                 G + p->v.w, G + p->v.b, G + p->o.w, G + p->o.b};
+            dfs_attention_backward(g + op->a, g + op->b, &gr, scratch, g + op->c, a + op->d, a + op->a, P + p->q.w,
+                                   P + p->k.w, P + p->v.w, P + p->o.w, B, op->C, (int)HW, p->heads, p->dh, p->rescale);
+            break;
+        }
+        case OP_ADDDIV: {
+            const float *go = g + op->c;
+            float *ga = g + op->a, *gb = g + op->b;
+            const float div = op->f;
+#pragma omp parallel for schedule(static)
+            for (size_t k = 0; k < op->n; k++) {
+                const float d = go[k] / div;
+                ga[k] += d;
+                gb[k] += d;
+            }
+            break;
+        }
+        case OP_UP: dfs_upsample2x_backward(g + op->a, g + op->c, B * op->C, op->H, op->W); break;
+        case OP_POOL: dfs_avgpool2x_backward(g + op->a, g + op->c, B * op->C, op->H, op->W); break;
+        case OP_CAT: {
+            const size_t na = (size_t)op->C * HW, nb = op->n * HW; /* n: the skip's channels */
+            for (int b = 0; b < B; b++) {
+                const float *gc = g + op->c + (size_t)b * (na + nb);
+                float *ga = g + op->a + (size_t)b * na, *gb = g + op->b + (size_t)b * nb;
+                for (size_t k = 0; k < na; k++) ga[k] += gc[k];
+                for (size_t k = 0; k < nb; k++) gb[k] += gc[na + k];
+            }
+            break;
+        }
+        case OP_CLASS: {
+            const int temb = op->C;
+            /* in image order, so repeated labels sum the same way every time */
+            for (int b = 0; b < B; b++) {
+                float *row = G + u->class_table + (size_t)labels[b] * temb;
+                const float *ge = g + op->c + (size_t)b * temb;
+                for (int k = 0; k < temb; k++) row[k] += ge[k];
+            }
+            break;
+        }
+        case OP_AFFINE:
+            for (size_t k = 0; k < op->n; k++) g[op->a + k] += g[op->c + k] * op->f;
+            break;
+        case OP_DIVT: {
+            const size_t per = (size_t)op->C * HW;
+            for (int b = 0; b < B; b++)
+                for (size_t k = 0; k < per; k++) g[op->c + (size_t)b * per + k] /= t[b];
+            break;
+        }
+        }
+    }
+}
+
+size_t dfs_unet_tape_op_size(void) { return sizeof(dfs_tape_op); }
