@@ -13,6 +13,8 @@ typedef struct dfs_rng dfs_rng;
 dfs_rng *dfs_rng_new(uint64_t seed); /* NULL when out of memory */
 void dfs_rng_free(dfs_rng *r);
 void dfs_rng_seed(dfs_rng *r, uint64_t seed);
+/* One raw 32-bit draw of the Mersenne Twister (torch's generator.random()). */
+uint32_t dfs_rng_u32(dfs_rng *r);
 /* Standard normal float32 values, as torch.randn(n) (a contiguous tensor of n elements). */
 void dfs_rng_randn(dfs_rng *r, float *out, size_t n);
 
