@@ -1,0 +1,117 @@
+/* EulerDiscreteScheduler and EulerAncestralDiscreteScheduler (Karras et al. 2022, k-diffusion):
+ * the probability-flow ODE in σ, x_{next} = x + (x − x̂0)/σ · (σ_next − σ), and its ancestral
+ * variant that steps down to σ_down and adds σ_up of fresh noise. */
+#include <string.h>
+
+#include "sched/sched_internal.h"
+#include "sched/sigmas.h"
+
+/* Timesteps as float32 by spacing (diffusers' Euler family builds them in float). */
+static void float_timesteps(const dfs_sched *s, int n, double *out) {
+    const int T = s->cfg.num_train_timesteps;
+    switch (s->cfg.timestep_spacing) {
+    case DFS_SPACING_LINSPACE:
+        for (int i = 0; i < n; i++) out[n - 1 - i] = (float)(n == 1 ? 0.0 : (double)(T - 1) * i / (n - 1));
+        break;
+    case DFS_SPACING_LEADING:
+        for (int i = 0; i < n; i++) out[n - 1 - i] = (float)(i * (T / n)) + (float)s->cfg.steps_offset;
+        break;
+    case DFS_SPACING_TRAILING: {
+        const double ratio = (double)T / n;
+        int k = 0;
+        for (double v = T; v > 0 && k < n; v -= ratio) out[k++] = (float)nearbyint(v) - 1.0f;
+        break;
+    }
+    }
+}
+
+static dfs_status set_timesteps_common(dfs_ctx *ctx, dfs_sched *s, int n, int karras, int sigma_min_final) {
+    const int T = s->cfg.num_train_timesteps;
+    double *ts = dfs_malloc(sizeof(double) * (size_t)(n + 1)), *sig = dfs_malloc(sizeof(double) * (size_t)(n + 1));
+    double *train = dfs_malloc(sizeof(double) * (size_t)T), *logs = dfs_malloc(sizeof(double) * (size_t)T);
+    dfs_status st = ts && sig && train && logs ? dfs_sched_alloc_steps(ctx, s, n, 1)
+                                              : dfs_fail(ctx, DFS_ERR_NOMEM, "scheduler: out of memory");
+    if (!st) {
+        float_timesteps(s, n, ts);
+        dfs_sched_train_sigmas(s, train);
+        for (int i = 0; i < n; i++) sig[i] = dfs_sched_interp(ts[i], train, T);
+        if (karras) {
+            for (int i = 0; i < T; i++) logs[i] = log(train[i]);
+            dfs_sched_karras(sig[n - 1], sig[0], n, sig);
+            for (int i = 0; i < n; i++) ts[i] = dfs_sched_sigma_to_t(sig[i], logs, T);
+        }
+        const float ac0 = s->alphas_cumprod[0];
+        sig[n] = sigma_min_final ? (double)sqrtf((1.0f - ac0) / ac0) : 0.0;
+        float max_sigma = 0;
+        for (int i = 0; i <= n; i++) {
+            s->sigmas[i] = (float)sig[i];
+            if (s->sigmas[i] > max_sigma) max_sigma = s->sigmas[i];
+        }
+        for (int i = 0; i < n; i++) {
+            s->timesteps[i] = (float)ts[i];
+            s->ts_int[i] = (int)ts[i];
+        }
+        const dfs_spacing sp = s->cfg.timestep_spacing;
+        s->init_noise_sigma = sp == DFS_SPACING_LEADING ? sqrtf(max_sigma * max_sigma + 1.0f) : max_sigma;
+    }
+    dfs_free(ts);
+    dfs_free(sig);
+    dfs_free(train);
+    dfs_free(logs);
+    return st;
+}
+
+static dfs_status euler_set_timesteps(dfs_ctx *ctx, dfs_sched *s, int n) {
+    return set_timesteps_common(ctx, s, n, s->cfg.use_karras_sigmas, !s->cfg.final_sigmas_zero);
+}
+
+static dfs_status euler_a_set_timesteps(dfs_ctx *ctx, dfs_sched *s, int n) { return set_timesteps_common(ctx, s, n, 0, 0); }
+
+static void scale_input(const dfs_sched *s, int i, const float *x, float *x_in, size_t n) {
+    const float sigma = s->sigmas[i], d = sqrtf(sigma * sigma + 1.0f);
+    for (size_t k = 0; k < n; k++) x_in[k] = x[k] / d;
+}
+
+/* x̂0 from the model output at σ (diffusers' Euler-family formulas). */
+static void denoised(dfs_pred p, float sigma, const float *mo, const float *x, float *x0, size_t n) {
+    const float c_out = -sigma / sqrtf(sigma * sigma + 1.0f), c_skip = sigma * sigma + 1.0f;
+    for (size_t k = 0; k < n; k++) {
+        switch (p) {
+        case DFS_PRED_EPSILON: x0[k] = x[k] - sigma * mo[k]; break;
+        case DFS_PRED_SAMPLE: x0[k] = mo[k]; break;
+        case DFS_PRED_V: x0[k] = mo[k] * c_out + x[k] / c_skip; break;
+        }
+    }
+}
+
+static dfs_status euler_step(dfs_ctx *ctx, dfs_sched *s, int i, const float *mo, const float *x, const float *noise,
+                             float *prev, float *pred_x0, size_t n, int B) {
+    const float sigma = s->sigmas[i], dt = s->sigmas[i + 1] - sigma;
+    float *x0 = pred_x0 ? pred_x0 : s->tmp[0];
+    denoised(s->cfg.prediction_type, sigma, mo, x, x0, n);
+    for (size_t k = 0; k < n; k++) {
+        const float d = (x[k] - x0[k]) / sigma;
+        prev[k] = x[k] + d * dt;
+    }
+    return DFS_OK;
+}
+
+static int always(const dfs_sched *s, int i) { return 1; }
+
+static dfs_status euler_a_step(dfs_ctx *ctx, dfs_sched *s, int i, const float *mo, const float *x, const float *noise,
+                               float *prev, float *pred_x0, size_t n, int B) {
+    const float sf = s->sigmas[i], st = s->sigmas[i + 1];
+    const float up = sqrtf(st * st * (sf * sf - st * st) / (sf * sf)), down = sqrtf(st * st - up * up);
+    const float dt = down - sf;
+    float *x0 = pred_x0 ? pred_x0 : s->tmp[0];
+    denoised(s->cfg.prediction_type, sf, mo, x, x0, n);
+    for (size_t k = 0; k < n; k++) {
+        const float d = (x[k] - x0[k]) / sf;
+        const float v = x[k] + d * dt;
+        prev[k] = v + noise[k] * up;
+    }
+    return DFS_OK;
+}
+
+const dfs_sched_ops dfs_sched_euler_ops = {euler_set_timesteps, scale_input, NULL, euler_step};
+const dfs_sched_ops dfs_sched_euler_a_ops = {euler_a_set_timesteps, scale_input, always, euler_a_step};
