@@ -35,6 +35,7 @@ int cli_float(const char *cmd, const char *opt, const char *s, double lo, double
 int cli_fail(const char *cmd, dfs_ctx *ctx, dfs_status s);
 
 int cmd_info(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
 int cmd_unet(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 

@@ -9,6 +9,7 @@ static const struct {
     int (*run)(int argc, char **argv);
     const char *about;
 } commands[] = {
+    {"sample", cmd_sample, "generate images with a model and a sampler"},
     {"info", cmd_info, "describe a model: architecture, parameters, FLOPs"},
     {"unet", cmd_unet, "run the network once on .npy inputs"},
     {"bench", cmd_bench, "time forward passes of a model"},

@@ -104,6 +104,45 @@ dfs_status dfs_model_forward(dfs_ctx *ctx, dfs_model *m, const float *x, int B, 
 dfs_status dfs_model_forward_vec(dfs_ctx *ctx, dfs_model *m, const float *x, int B, int H, int W,
                                  const float *timesteps, const float *class_vec, float *out);
 
+/* ---- Sampling ------------------------------------------------------------------------------- */
+
+/* Called after every sampler step (and once before the first with step = -1, x = x_T).
+ * x, x0: the first image of the current batch's sample and predicted clean image; (B, C, H, W)
+ * for the whole batch. Return non-zero to stop (dfs_sample then fails with DFS_ERR_ARG). */
+typedef int (*dfs_sample_callback)(void *user, int first_image, int batch, int step, int n_steps, float timestep,
+                                   const float *x, const float *x0);
+
+typedef struct dfs_sample_params {
+    const char *scheduler;        /* ddpm, ddim, pndm, dpmpp-2m, dpmpp-3m, euler, euler-a, heun, lms,
+                                     unipc; NULL: the model's scheduler config as it is (else ddim) */
+    const char *scheduler_config; /* a scheduler_config.json overriding the model's; NULL: none */
+    int steps;                    /* inference steps (default 50) */
+    double eta;                   /* DDIM's eta (default 0) */
+    uint64_t seed;                /* torch.manual_seed(seed) semantics */
+    int num_images, batch_size;   /* default 1 and num_images */
+    const int64_t *class_labels;  /* (num_images) for class-conditional models, else NULL */
+    double guidance_scale;        /* classifier-free guidance weight; 1 = off (default) */
+    const float *init_noise;      /* (num_images, C, H, W) standard normal x_T, or NULL to draw it */
+    int height, width;            /* 0: the config's sample_size */
+    dfs_sample_callback callback;
+    void *user;
+} dfs_sample_params;
+
+void dfs_sample_params_default(dfs_sample_params *p);
+
+/* Generates num_images samples into out (num_images, C, H, W), float32, exactly as the sampler
+ * returns them (not clamped). With the same seed, the numbers diffusers' DDPMPipeline and
+ * DDIMPipeline draw (initial noise for each batch, then each step's noise). */
+dfs_status dfs_sample(dfs_ctx *ctx, dfs_model *m, const dfs_sample_params *p, float *out);
+
+/* The sample's shape for these parameters: channels, height, width. */
+dfs_status dfs_sample_shape(dfs_ctx *ctx, const dfs_model *m, const dfs_sample_params *p, int *C, int *H, int *W);
+
+/* The sampler dfs_sample will use with these parameters: its class name (e.g. "DDIMScheduler")
+ * into buf, and the number of steps it takes per batch (Heun and PNDM take more than p->steps). */
+dfs_status dfs_sample_scheduler_info(dfs_ctx *ctx, const dfs_model *m, const dfs_sample_params *p, char *buf, size_t size,
+                                     int *n_steps);
+
 #ifdef __cplusplus
 }
 #endif

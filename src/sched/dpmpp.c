@@ -35,7 +35,7 @@ static dfs_status set_timesteps(dfs_ctx *ctx, dfs_sched *s, int n) {
         case DFS_SPACING_TRAILING: {
             const double ratio = (double)T / n;
             m = 0;
-            for (double v = last; v > 0 && m < n + 1; v -= ratio) ts[m++] = nearbyint(v) - 1;
+            for (double v = last; v > 0 && m < n; v -= ratio) ts[m++] = nearbyint(v) - 1;
             break;
         }
         }
