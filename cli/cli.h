@@ -36,6 +36,7 @@ int cli_fail(const char *cmd, dfs_ctx *ctx, dfs_status s);
 
 int cmd_info(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 int cmd_unet(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 

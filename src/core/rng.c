@@ -175,3 +175,23 @@ void dfs_rng_randn(dfs_rng *r, float *out, size_t n) {
         out[i] = (float)(radius * cos(theta));
     }
 }
+
+void dfs_rng_save(const dfs_rng *r, uint32_t *words) {
+    memcpy(words, r->mt, sizeof r->mt);
+    words[MT_N] = (uint32_t)r->mti;
+    words[MT_N + 1] = (uint32_t)r->has_cached_normal;
+    uint64_t bits;
+    memcpy(&bits, &r->cached_normal, sizeof bits);
+    words[MT_N + 2] = (uint32_t)bits;
+    words[MT_N + 3] = (uint32_t)(bits >> 32);
+}
+
+int dfs_rng_load(dfs_rng *r, const uint32_t *words) {
+    if (words[MT_N] > MT_N || words[MT_N + 1] > 1) return 0;
+    memcpy(r->mt, words, sizeof r->mt);
+    r->mti = (int)words[MT_N];
+    r->has_cached_normal = (int)words[MT_N + 1];
+    const uint64_t bits = (uint64_t)words[MT_N + 2] | (uint64_t)words[MT_N + 3] << 32;
+    memcpy(&r->cached_normal, &bits, sizeof bits);
+    return 1;
+}

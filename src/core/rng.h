@@ -18,4 +18,10 @@ uint32_t dfs_rng_u32(dfs_rng *r);
 /* Standard normal float32 values, as torch.randn(n) (a contiguous tensor of n elements). */
 void dfs_rng_randn(dfs_rng *r, float *out, size_t n);
 
+/* The whole state as DFS_RNG_STATE_WORDS 32-bit words, for checkpoints; load returns 0 when the
+ * words are not a valid state. */
+#define DFS_RNG_STATE_WORDS 628
+void dfs_rng_save(const dfs_rng *r, uint32_t *words);
+int dfs_rng_load(dfs_rng *r, const uint32_t *words);
+
 #endif

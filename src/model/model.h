@@ -2,6 +2,7 @@
 #ifndef DFS_MODEL_MODEL_H
 #define DFS_MODEL_MODEL_H
 
+#include "io/json.h"
 #include "model/unet.h"
 
 struct dfs_model {
@@ -13,6 +14,12 @@ struct dfs_model {
     float *arena;             /* activation arena for (plan_b, plan_h, plan_w) */
     int plan_b, plan_h, plan_w, plan_threads;
 };
+
+/* A new model from a UNet2DModel config, initialised as PyTorch initialises its layers (seeded). */
+dfs_status dfs_model_create(dfs_ctx *ctx, const dfs_json *config, const char *what, uint64_t seed, dfs_model **out);
+/* Writes params (laid out as m's) as a DDPMPipeline directory with the given scheduler config. */
+dfs_status dfs_model_save_params(dfs_ctx *ctx, const dfs_model *m, const float *params, const char *dir, int f16,
+                                 const char *scheduler_json);
 
 /* Runs the network after the caller has validated the inputs. */
 dfs_status dfs_model_run(dfs_ctx *ctx, dfs_model *m, const float *x, int B, int H, int W, const float *t,

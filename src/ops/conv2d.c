@@ -92,23 +92,29 @@ void dfs_conv2d_forward(float *out, float *ws, const float *inp, const float *w,
 static void pack_patches_t(float *dst, int NR, const float *img, int H, int W, int KH, int KW, int stride, int pad_t,
                            int pad_l, int OW, int p0, int kc, int k0, int nk) {
     const int ksz = KH * KW;
-    int cc[64], dy[64], dx[64];
+    const float *src[64];
+    int dy[64], dx[64];
     DFS_ASSERT(NR <= 64);
     for (int j = 0; j < nk; j++) {
         const int k = k0 + j, r = k % ksz;
-        cc[j] = k / ksz;
+        src[j] = img + (size_t)(k / ksz) * H * W;
         dy[j] = r / KW - pad_t;
         dx[j] = r % KW - pad_l;
     }
+    int oy = p0 / OW, ox = p0 % OW;
     for (int i = 0; i < kc; i++) {
-        const int p = p0 + i, oy = p / OW, ox = p % OW;
         float *d = dst + (size_t)i * NR;
+        const int by = oy * stride, bx = ox * stride;
         int j = 0;
         for (; j < nk; j++) {
-            const int iy = oy * stride + dy[j], ix = ox * stride + dx[j];
-            d[j] = iy >= 0 && iy < H && ix >= 0 && ix < W ? img[((size_t)cc[j] * H + iy) * W + ix] : 0.0f;
+            const int iy = by + dy[j], ix = bx + dx[j];
+            d[j] = (unsigned)iy < (unsigned)H && (unsigned)ix < (unsigned)W ? src[j][(size_t)iy * W + ix] : 0.0f;
         }
         for (; j < NR; j++) d[j] = 0.0f;
+        if (++ox == OW) {
+            ox = 0;
+            oy++;
+        }
     }
 }
 
@@ -191,13 +197,18 @@ void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const flo
                         g->kernel(kc, wt + (size_t)m0 * OC + o0, (size_t)OC, panel, dp + (size_t)m0 * NR, (size_t)NR, mr, cols);
                     }
                 }
+                int oyj[64], oxj[64];
+                for (int j = 0; j < cols; j++) {
+                    oyj[j] = (p0 + j) / OW * stride - pad_t;
+                    oxj[j] = (p0 + j) % OW * stride - pad_l;
+                }
                 for (int k = 0; k < K; k++) {
-                    const int c = k / ksz, r = k % ksz, ky = r / KW, kx = r % KW;
+                    const int r = k % ksz, ky = r / KW, kx = r % KW;
+                    float *plane = di + (size_t)(k / ksz) * H * W;
                     const float *row = dp + (size_t)k * NR;
                     for (int j = 0; j < cols; j++) {
-                        const int p = p0 + j, oy = p / OW, ox = p % OW;
-                        const int iy = oy * stride + ky - pad_t, ix = ox * stride + kx - pad_l;
-                        if (iy >= 0 && iy < H && ix >= 0 && ix < W) di[((size_t)c * H + iy) * W + ix] += row[j];
+                        const int iy = oyj[j] + ky, ix = oxj[j] + kx;
+                        if ((unsigned)iy < (unsigned)H && (unsigned)ix < (unsigned)W) plane[(size_t)iy * W + ix] += row[j];
                     }
                 }
             }
