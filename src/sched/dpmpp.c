@@ -41,7 +41,7 @@ static dfs_status set_timesteps(dfs_ctx *ctx, dfs_sched *s, int n) {
         }
         dfs_sched_train_sigmas(s, train);
         if (c->use_karras_sigmas) {
-            for (int i = 0; i < T; i++) logs[i] = log(train[i]);
+            for (int i = 0; i < T; i++) logs[i] = (double)logf((float)train[i]); /* numpy: log of a float32 array */
             dfs_sched_karras(train[0], train[T - 1], m, sig);
             for (int i = 0; i < m; i++) {
                 ts[i] = dfs_sched_sigma_to_t(sig[i], logs, T);

@@ -36,7 +36,7 @@ static dfs_status set_timesteps_common(dfs_ctx *ctx, dfs_sched *s, int n, int ka
         dfs_sched_train_sigmas(s, train);
         for (int i = 0; i < n; i++) sig[i] = dfs_sched_interp(ts[i], train, T);
         if (karras) {
-            for (int i = 0; i < T; i++) logs[i] = log(train[i]);
+            for (int i = 0; i < T; i++) logs[i] = (double)logf((float)train[i]); /* numpy: log of a float32 array */
             dfs_sched_karras(sig[n - 1], sig[0], n, sig);
             for (int i = 0; i < n; i++) ts[i] = dfs_sched_sigma_to_t(sig[i], logs, T);
         }
@@ -112,6 +112,73 @@ static dfs_status euler_a_step(dfs_ctx *ctx, dfs_sched *s, int i, const float *m
     }
     return DFS_OK;
 }
+
+/* HeunDiscreteScheduler: each interval takes an Euler predictor and a trapezoid corrector, so
+ * diffusers lists every timestep but the first twice: sigmas [σ0, σ1, σ1, ..., σ_{n-1}, σ_{n-1}, 0]. */
+static dfs_status heun_set_timesteps(dfs_ctx *ctx, dfs_sched *s, int n) {
+    dfs_status st = set_timesteps_common(ctx, s, n, s->cfg.use_karras_sigmas, 0);
+    if (st) return st;
+    float *ts = dfs_malloc(sizeof(float) * (size_t)n), *sg = dfs_malloc(sizeof(float) * (size_t)(n + 1));
+    const float init = s->init_noise_sigma;
+    if (!ts || !sg) {
+        dfs_free(ts);
+        dfs_free(sg);
+        return dfs_fail(ctx, DFS_ERR_NOMEM, "scheduler: out of memory");
+    }
+    memcpy(ts, s->timesteps, sizeof(float) * (size_t)n);
+    memcpy(sg, s->sigmas, sizeof(float) * (size_t)(n + 1));
+    if ((st = dfs_sched_alloc_steps(ctx, s, 2 * n - 1, 1))) {
+        dfs_free(ts);
+        dfs_free(sg);
+        return st;
+    }
+    s->timesteps[0] = ts[0];
+    s->sigmas[0] = sg[0];
+    for (int i = 1; i < n; i++) {
+        s->timesteps[2 * i - 1] = s->timesteps[2 * i] = ts[i];
+        s->sigmas[2 * i - 1] = s->sigmas[2 * i] = sg[i];
+    }
+    s->sigmas[2 * n - 1] = 0.0f;
+    for (int i = 0; i < 2 * n - 1; i++) s->ts_int[i] = (int)s->timesteps[i];
+    s->init_noise_sigma = init;
+    dfs_free(ts);
+    dfs_free(sg);
+    return DFS_OK;
+}
+
+static dfs_status heun_step(dfs_ctx *ctx, dfs_sched *s, int i, const float *mo, const float *x, const float *noise,
+                            float *prev, float *pred_x0, size_t n, int B) {
+    /* lower_order_nums is 1 between a predictor and its corrector; hist[0] holds the predictor's
+     * derivative, hist[1] the sample it started from, hist_t[0] its dt */
+    const int first = s->lower_order_nums == 0;
+    const float sigma = first ? s->sigmas[i] : s->sigmas[i - 1], sigma_next = first ? s->sigmas[i + 1] : s->sigmas[i];
+    const float sigma_in = first ? sigma : sigma_next;
+    float *x0 = pred_x0 ? pred_x0 : s->tmp[0];
+    denoised(s->cfg.prediction_type, sigma_in, mo, x, x0, n);
+    if (s->cfg.clip_sample) dfs_sched_clip_x0(s, x0, n, B);
+    if (first) {
+        const float dt = sigma_next - sigma;
+        for (size_t k = 0; k < n; k++) {
+            const float d = (x[k] - x0[k]) / sigma;
+            s->hist[0][k] = d;
+            s->hist[1][k] = x[k];
+            prev[k] = x[k] + d * dt;
+        }
+        s->hist_t[0] = dt;
+        s->lower_order_nums = 1;
+    } else {
+        const float dt = (float)s->hist_t[0];
+        for (size_t k = 0; k < n; k++) {
+            float d = (x[k] - x0[k]) / sigma_next;
+            d = (s->hist[0][k] + d) / 2.0f;
+            prev[k] = s->hist[1][k] + d * dt;
+        }
+        s->lower_order_nums = 0;
+    }
+    return DFS_OK;
+}
+
+const dfs_sched_ops dfs_sched_heun_ops = {heun_set_timesteps, scale_input, NULL, heun_step};
 
 const dfs_sched_ops dfs_sched_euler_ops = {euler_set_timesteps, scale_input, NULL, euler_step};
 const dfs_sched_ops dfs_sched_euler_a_ops = {euler_a_set_timesteps, scale_input, always, euler_a_step};

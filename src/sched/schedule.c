@@ -12,11 +12,11 @@ static const struct {
 } classes[] = {
     {"DDPMScheduler", DFS_SCHED_DDPM, &dfs_sched_ddpm_ops},
     {"DDIMScheduler", DFS_SCHED_DDIM, &dfs_sched_ddim_ops},
-    {"PNDMScheduler", DFS_SCHED_PNDM, NULL},
+    {"PNDMScheduler", DFS_SCHED_PNDM, &dfs_sched_pndm_ops},
     {"DPMSolverMultistepScheduler", DFS_SCHED_DPMPP, &dfs_sched_dpmpp_ops},
     {"EulerDiscreteScheduler", DFS_SCHED_EULER, &dfs_sched_euler_ops},
     {"EulerAncestralDiscreteScheduler", DFS_SCHED_EULER_A, &dfs_sched_euler_a_ops},
-    {"HeunDiscreteScheduler", DFS_SCHED_HEUN, NULL},
+    {"HeunDiscreteScheduler", DFS_SCHED_HEUN, &dfs_sched_heun_ops},
     {"LMSDiscreteScheduler", DFS_SCHED_LMS, NULL},
     {"UniPCMultistepScheduler", DFS_SCHED_UNIPC, NULL},
 };
@@ -189,6 +189,9 @@ static dfs_status parse(dfs_ctx *ctx, const dfs_json *j, const char *what, dfs_s
     c->variance_type = (dfs_variance)v;
     c->algorithm_dpmsolver = alg;
     c->final_sigmas_zero = fin;
+    if (c->kind == DFS_SCHED_DPMPP && c->algorithm_dpmsolver && c->final_sigmas_zero)
+        return dfs_fail(ctx, DFS_ERR_UNSUPPORTED, "%s: final_sigmas_type \"zero\" does not work with algorithm_type "
+                        "\"dpmsolver\" (diffusers refuses it too): use \"sigma_min\"", what);
     if (!(c->beta_start > 0 && c->beta_end > 0 && c->beta_start < 1 && c->beta_end < 1))
         return dfs_fail(ctx, DFS_ERR_FORMAT, "%s: beta_start and beta_end must be in (0, 1)", what);
     const dfs_json *tb = get(&r, "trained_betas");
