@@ -154,6 +154,16 @@ dfs_status dfs_model_load(dfs_ctx *ctx, const dfs_model_params *p, dfs_model **o
         goto fail;
     }
     if ((s = dfs_json_load_file(ctx, cfg_path, CONFIG_MAX_BYTES, &cj))) goto fail;
+    const dfs_json *cls = dfs_json_get(cj, "_class_name");
+    if (cls && cls->type == DFS_JSON_STRING && strncmp(cls->string, "AnalyticGaussian", 16) == 0) {
+        if ((s = dfs_analytic_parse(ctx, cj, cfg_path, &m->analytic))) goto fail;
+        m->weight_dtype = "none";
+        dfs_json_free(cj);
+        dfs_free(cfg_path);
+        dfs_free(weights);
+        *out = m;
+        return DFS_OK;
+    }
     dfs_unet_config cfg;
     if ((s = dfs_unet_config_parse(ctx, cj, cfg_path, &cfg))) goto fail;
     if ((s = dfs_unet_build(ctx, &cfg, cfg_path, &m->unet))) goto fail;
@@ -181,6 +191,7 @@ fail:
 
 void dfs_model_free(dfs_model *m) {
     if (!m) return;
+    dfs_analytic_free(m->analytic);
     dfs_unet_free(m->unet);
     dfs_free(m->params);
     dfs_free(m->arena);
@@ -189,9 +200,25 @@ void dfs_model_free(dfs_model *m) {
     dfs_free(m);
 }
 
+void dfs_model_set_schedule(dfs_model *m, const float *alphas_cumprod, int T, int prediction) {
+    if (!m->analytic) return;
+    m->analytic->alphas_cumprod = alphas_cumprod;
+    m->analytic->T = T;
+    m->analytic->prediction = prediction;
+}
+
 void dfs_model_get_info(const dfs_model *m, dfs_model_info *info) {
-    const dfs_unet_config *c = &m->unet->cfg;
     memset(info, 0, sizeof *info);
+    if (m->analytic) {
+        const dfs_analytic *a = m->analytic;
+        info->in_channels = info->out_channels = a->C;
+        info->sample_h = a->H;
+        info->sample_w = a->W;
+        info->weight_dtype = "none";
+        info->class_name = a->K > 1 ? "AnalyticGaussianMixture" : "AnalyticGaussian";
+        return;
+    }
+    const dfs_unet_config *c = &m->unet->cfg;
     info->in_channels = c->in_channels;
     info->out_channels = c->out_channels;
     info->sample_h = c->sample_h;
@@ -204,12 +231,26 @@ void dfs_model_get_info(const dfs_model *m, dfs_model_info *info) {
 }
 
 dfs_status dfs_model_check_size(dfs_ctx *ctx, const dfs_model *m, int H, int W) {
+    if (m->analytic) {
+        if (H != m->analytic->H || W != m->analytic->W)
+            return dfs_fail(ctx, DFS_ERR_SHAPE, "the analytic denoiser's samples are %dx%d, not %dx%d", m->analytic->H,
+                            m->analytic->W, H, W);
+        return DFS_OK;
+    }
     return dfs_unet_check_size(ctx, m->unet, H, W);
 }
 
-double dfs_model_flops(const dfs_model *m, int H, int W) { return dfs_unet_plan_forward(m->unet, 1, H, W).flops; }
+double dfs_model_flops(const dfs_model *m, int H, int W) {
+    return m->analytic ? 0.0 : dfs_unet_plan_forward(m->unet, 1, H, W).flops;
+}
 
 void dfs_model_describe(const dfs_model *m, char *buf, size_t size) {
+    if (m->analytic) {
+        snprintf(buf, size, "%s: exact denoiser for %d-component Gaussian data of shape %dx%dx%d",
+                 m->analytic->K > 1 ? "AnalyticGaussianMixture" : "AnalyticGaussian", m->analytic->K, m->analytic->C,
+                 m->analytic->H, m->analytic->W);
+        return;
+    }
     const dfs_unet_config *c = &m->unet->cfg;
     size_t n = 0;
     buf[0] = 0;
@@ -237,8 +278,16 @@ void dfs_model_describe(const dfs_model *m, char *buf, size_t size) {
 
 dfs_status dfs_model_forward(dfs_ctx *ctx, dfs_model *m, const float *x, int B, int H, int W,
                              const float *timesteps, const int64_t *class_labels, float *out) {
-    const dfs_unet_config *c = &m->unet->cfg;
     dfs_status s;
+    if (m->analytic) {
+        if (class_labels) return dfs_fail(ctx, DFS_ERR_ARG, "class labels given, but the model is unconditional");
+        if (!m->analytic->alphas_cumprod)
+            return dfs_fail(ctx, DFS_ERR_ARG, "an analytic denoiser needs a noise schedule: use it through 'diffuse sample'");
+        if ((s = dfs_model_check_size(ctx, m, H, W))) return s;
+        dfs_analytic_forward(m->analytic, x, B, timesteps, out);
+        return DFS_OK;
+    }
+    const dfs_unet_config *c = &m->unet->cfg;
     if (B < 1 || B > (1 << 20)) return dfs_fail(ctx, DFS_ERR_ARG, "batch size %d is out of range", B);
     if ((s = dfs_unet_check_size(ctx, m->unet, H, W))) return s;
     switch (c->class_embed_type) {
@@ -270,9 +319,8 @@ dfs_status dfs_model_forward(dfs_ctx *ctx, dfs_model *m, const float *x, int B, 
 
 dfs_status dfs_model_forward_vec(dfs_ctx *ctx, dfs_model *m, const float *x, int B, int H, int W,
                                  const float *timesteps, const float *class_vec, float *out) {
-    const dfs_unet_config *c = &m->unet->cfg;
     dfs_status s;
-    if (c->class_embed_type != DFS_CLASS_EMB_IDENTITY)
+    if (m->analytic || m->unet->cfg.class_embed_type != DFS_CLASS_EMB_IDENTITY)
         return dfs_fail(ctx, DFS_ERR_ARG, "class embedding vectors are only for class_embed_type \"identity\"");
     if (B < 1 || B > (1 << 20)) return dfs_fail(ctx, DFS_ERR_ARG, "batch size %d is out of range", B);
     if ((s = dfs_unet_check_size(ctx, m->unet, H, W))) return s;

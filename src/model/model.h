@@ -3,12 +3,14 @@
 #define DFS_MODEL_MODEL_H
 
 #include "io/json.h"
+#include "model/analytic.h"
 #include "model/unet.h"
 
 struct dfs_model {
     char *root;               /* the path given (a model or pipeline directory) */
     char *dir;                /* the UNet's directory */
-    dfs_unet *unet;
+    dfs_unet *unet;           /* the network, or NULL for an analytic denoiser */
+    dfs_analytic *analytic;   /* closed-form denoiser (AnalyticGaussian[Mixture]), or NULL */
     float *params;            /* (unet->n_floats) */
     const char *weight_dtype; /* how the file stored them */
     float *arena;             /* activation arena for (plan_b, plan_h, plan_w) */
@@ -20,6 +22,9 @@ dfs_status dfs_model_create(dfs_ctx *ctx, const dfs_json *config, const char *wh
 /* Writes params (laid out as m's) as a DDPMPipeline directory with the given scheduler config. */
 dfs_status dfs_model_save_params(dfs_ctx *ctx, const dfs_model *m, const float *params, const char *dir, int f16,
                                  const char *scheduler_json);
+
+/* Analytic denoisers take ᾱ and the prediction type from the sampler's schedule. */
+void dfs_model_set_schedule(dfs_model *m, const float *alphas_cumprod, int T, int prediction);
 
 /* Runs the network after the caller has validated the inputs. */
 dfs_status dfs_model_run(dfs_ctx *ctx, dfs_model *m, const float *x, int B, int H, int W, const float *t,

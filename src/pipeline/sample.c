@@ -106,6 +106,8 @@ dfs_status dfs_sample(dfs_ctx *ctx, dfs_model *m, const dfs_sample_params *p, fl
     dfs_sched *s = NULL;
     if ((st = make_sched(ctx, m, p, &s))) return st;
     dfs_sched_set_eta(s, p->eta, 0);
+    dfs_model_set_schedule(m, dfs_sched_alphas_cumprod(s), dfs_sched_get_config(s)->num_train_timesteps,
+                           (int)dfs_sched_get_config(s)->prediction_type);
     const size_t per = (size_t)C * H * W, n_max = per * (size_t)bs, wide = cfg_on ? 2 : 1;
     float *x = NULL, *xin = NULL, *mo = NULL, *eps = NULL, *noise = NULL, *x0 = NULL, *tt = NULL;
     int64_t *labels = NULL;
@@ -177,6 +179,7 @@ dfs_status dfs_sample(dfs_ctx *ctx, dfs_model *m, const dfs_sample_params *p, fl
         memcpy(out + (size_t)first * per, x, n * sizeof(float));
     }
 done:
+    dfs_model_set_schedule(m, NULL, 0, 0); /* the schedule dies with s */
     dfs_free(x);
     dfs_free(xin);
     dfs_free(mo);
