@@ -22,6 +22,9 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
 .PHONY: all test debug clean bench
 all: $(BUILD)/diffuse
 
@@ -42,6 +45,13 @@ $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libdiffuse.a
 	@mkdir -p $(dir $@)
 	@echo "LD $@"
 	@$(CC) $(ALL_CFLAGS) $< $(BUILD)/libdiffuse.a -o $@ $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libdiffuse.a
+	@mkdir -p $(dir $@)
+	@echo "LD $@"
+	@$(CC) $(ALL_CFLAGS) $< $(BUILD)/libdiffuse.a -o $@ $(LDLIBS)
+
+bench: $(BENCH_BIN) $(BUILD)/diffuse
 
 test: $(TEST_BIN) $(BUILD)/diffuse
 	@DIFFUSE=$(BUILD)/diffuse sh tests/run.sh $(TEST_BIN)
