@@ -178,6 +178,48 @@ static dfs_status heun_step(dfs_ctx *ctx, dfs_sched *s, int i, const float *mo, 
     return DFS_OK;
 }
 
+/* LMSDiscreteScheduler: linear multistep in σ over the last (up to 4) derivatives, with
+ * coefficients ∫ L_j(τ) dτ over [σ_i, σ_{i+1}] of the Lagrange basis through the previous sigmas.
+ * diffusers integrates them with scipy's quad; these polynomials are integrated exactly. */
+static double lms_coefficient(const dfs_sched *s, int order, int i, int j) {
+    double poly[5] = {1, 0, 0, 0, 0}; /* coefficients of τ^0 .. τ^4 */
+    int deg = 0;
+    const double sj = s->sigmas[i - j];
+    for (int k = 0; k < order; k++) {
+        if (k == j) continue;
+        const double sk = s->sigmas[i - k], den = sj - sk;
+        for (int d = deg + 1; d >= 0; d--) poly[d] = ((d > 0 ? poly[d - 1] : 0.0) - sk * poly[d]) / den;
+        deg++;
+    }
+    const double a = s->sigmas[i], b = s->sigmas[i + 1];
+    double r = 0;
+    for (int d = 0; d <= deg; d++) r += poly[d] * (pow(b, d + 1) - pow(a, d + 1)) / (d + 1);
+    return r;
+}
+
+static dfs_status lms_step(dfs_ctx *ctx, dfs_sched *s, int i, const float *mo, const float *x, const float *noise,
+                           float *prev, float *pred_x0, size_t n, int B) {
+    const float sigma = s->sigmas[i];
+    float *x0 = pred_x0 ? pred_x0 : s->tmp[0];
+    denoised(s->cfg.prediction_type, sigma, mo, x, x0, n);
+    float *oldest = s->hist[DFS_SCHED_HISTORY - 1];
+    for (int k = DFS_SCHED_HISTORY - 1; k > 0; k--) s->hist[k] = s->hist[k - 1];
+    s->hist[0] = oldest;
+    for (size_t k = 0; k < n; k++) s->hist[0][k] = (x[k] - x0[k]) / sigma;
+    if (s->lower_order_nums < 4) s->lower_order_nums++;
+    const int order = i + 1 < 4 ? i + 1 : 4;
+    float c[4];
+    for (int j = 0; j < order; j++) c[j] = (float)lms_coefficient(s, order, i, j);
+    for (size_t k = 0; k < n; k++) {
+        float acc = 0.0f + c[0] * s->hist[0][k];
+        for (int j = 1; j < order; j++) acc = acc + c[j] * s->hist[j][k];
+        prev[k] = x[k] + acc;
+    }
+    return DFS_OK;
+}
+
+const dfs_sched_ops dfs_sched_lms_ops = {euler_set_timesteps, scale_input, NULL, lms_step};
+
 const dfs_sched_ops dfs_sched_heun_ops = {heun_set_timesteps, scale_input, NULL, heun_step};
 
 const dfs_sched_ops dfs_sched_euler_ops = {euler_set_timesteps, scale_input, NULL, euler_step};

@@ -17,7 +17,7 @@ static const struct {
     {"EulerDiscreteScheduler", DFS_SCHED_EULER, &dfs_sched_euler_ops},
     {"EulerAncestralDiscreteScheduler", DFS_SCHED_EULER_A, &dfs_sched_euler_a_ops},
     {"HeunDiscreteScheduler", DFS_SCHED_HEUN, &dfs_sched_heun_ops},
-    {"LMSDiscreteScheduler", DFS_SCHED_LMS, NULL},
+    {"LMSDiscreteScheduler", DFS_SCHED_LMS, &dfs_sched_lms_ops},
     {"UniPCMultistepScheduler", DFS_SCHED_UNIPC, NULL},
 };
 #define N_CLASSES (sizeof classes / sizeof *classes)

@@ -10,7 +10,7 @@ check "png written" [ -s $OUT ]
 check "npy is (2,3,16,16) float32" [ "$(wc -c <$NPY)" -eq $((128 + 2 * 3 * 16 * 16 * 4)) ]
 check "trajectory npy is (3,2,3,16,16)" [ "$(wc -c <$T/tr.npy)" -eq $((128 + 3 * 2 * 3 * 16 * 16 * 4)) ]
 check "png signature" sh -c "head -c 8 $OUT | od -An -c | grep -q 'P   N   G'"
-for s in ddpm ddim euler euler-a dpmpp-2m dpmpp-3m heun; do
+for s in ddpm ddim pndm euler euler-a heun lms dpmpp-2m dpmpp-3m; do
     check "scheduler $s" $S --scheduler $s --steps 4 --output-npy $T/$s.npy
 done
 check "same seed, same bytes" sh -c "$S --scheduler euler-a --steps 4 --seed 5 --output-npy $T/a.npy --threads 1 && \
