@@ -157,8 +157,9 @@ int main(void) {
     dfs_ctx *ctx = dfs_ctx_new();
     int n = run_fixture_dir(ctx, "tests/fixtures/unet");
     TEST_CHECK(n == 2);
-    run_fixture_dir(ctx, "tests/fixtures/unet_extra");
+    TEST_CHECK(run_fixture_dir(ctx, "tests/fixtures/unet_extra") == 12);
     check_param_counts(ctx, "tests/fixtures/unet");
+    check_param_counts(ctx, "tests/fixtures/unet_extra");
     check_time_proj(ctx, "tests/fixtures/unet/tiny/cases/b2_int_t10_t999", 32);
     check_time_proj(ctx, "tests/fixtures/unet/tiny/cases/b2_float_t0.5_t537.25", 32);
     dfs_ctx_free(ctx);
