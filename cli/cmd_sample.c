@@ -13,7 +13,7 @@
 
 static const cli_opt opts[] = {
     {"--model", "-m", "DIR", "diffusers model or pipeline directory (required)"},
-    {"--scheduler", NULL, "NAME", "ddpm, ddim, pndm, euler, euler-a, heun, lms, dpmpp-2m, dpmpp-3m (default: the model's scheduler, else ddim)"},
+    {"--scheduler", NULL, "NAME", "ddpm, ddim, pndm, euler, euler-a, heun, lms, dpmpp-2m, dpmpp-3m, unipc (default: the model's scheduler, else ddim)"},
     {"--scheduler-config", NULL, "FILE", "a diffusers scheduler_config.json overriding the model's"},
     {"--steps", NULL, "N", "sampler steps (default 50)"},
     {"--eta", NULL, "X", "DDIM eta: 0 deterministic (default), 1 like DDPM"},

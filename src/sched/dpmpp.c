@@ -7,7 +7,9 @@
 #include "sched/sched_internal.h"
 #include "sched/sigmas.h"
 
-static dfs_status set_timesteps(dfs_ctx *ctx, dfs_sched *s, int n) {
+/* Shared with UniPC, whose timesteps and sigmas are built the same way. */
+dfs_status dfs_sched_dpmpp_set_timesteps(dfs_ctx *ctx, dfs_sched *s, int n);
+dfs_status dfs_sched_dpmpp_set_timesteps(dfs_ctx *ctx, dfs_sched *s, int n) {
     const dfs_sched_config *c = &s->cfg;
     const int T = c->num_train_timesteps;
     /* λ_min_clipped trims the noisiest timesteps (cosine schedules) */
@@ -52,6 +54,7 @@ static dfs_status set_timesteps(dfs_ctx *ctx, dfs_sched *s, int n) {
         }
         const float ac0 = s->alphas_cumprod[0];
         sig[m] = c->final_sigmas_zero ? 0.0 : (double)sqrtf((1.0f - ac0) / ac0);
+        if (c->kind == DFS_SCHED_UNIPC && c->use_karras_sigmas && !c->final_sigmas_zero) sig[m] = sig[m - 1];
         if (!(st = dfs_sched_alloc_steps(ctx, s, m, 1))) {
             for (int i = 0; i <= m; i++) s->sigmas[i] = (float)sig[i];
             for (int i = 0; i < m; i++) {
@@ -169,4 +172,4 @@ static dfs_status step(dfs_ctx *ctx, dfs_sched *s, int i, const float *mo, const
     return DFS_OK;
 }
 
-const dfs_sched_ops dfs_sched_dpmpp_ops = {set_timesteps, NULL, NULL, step};
+const dfs_sched_ops dfs_sched_dpmpp_ops = {dfs_sched_dpmpp_set_timesteps, NULL, NULL, step};

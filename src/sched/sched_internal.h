@@ -38,7 +38,7 @@ typedef struct dfs_sched_ops {
 } dfs_sched_ops;
 
 extern const dfs_sched_ops dfs_sched_ddpm_ops, dfs_sched_ddim_ops, dfs_sched_euler_ops, dfs_sched_euler_a_ops,
-    dfs_sched_dpmpp_ops, dfs_sched_heun_ops, dfs_sched_pndm_ops, dfs_sched_lms_ops;
+    dfs_sched_dpmpp_ops, dfs_sched_heun_ops, dfs_sched_pndm_ops, dfs_sched_lms_ops, dfs_sched_unipc_ops;
 
 /* Integer timesteps by spacing, as diffusers' DDPM/DDIM set_timesteps computes them (descending). */
 dfs_status dfs_sched_int_timesteps(dfs_ctx *ctx, dfs_sched *s, int n, int *out);

@@ -18,7 +18,7 @@ static const struct {
     {"EulerAncestralDiscreteScheduler", DFS_SCHED_EULER_A, &dfs_sched_euler_a_ops},
     {"HeunDiscreteScheduler", DFS_SCHED_HEUN, &dfs_sched_heun_ops},
     {"LMSDiscreteScheduler", DFS_SCHED_LMS, &dfs_sched_lms_ops},
-    {"UniPCMultistepScheduler", DFS_SCHED_UNIPC, NULL},
+    {"UniPCMultistepScheduler", DFS_SCHED_UNIPC, &dfs_sched_unipc_ops},
 };
 #define N_CLASSES (sizeof classes / sizeof *classes)
 
@@ -183,6 +183,9 @@ static dfs_status parse(dfs_ctx *ctx, const dfs_json *j, const char *what, dfs_s
             return dfs_fail(ctx, DFS_ERR_UNSUPPORTED, "%s: scheduler field '%s' = true is not supported", what,
                             unsupported_true[k]);
     }
+    const dfs_json *dc = get(&r, "disable_corrector"), *sp_ = get(&r, "solver_p");
+    if ((dc && (dc->type != DFS_JSON_ARRAY || dc->n_items > 0)) || sp_)
+        return dfs_fail(ctx, DFS_ERR_UNSUPPORTED, "%s: UniPC's disable_corrector and solver_p are not supported", what);
     c->beta_schedule = (dfs_beta_schedule)e;
     c->prediction_type = (dfs_pred)p;
     c->timestep_spacing = (dfs_spacing)sp;

@@ -10,7 +10,7 @@ check "png written" [ -s $OUT ]
 check "npy is (2,3,16,16) float32" [ "$(wc -c <$NPY)" -eq $((128 + 2 * 3 * 16 * 16 * 4)) ]
 check "trajectory npy is (3,2,3,16,16)" [ "$(wc -c <$T/tr.npy)" -eq $((128 + 3 * 2 * 3 * 16 * 16 * 4)) ]
 check "png signature" sh -c "head -c 8 $OUT | od -An -c | grep -q 'P   N   G'"
-for s in ddpm ddim pndm euler euler-a heun lms dpmpp-2m dpmpp-3m; do
+for s in ddpm ddim pndm euler euler-a heun lms dpmpp-2m dpmpp-3m unipc; do
     check "scheduler $s" $S --scheduler $s --steps 4 --output-npy $T/$s.npy
 done
 check "same seed, same bytes" sh -c "$S --scheduler euler-a --steps 4 --seed 5 --output-npy $T/a.npy --threads 1 && \
@@ -30,5 +30,6 @@ expect_fail "init noise of the wrong shape" 2 "initial noise" $OUT -- $S --init-
 expect_fail "scheduler config missing" 1 "nope.json" $OUT -- $S --scheduler-config $T/nope.json -o $OUT
 printf '{"_class_name": "DDIMScheduler", "beta_schedule": "wavy"}' >$T/bad.json
 expect_fail "scheduler config bad value" 2 "wavy" $OUT -- $S --scheduler-config $T/bad.json -o $OUT
-expect_fail "unimplemented sampler" 2 "not implemented" $OUT -- $S --scheduler unipc -o $OUT
+printf '{"_class_name": "DDIMScheduler", "use_flow_sigmas": true}' >$T/flow.json
+expect_fail "unimplemented option" 2 "use_flow_sigmas" $OUT -- $S --scheduler-config $T/flow.json -o $OUT
 summary cli_sample
