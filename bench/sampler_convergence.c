@@ -21,7 +21,7 @@
 
 int main(void) {
     const double mu = 0.3, s = 0.5;
-    static const char *const names[] = {"ddim", "euler", "heun", "dpmpp-2m", "dpmpp-3m", "pndm"};
+    static const char *const names[] = {"ddim", "euler", "heun", "dpmpp-2m", "dpmpp-3m", "unipc", "pndm"};
     static const int steps[] = {5, 10, 20, 50, 100, 200};
     const int n_steps = sizeof steps / sizeof *steps;
     dfs_ctx *ctx = dfs_ctx_new();
