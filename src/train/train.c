@@ -159,9 +159,13 @@ static double now(void) {
 }
 
 /* One optimisation step on a batch; returns the loss. */
+/* The optimisation step proper on a given batch: x_t from x0, noise and the integer timesteps,
+ * the loss against the target of the prediction type, backward, clipping, AdamW, EMA. */
+static double optimize(trainer *t, const dfs_train_params *p, const float *x0, const float *noise, const int *ts,
+                       const int64_t *labels, float *xt, float *target, float *tf);
+
 static double train_step(trainer *t, const dfs_train_params *p, float *x0, float *noise, float *xt, float *target,
                          int *ts, float *tf, int64_t *labels) {
-    const dfs_unet *u = t->m->unet;
     const int B = p->batch_size, H = t->ds.H, W = t->ds.W;
     const size_t per = (size_t)t->ds.C * H * W, n = per * (size_t)B;
     const int T = dfs_sched_get_config(t->sched)->num_train_timesteps;
@@ -181,6 +185,15 @@ static double train_step(trainer *t, const dfs_train_params *p, float *x0, float
         if (p->conditional && (double)(dfs_rng_u32(t->rng) >> 8) / 16777216.0 < p->p_uncond) labels[b] = t->null_label;
     }
     dfs_rng_randn(t->rng, noise, n);
+    return optimize(t, p, x0, noise, ts, labels, xt, target, tf);
+}
+
+static double optimize(trainer *t, const dfs_train_params *p, const float *x0, const float *noise, const int *ts,
+                       const int64_t *labels, float *xt, float *target, float *tf) {
+    const dfs_unet *u = t->m->unet;
+    const int B = p->batch_size, H = t->ds.H, W = t->ds.W;
+    const size_t per = (size_t)t->ds.C * H * W, n = per * (size_t)B;
+    for (int b = 0; b < B; b++) tf[b] = (float)ts[b];
     dfs_sched_add_noise(t->sched, x0, noise, ts, B, per, xt);
     const dfs_pred pred = dfs_sched_get_config(t->sched)->prediction_type;
     if (pred == DFS_PRED_EPSILON) memcpy(target, noise, n * sizeof(float));
@@ -395,5 +408,56 @@ done:
     dfs_sched_free(t.sched);
     dfs_model_free(t.m);
     dfs_dataset_free(&t.ds);
+    return st;
+}
+
+dfs_status dfs_train_step_once(dfs_ctx *ctx, dfs_model *m, const dfs_json *scheduler_config, const dfs_train_params *p,
+                               const float *x0, const float *noise, const int *ts, const int64_t *labels, double *loss) {
+    trainer t;
+    memset(&t, 0, sizeof t);
+    const dfs_unet *u = m->unet;
+    const int B = p->batch_size, C = u->cfg.in_channels, H = u->cfg.sample_h, W = u->cfg.sample_w;
+    dfs_status st = dfs_sched_from_config(ctx, scheduler_config, "scheduler", DFS_SCHED_DDPM, &t.sched);
+    if (st) return st;
+    t.m = m;
+    t.ds.C = C;
+    t.ds.H = H;
+    t.ds.W = W;
+    dfs_ops_set_threads(dfs_ctx_threads(ctx));
+    const dfs_unet_plan plan = dfs_unet_plan_train(u, B, H, W);
+    const size_t nf = u->n_floats, n = (size_t)B * C * H * W;
+    t.arena_floats = plan.arena_floats;
+    t.n_tape = plan.n_tape;
+    t.arena = dfs_malloc(plan.arena_floats * sizeof(float));
+    t.garena = dfs_malloc(plan.arena_floats * sizeof(float));
+    t.tape = dfs_calloc(plan.n_tape, dfs_unet_tape_op_size());
+    t.G = dfs_calloc(nf, sizeof(float));
+    t.adam_m = dfs_calloc(nf, sizeof(float));
+    t.adam_v = dfs_calloc(nf, sizeof(float));
+    t.ema = dfs_malloc(nf * sizeof(float));
+    float *xt = dfs_malloc(n * sizeof(float)), *target = dfs_malloc(n * sizeof(float)), *tf = dfs_malloc(B * sizeof(float));
+    if (!t.arena || !t.garena || !t.tape || !t.G || !t.adam_m || !t.adam_v || !t.ema || !xt || !target || !tf) {
+        st = dfs_fail(ctx, DFS_ERR_NOMEM, "out of memory");
+    } else {
+        memcpy(t.ema, m->params, nf * sizeof(float));
+        /* record the tape once to size the backward scratch */
+        for (int b = 0; b < B; b++) tf[b] = (float)ts[b];
+        dfs_unet_forward_train(u, m->params, t.arena, t.tape, x0, B, H, W, tf, labels, NULL);
+        t.scratch = dfs_malloc((dfs_unet_backward_scratch(u, t.tape, t.n_tape, B) + 16) * sizeof(float));
+        if (!t.scratch) st = dfs_fail(ctx, DFS_ERR_NOMEM, "out of memory");
+        else *loss = optimize(&t, p, x0, noise, ts, labels, xt, target, tf);
+    }
+    dfs_free(xt);
+    dfs_free(target);
+    dfs_free(tf);
+    dfs_free(t.arena);
+    dfs_free(t.garena);
+    dfs_free(t.scratch);
+    dfs_free(t.tape);
+    dfs_free(t.G);
+    dfs_free(t.adam_m);
+    dfs_free(t.adam_v);
+    dfs_free(t.ema);
+    dfs_sched_free(t.sched);
     return st;
 }

@@ -38,6 +38,15 @@ typedef struct dfs_train_params {
 void dfs_train_params_default(dfs_train_params *p);
 dfs_status dfs_train(dfs_ctx *ctx, const dfs_train_params *p);
 
+/* One optimisation step of m's parameters (in place, fresh Adam moments) on the given batch:
+ * x0 and noise (batch_size, C, H, W), integer timesteps ts and labels (or NULL), with p's
+ * optimiser settings (step 1, so the learning rate is lr_at(0): use warmup_steps 0). For tests
+ * against PyTorch. */
+struct dfs_json;
+dfs_status dfs_train_step_once(dfs_ctx *ctx, struct dfs_model *m, const struct dfs_json *scheduler_config,
+                               const dfs_train_params *p, const float *x0, const float *noise, const int *ts,
+                               const int64_t *labels, double *loss);
+
 /* One optimisation step's arithmetic, exposed for tests: AdamW as torch.optim.AdamW (decoupled
  * weight decay, bias-corrected), over n parameters; step counts from 1. */
 void dfs_adamw_step(float *param, const float *grad, float *m, float *v, size_t n, int step, double lr, double beta1,
