@@ -12,7 +12,8 @@
 #include "train/train.h"
 
 static const cli_opt opts[] = {
-    {"--data", NULL, "SPEC", "fashion-mnist (Debian's dataset-fashion-mnist), an idx directory or images file"},
+    {"--data", NULL, "SPEC", "fashion-mnist (Debian's dataset-fashion-mnist), idx files, or a directory of PNGs (class sub-directories)"},
+    {"--random-flip", NULL, NULL, "flip training images horizontally at random"},
     {"--out", "-o", "DIR", "output: a DDPMPipeline directory with the EMA weights, and checkpoints (required)"},
     {"--unet-config", NULL, "FILE", "UNet2DModel config.json (default: a built-in 28x28 model)"},
     {"--scheduler-config", NULL, "FILE", "scheduler_config.json (default: DDPM, linear betas, epsilon)"},
@@ -155,6 +156,7 @@ int cmd_train(int argc, char **argv) {
         }
     }
     tp.conditional = OPT("--conditional") != NULL;
+    tp.random_flip = OPT("--random-flip") != NULL;
     tp.resume = OPT("--resume") != NULL;
     tp.lr_cosine = OPT("--constant-lr") == NULL;
     tp.f16_weights = OPT("--f16") != NULL;

@@ -7,6 +7,7 @@
 #include "core/internal.h"
 #include "io/file.h"
 #include "io/inflate.h"
+#include "io/png.h"
 #include "io/safetensors.h"
 #include "train/data.h"
 #include "train/train.h"
@@ -123,6 +124,30 @@ int main(void) {
     snprintf(p, sizeof p, "%s/wrong-images-idx3-ubyte", dir);
     TEST_CHECK(dfs_dataset_open(ctx, p, &ds) == DFS_ERR_FORMAT && strstr(dfs_errmsg(ctx), "magic"));
     TEST_CHECK(dfs_dataset_open(ctx, "/nonexistent/data", &ds) == DFS_ERR_IO);
+
+    /* a PNG directory: class sub-directories, mixed sizes, colour converted to grey */
+    char pd[512], sub[600];
+    snprintf(pd, sizeof pd, "%s/pngs", dir);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/a_cats %s/b_dogs %s/empty", pd, pd, pd);
+    TEST_CHECK(system(cmd) == 0);
+    uint8_t rgb[10 * 6 * 3];
+    for (int i = 0; i < 60; i++) rgb[3 * i] = 100, rgb[3 * i + 1] = 150, rgb[3 * i + 2] = 200;
+    snprintf(sub, sizeof sub, "%s/a_cats/1.png", pd);
+    TEST_CHECK(dfs_png_write(ctx, sub, rgb, 10, 6, 3) == DFS_OK);
+    snprintf(sub, sizeof sub, "%s/b_dogs/1.png", pd);
+    TEST_CHECK(dfs_png_write(ctx, sub, rgb, 5, 9, 3) == DFS_OK);
+    snprintf(sub, sizeof sub, "%s/b_dogs/2.png", pd);
+    TEST_CHECK(dfs_png_write(ctx, sub, rgb, 6, 10, 3) == DFS_OK);
+    TEST_CHECK(dfs_dataset_load_png_dir(ctx, pd, 1, 8, 8, &ds) == DFS_OK && ds.n == 3 && ds.n_classes == 3 &&
+               ds.labels[0] == 0 && ds.labels[2] == 1);
+    /* (100, 150, 200) to grey: 0.299·100 + 0.587·150 + 0.114·200 = 140.75 */
+    TEST_CHECK(ds.pixels && ds.pixels[0] == 141 && ds.pixels[63] == 141);
+    dfs_dataset_free(&ds);
+    snprintf(sub, sizeof sub, "%s/empty", pd);
+    TEST_CHECK(dfs_dataset_load_png_dir(ctx, sub, 1, 8, 8, &ds) == DFS_ERR_FORMAT && strstr(dfs_errmsg(ctx), "no .png"));
+    snprintf(sub, sizeof sub, "%s/b_dogs/3.png", pd);
+    write_file("pngs/b_dogs/3.png", "\x89PNG\r\n\x1a\nbroken", 14);
+    TEST_CHECK(dfs_dataset_load_png_dir(ctx, pd, 1, 8, 8, &ds) == DFS_ERR_FORMAT && strstr(dfs_errmsg(ctx), "3.png"));
 
     /* gzip: a stream made by gzip(1) at build time is not available here, so check the
      * decoder against a hand-made stored-block gzip and corrupt variants */

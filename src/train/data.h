@@ -18,6 +18,15 @@ dfs_status dfs_dataset_load_idx(dfs_ctx *ctx, const char *images, const char *la
 /* `spec` is "fashion-mnist" (Debian's dataset-fashion-mnist package), a directory holding
  * train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz], or the images file itself. */
 dfs_status dfs_dataset_open(dfs_ctx *ctx, const char *spec, dfs_dataset *ds);
+
+/* A directory of PNG images (any size, grey or colour), or of class sub-directories holding them
+ * (labels by sorted name): each resized to cover H × W (bilinear), centre-cropped, converted to C
+ * channels, as diffusers' training example prepares images. Unreadable images fail here, before
+ * training starts. */
+dfs_status dfs_dataset_load_png_dir(dfs_ctx *ctx, const char *dir, int C, int H, int W, dfs_dataset *ds);
+
+/* dfs_dataset_open for idx data, else a PNG directory fitted to C × H × W. */
+dfs_status dfs_dataset_open_for(dfs_ctx *ctx, const char *spec, int C, int H, int W, dfs_dataset *ds);
 void dfs_dataset_free(dfs_dataset *ds);
 
 /* Sample i scaled to [-1, 1] as float (C, H, W), as diffusers' training example normalises. */

@@ -176,8 +176,19 @@ static double train_step(trainer *t, const dfs_train_params *p, float *x0, float
             shuffle(t, p->seed);
         }
         const int idx = t->perm[t->cursor++];
-        dfs_dataset_get(&t->ds, idx, x0 + (size_t)b * per);
+        float *img = x0 + (size_t)b * per;
+        dfs_dataset_get(&t->ds, idx, img);
         labels[b] = t->ds.labels[idx];
+        if (p->random_flip && (dfs_rng_u32(t->rng) & 1)) /* horizontal flip, each image with probability 1/2 */
+            for (int c = 0; c < t->ds.C; c++)
+                for (int y = 0; y < H; y++) {
+                    float *row = img + ((size_t)c * H + y) * W;
+                    for (int x = 0; x < W / 2; x++) {
+                        const float tmp = row[x];
+                        row[x] = row[W - 1 - x];
+                        row[W - 1 - x] = tmp;
+                    }
+                }
     }
     for (int b = 0; b < B; b++) {
         ts[b] = (int)(dfs_rng_u32(t->rng) % (uint32_t)T);
@@ -251,10 +262,17 @@ dfs_status dfs_train(dfs_ctx *ctx, const dfs_train_params *p) {
     dfs_status st;
     if (!p->out_dir) return dfs_fail(ctx, DFS_ERR_ARG, "no output directory given");
     if (p->batch_size < 1 || p->max_steps < 1) return dfs_fail(ctx, DFS_ERR_ARG, "batch size and steps must be at least 1");
-    if ((st = dfs_dataset_open(ctx, p->data, &t.ds))) return st;
     if (p->unet_config) st = dfs_json_load_file(ctx, p->unet_config, 1 << 20, &ucfg);
     else st = dfs_json_parse(ctx, default_unet, strlen(default_unet), "built-in UNet config", &ucfg);
     if (st) goto done;
+    {
+        /* the data is fitted to the model's input (PNG directories are resized and cropped) */
+        dfs_unet_config uc;
+        if ((st = dfs_unet_config_parse(ctx, ucfg, p->unet_config ? p->unet_config : "built-in UNet config", &uc))) goto done;
+        if ((st = dfs_dataset_open_for(ctx, p->data, uc.in_channels, uc.sample_h ? uc.sample_h : 32,
+                                       uc.sample_w ? uc.sample_w : 32, &t.ds)))
+            goto done;
+    }
     if (p->scheduler_config) {
         char *text = NULL;
         size_t len = 0;

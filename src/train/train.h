@@ -25,6 +25,7 @@ typedef struct dfs_train_params {
     double snr_gamma;             /* min-SNR-γ loss weighting; 0: off */
     uint64_t seed;
     int checkpoint_every, progress_every, resume, f16_weights;
+    int random_flip;              /* flip images horizontally with probability 1/2 */
     int stop_after;               /* steps to run in this call, then checkpoint and return; 0: to max_steps */
     /* progress: return non-zero to stop (a checkpoint is written first) */
     int (*on_progress)(void *user, const dfs_train_progress *p);
