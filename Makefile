@@ -25,7 +25,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test debug clean bench
+.PHONY: all test debug clean bench fuzz
 all: $(BUILD)/diffuse
 
 $(BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h src/*/*/*.h cli/*.h)
@@ -56,9 +56,40 @@ bench: $(BENCH_BIN) $(BUILD)/diffuse
 test: $(TEST_BIN) $(BUILD)/diffuse
 	@DIFFUSE=$(BUILD)/diffuse sh tests/run.sh $(TEST_BIN)
 
+# Fuzzing (clang's libFuzzer): `make fuzz FUZZ_TIME=30` runs every target in fuzz/ for that many
+# seconds from the seed corpus in fuzz/corpus/<target>; findings land in build-fuzz/.
+FUZZ_CC    ?= clang
+FUZZ_TIME  ?= 30
+FUZZ_FLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -Iinclude -Isrc -Ifuzz -fno-omit-frame-pointer \
+              -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_SRC   := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_BIN   := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
+FUZZ_OBJ   := $(LIB_SRC:%.c=build-fuzz/%.o)
+
+build-fuzz/%.o: %.c $(wildcard include/*.h src/*/*.h src/*/*/*.h)
+	@mkdir -p $(dir $@)
+	@echo "CC (fuzz) $<"
+	@$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+build-fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(FUZZ_OBJ)
+	@echo "LD $@"
+	@$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) -o $@ -lm
+
+# keep the sanitizer-built objects between runs
+.SECONDARY: $(FUZZ_OBJ)
+
+fuzz: $(FUZZ_BIN)
+	@for t in $(FUZZ_BIN); do \
+	    name=$${t#build-fuzz/fuzz_}; mkdir -p build-fuzz/corpus/$$name build-fuzz/findings; \
+	    echo "fuzzing $$name for $(FUZZ_TIME) s"; \
+	    ./$$t -max_total_time=$(FUZZ_TIME) -max_len=65536 -print_final_stats=1 -artifact_prefix=build-fuzz/findings/$$name- \
+	        build-fuzz/corpus/$$name fuzz/corpus/$$name 2>build-fuzz/$$name.log || { tail -40 build-fuzz/$$name.log; exit 1; }; \
+	    grep -E "stat::number_of_executed_units|stat::peak_rss" build-fuzz/$$name.log | tr '\n' ' '; echo; \
+	done
+
 debug:
 	$(MAKE) BUILD=build-debug OPT=-O1 CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	        LDLIBS="-lm -fsanitize=address,undefined $(if $(filter 1,$(OMP)),-fopenmp)" test
 
 clean:
-	rm -rf build build-debug
+	rm -rf build build-debug build-fuzz
