@@ -28,6 +28,7 @@ static const cli_opt opts[] = {
     {"--output-npy", NULL, "OUT.npy", "the final samples, float32 (N, C, H, W), before clamping"},
     {"--save-trajectory", NULL, "FILE.png", "x_t (top) and predicted x0 (bottom) of the first image every few steps"},
     {"--save-trajectory-npy", NULL, "FILE.npy", "float32 (K, N, C, H, W): the samples after each of the K steps"},
+    {"--max-memory", NULL, "MB", "refuse to start when activations would need more (default: free memory)"},
     {"--threads", NULL, "N", "worker threads (default: all cores)"},
     {"--quiet", "-q", NULL, "no progress output"},
 };
@@ -161,6 +162,14 @@ int cmd_sample(int argc, char **argv) {
     dfs_ctx *ctx = dfs_ctx_new();
     if (!ctx) return 1;
     dfs_ctx_set_threads(ctx, (int)threads);
+    if (cli_get(&a, opts, N_OPTS, "--max-memory")) {
+        long mb = 0;
+        if (cli_int("sample", "--max-memory", cli_get(&a, opts, N_OPTS, "--max-memory"), 1, 1L << 30, &mb)) {
+            dfs_ctx_free(ctx);
+            return 2;
+        }
+        dfs_ctx_set_max_memory(ctx, (size_t)mb << 20);
+    }
     dfs_model *m = NULL;
     dfs_npy init = {0};
     float *out = NULL;

@@ -31,6 +31,7 @@ static const cli_opt opts[] = {
     {"--sample-every", NULL, "N", "steps between sample grids in OUT/samples/ (default: every checkpoint; 0: never)"},
     {"--f16", NULL, NULL, "store the exported weights as float16"},
     {"--seed", NULL, "S", "seed for initialisation, data order, timesteps and noise (default 0)"},
+    {"--max-memory", NULL, "MB", "refuse to start when activations would need more (default: free memory)"},
     {"--threads", NULL, "N", "worker threads (default: all cores)"},
     {"--quiet", "-q", NULL, "no progress output"},
 };
@@ -174,6 +175,14 @@ int cmd_train(int argc, char **argv) {
     dfs_ctx *ctx = dfs_ctx_new();
     if (!ctx) return 1;
     dfs_ctx_set_threads(ctx, (int)threads);
+    if (cli_get(&a, opts, N_OPTS, "--max-memory")) {
+        long mb = 0;
+        if (cli_int("train", "--max-memory", cli_get(&a, opts, N_OPTS, "--max-memory"), 1, 1L << 30, &mb)) {
+            dfs_ctx_free(ctx);
+            return 2;
+        }
+        dfs_ctx_set_max_memory(ctx, (size_t)mb << 20);
+    }
     if (!cs.quiet) fprintf(stderr, "diffuse: training on %s into %s, %d steps at batch %d\n", tp.data, tp.out_dir, tp.max_steps, tp.batch_size);
     dfs_status st = dfs_train(ctx, &tp);
     int rc = 0;

@@ -11,6 +11,7 @@ static const cli_opt opts[] = {
     {"--timesteps", "-t", "T.npy", "timesteps: N values or one for all, float32/float64/int64/int32 (required)"},
     {"--class-labels", NULL, "Y.npy", "class labels, N int64 values (class-conditional models)"},
     {"--output", "-o", "OUT.npy", "where to write the model output, float32 (N, C_out, H, W) (required)"},
+    {"--max-memory", NULL, "MB", "refuse to start when activations would need more (default: free memory)"},
     {"--threads", NULL, "N", "worker threads (default 1)"},
 };
 #define N_OPTS (int)(sizeof opts / sizeof *opts)
@@ -84,6 +85,14 @@ int cmd_unet(int argc, char **argv) {
     dfs_ctx *ctx = dfs_ctx_new();
     if (!ctx) return 1;
     dfs_ctx_set_threads(ctx, (int)threads);
+    if (cli_get(&a, opts, N_OPTS, "--max-memory")) {
+        long mb = 0;
+        if (cli_int("unet", "--max-memory", cli_get(&a, opts, N_OPTS, "--max-memory"), 1, 1L << 30, &mb)) {
+            dfs_ctx_free(ctx);
+            return 2;
+        }
+        dfs_ctx_set_max_memory(ctx, (size_t)mb << 20);
+    }
     dfs_model *m = NULL;
     dfs_npy x = {0};
     float *t = NULL, *out = NULL;

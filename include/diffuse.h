@@ -50,6 +50,9 @@ dfs_ctx *dfs_ctx_new(void); /* NULL when out of memory */
 void dfs_ctx_free(dfs_ctx *ctx);
 void dfs_ctx_set_threads(dfs_ctx *ctx, int n_threads); /* worker threads used inside calls; default 1 */
 int dfs_ctx_threads(const dfs_ctx *ctx);
+/* Activation memory a call may take, in bytes (0, the default: the machine's free memory). A
+ * request beyond it fails up front with DFS_ERR_NOMEM and the amount it would need. */
+void dfs_ctx_set_max_memory(dfs_ctx *ctx, size_t bytes);
 const char *dfs_errmsg(const dfs_ctx *ctx); /* the last error recorded on ctx, one line */
 const char *dfs_status_str(dfs_status s);
 

@@ -5,6 +5,7 @@
 struct dfs_ctx {
     char err[1024]; /* last error, one line */
     int n_threads;
+    size_t max_memory; /* bytes a call may allocate for activations; 0: what the machine has free */
 };
 
 #endif

@@ -20,6 +20,10 @@
  * `return dfs_fail(ctx, DFS_ERR_FORMAT, "%s: ...", path);`. */
 dfs_status dfs_fail(dfs_ctx *ctx, dfs_status code, const char *fmt, ...) DFS_PRINTF(3, 4);
 
+/* Refuses, with a message giving the number, to allocate `bytes` for `what` when that exceeds the
+ * context's memory limit or, without one, the machine's free memory. */
+dfs_status dfs_check_memory(dfs_ctx *ctx, double bytes, const char *what);
+
 /* Programmer errors (our own functions called wrongly) abort with file:line. Data errors never do. */
 #define DFS_ASSERT(cond)                                                                           \
     do {                                                                                           \

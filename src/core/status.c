@@ -4,6 +4,7 @@
 
 #include "internal.h"
 #include "ctx.h"
+#include <unistd.h>
 
 dfs_ctx *dfs_ctx_new(void) {
     dfs_ctx *ctx = dfs_calloc(1, sizeof *ctx);
@@ -17,6 +18,22 @@ void dfs_ctx_free(dfs_ctx *ctx) { dfs_free(ctx); }
 void dfs_ctx_set_threads(dfs_ctx *ctx, int n_threads) { ctx->n_threads = n_threads > 0 ? n_threads : 1; }
 
 int dfs_ctx_threads(const dfs_ctx *ctx) { return ctx ? ctx->n_threads : 1; }
+
+void dfs_ctx_set_max_memory(dfs_ctx *ctx, size_t bytes) { ctx->max_memory = bytes; }
+
+dfs_status dfs_check_memory(dfs_ctx *ctx, double bytes, const char *what) {
+    double limit = ctx && ctx->max_memory ? (double)ctx->max_memory : 0;
+    const char *source = "--max-memory";
+    if (!limit) {
+        const long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+        if (pages > 0 && page > 0) limit = (double)pages * (double)page;
+        source = "the memory this machine has free";
+    }
+    if (limit && bytes > limit)
+        return dfs_fail(ctx, DFS_ERR_NOMEM, "%s needs %.0f MiB, more than %s (%.0f MiB): use a smaller batch or size", what,
+                        bytes / 1048576.0, source, limit / 1048576.0);
+    return DFS_OK;
+}
 
 const char *dfs_errmsg(const dfs_ctx *ctx) {
     if (!ctx) return "out of memory (no context)";

@@ -332,6 +332,10 @@ dfs_status dfs_model_run(dfs_ctx *ctx, dfs_model *m, const float *x, int B, int 
     dfs_ops_set_threads(dfs_ctx_threads(ctx)); /* before planning: scratch sizes depend on it */
     if (!m->arena || m->plan_b != B || m->plan_h != H || m->plan_w != W || m->plan_threads != dfs_ctx_threads(ctx)) {
         dfs_unet_plan plan = dfs_unet_plan_forward(m->unet, B, H, W);
+        char what[96];
+        snprintf(what, sizeof what, "a forward pass at batch %d, %dx%d", B, H, W);
+        dfs_status s = dfs_check_memory(ctx, (double)plan.arena_floats * sizeof(float), what);
+        if (s) return s;
         dfs_free(m->arena);
         m->arena = dfs_malloc(dfs_mul_size(plan.arena_floats ? plan.arena_floats : 1, sizeof(float)));
         m->plan_b = 0;

@@ -329,6 +329,11 @@ dfs_status dfs_train(dfs_ctx *ctx, const dfs_train_params *p) {
     t.arena_floats = plan.arena_floats;
     t.n_tape = plan.n_tape;
     const size_t nf = u->n_floats, per = (size_t)t.ds.C * t.ds.H * t.ds.W;
+    {
+        char what[96];
+        snprintf(what, sizeof what, "training at batch %d", B);
+        if ((st = dfs_check_memory(ctx, (double)plan.arena_floats * 8.0 + (double)nf * 20.0, what))) goto done;
+    }
     t.arena = dfs_malloc(plan.arena_floats * sizeof(float));
     t.garena = dfs_malloc(plan.arena_floats * sizeof(float));
     t.tape = dfs_calloc(plan.n_tape, dfs_unet_tape_op_size());

@@ -32,4 +32,7 @@ printf '{"_class_name": "DDIMScheduler", "beta_schedule": "wavy"}' >$T/bad.json
 expect_fail "scheduler config bad value" 2 "wavy" $OUT -- $S --scheduler-config $T/bad.json -o $OUT
 printf '{"_class_name": "DDIMScheduler", "use_flow_sigmas": true}' >$T/flow.json
 expect_fail "unimplemented option" 2 "use_flow_sigmas" $OUT -- $S --scheduler-config $T/flow.json -o $OUT
+expect_fail "beyond --max-memory" 1 "needs [0-9]+ MiB, more than --max-memory" $OUT -- $S -n 64 --steps 2 --max-memory 1 -o $OUT
+expect_fail "beyond the machine's memory" 1 "needs [0-9]+ MiB, more than the memory" $OUT -- $S --size 8192x8192 --steps 1 -o $OUT
+expect_fail "bad --max-memory" 2 "max-memory" $OUT -- $S --max-memory lots -o $OUT
 summary cli_sample
