@@ -91,6 +91,12 @@ static dfs_status load_weights(dfs_ctx *ctx, dfs_model *m, const char *path) {
         }
         seen_dtype[t->dtype == DFS_DTYPE_F32 ? 0 : t->dtype == DFS_DTYPE_F16 ? 1 : 2] = 1;
         if ((s = dfs_st_tensor_to_f32(ctx, t, m->params + p->off))) goto done;
+        for (size_t k = 0; k < p->numel; k++)
+            if (!isfinite(m->params[p->off + k])) {
+                s = dfs_fail(ctx, DFS_ERR_FORMAT, "%s: tensor '%s' holds NaN or infinite values (element %zu)", path,
+                             t->name, k);
+                goto done;
+            }
         used[t - dfs_safetensors_at(st, 0)] = 1;
     }
     if (n_missing) {

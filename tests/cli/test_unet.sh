@@ -59,6 +59,8 @@ expect_fail "byte count does not match the shape" 2 "safetensors" $OUT -- run
 mk; st '{"conv_in.bias":{"dtype":"F32","shape":[32],"data_offsets":[128,0]}}' 128
 expect_fail "offsets backwards" 2 "safetensors" $OUT -- run
 
+mk; size=$(wc -c <$ST); printf '\000\000\300\177' | dd of=$ST bs=1 seek=$((size - 4)) conv=notrunc 2>/dev/null
+expect_fail "NaN weights" 2 "NaN or infinite" $OUT -- run
 mk; printf '{"in_channels": 3,' >$T/m/config.json
 expect_fail "malformed config" 2 "config.json.*JSON" $OUT -- run
 mk; sed -i 's/"DownBlock2D"/"CrossAttnDownBlock2D"/' $T/m/config.json
