@@ -2,9 +2,11 @@
  * over the training timesteps, ε ~ N(0, I), x_t = add_noise(x0, ε, t), loss = mean((f(x_t, t) −
  * target)²) with target ε, v or x0, optional min-SNR-γ weights; backward, gradient-norm
  * clipping, AdamW, EMA. Checkpoints hold everything a resumed run needs to continue bit for bit. */
+#include <dirent.h>
 #include <math.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/rng.h"
 #include "io/file.h"
@@ -150,6 +152,22 @@ static dfs_status load_state(dfs_ctx *ctx, trainer *t, const dfs_train_params *p
     dfs_safetensors_close(st);
     dfs_free(path);
     return s;
+}
+
+/* A run killed while writing leaves its temporary files (name.tmp.XXXXXX): the finished files
+ * are whole, the temporaries are garbage. Removes them from dir. */
+static void remove_stale_temporaries(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *t = strstr(e->d_name, ".tmp.");
+        if (!t || strlen(t) != 11) continue;
+        char *p = dfs_path_join(dir, e->d_name);
+        if (p) unlink(p);
+        dfs_free(p);
+    }
+    closedir(d);
 }
 
 static double now(void) {
@@ -357,6 +375,14 @@ dfs_status dfs_train(dfs_ctx *ctx, const dfs_train_params *p) {
         goto done;
     }
     memcpy(t.ema, t.m->params, nf * sizeof(float));
+    {
+        static const char *const subdirs[] = {"", "unet", "scheduler"};
+        for (int k = 0; k < 3; k++) {
+            char *sd = dfs_path_join(p->out_dir, subdirs[k]);
+            if (sd) remove_stale_temporaries(sd);
+            dfs_free(sd);
+        }
+    }
     if (p->resume) {
         char *sp = dfs_path_join(p->out_dir, "train_state.safetensors");
         const int have = sp && dfs_path_exists(sp);

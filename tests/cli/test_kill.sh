@@ -1,0 +1,47 @@
+# Training survives being killed: a run SIGKILLed at 20 random moments and resumed each time ends
+# with exactly the state of an uninterrupted run; SIGINT writes a checkpoint and exits cleanly.
+. tests/cli/lib.sh
+D=$T/data
+mkdir -p $D
+# 64 random 8x8 images with labels, as idx files
+{ printf '\000\000\010\003\000\000\000\100\000\000\000\010\000\000\000\010'; head -c 4096 /dev/urandom; } >$D/train-images-idx3-ubyte
+{ printf '\000\000\010\001\000\000\000\100'; head -c 64 /dev/zero; } >$D/train-labels-idx1-ubyte
+cat >$T/unet.json <<'JSON'
+{"sample_size": 8, "in_channels": 1, "out_channels": 1, "layers_per_block": 1, "block_out_channels": [8, 16],
+ "down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"],
+ "norm_num_groups": 4, "attention_head_dim": 8}
+JSON
+TRAIN="$DIFFUSE train --data $D --unet-config $T/unet.json --max-steps 300 --batch-size 8 --checkpoint-every 7 --sample-every 0 --threads 2 -q"
+
+check "uninterrupted run" $TRAIN --out $T/ref
+kills=0
+i=0
+while [ $i -lt 20 ]; do
+    $TRAIN --out $T/run --resume &
+    pid=$!
+    # a random moment within roughly the first second
+    sleep "0.$(od -An -N1 -tu1 /dev/urandom | tr -dc 0-9 | head -c 2 | sed 's/^$/1/')"
+    kill -9 $pid 2>/dev/null && kills=$((kills + 1))
+    wait $pid 2>/dev/null
+    # whatever checkpoint is there is whole: it loads
+    if [ -f $T/run/train_state.safetensors ]; then
+        check "checkpoint after kill $i loads" sh -c "$DIFFUSE info -m $T/run >/dev/null"
+    fi
+    i=$((i + 1))
+done
+check "killed at least 15 times before finishing" [ $kills -ge 15 ]
+check "resumed run finishes" $TRAIN --out $T/run --resume
+check "same final state as the uninterrupted run" cmp -s $T/ref/train_state.safetensors $T/run/train_state.safetensors
+check "no temporary files left" sh -c "! ls -R $T/run | grep -q '\.tmp\.'"
+check "same exported weights" cmp -s $T/ref/unet/diffusion_pytorch_model.safetensors $T/run/unet/diffusion_pytorch_model.safetensors
+
+# SIGINT: a checkpoint, then a clean exit
+$DIFFUSE train --data $D --unet-config $T/unet.json --max-steps 100000 --batch-size 8 --checkpoint-every 100000 --sample-every 0 --out $T/int 2>$T/int.log &
+pid=$!
+sleep 1
+kill -INT $pid
+wait $pid
+check "SIGINT exits 0" [ $? -eq 0 ]
+check "SIGINT says it stopped" grep -q "stopped" $T/int.log
+check "SIGINT left a checkpoint" sh -c "$DIFFUSE info -m $T/int >/dev/null"
+summary cli_kill
