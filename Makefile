@@ -11,6 +11,8 @@ LDLIBS  = -lm
 ifeq ($(OMP),1)
 CFLAGS_BASE += -fopenmp
 LDLIBS  += -fopenmp
+else
+CFLAGS_BASE += -Wno-unknown-pragmas
 endif
 CFLAGS  ?=
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS)

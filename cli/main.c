@@ -10,7 +10,7 @@ static const struct {
     const char *about;
 } commands[] = {
     {"sample", cmd_sample, "generate images with a model and a sampler"},
-    {"train", cmd_train, "train a model on images (Fashion-MNIST idx files)"},
+    {"train", cmd_train, "train a model on images (idx files or PNG directories)"},
     {"info", cmd_info, "describe a model: architecture, parameters, FLOPs"},
     {"unet", cmd_unet, "run the network once on .npy inputs"},
     {"bench", cmd_bench, "time forward passes of a model"},
