@@ -1,10 +1,11 @@
-/* diffuse bench: median time of one forward pass. */
+/* diffuse bench: median time of one forward pass, or of one training step. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cli.h"
 #include "core/internal.h"
+#include "train/train.h"
 
 static const cli_opt opts[] = {
     {"--model", "-m", "DIR", "diffusers model or pipeline directory (required)"},
@@ -12,6 +13,7 @@ static const cli_opt opts[] = {
     {"--size", NULL, "HxW", "resolution (default: the config's sample_size, else 32x32)"},
     {"--threads", NULL, "N", "worker threads (default 1)"},
     {"--repeat", NULL, "N", "timed forward passes after one warm-up (default 10)"},
+    {"--train", NULL, NULL, "time training steps (forward, backward, AdamW, EMA) instead of forward passes"},
     {"--json", NULL, NULL, "print one line of JSON instead of text"},
 };
 #define N_OPTS (int)(sizeof opts / sizeof *opts)
@@ -27,13 +29,56 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* Training steps on one batch: x as x0 and as noise, timesteps spread over [0, 1000). */
+static int bench_train(dfs_ctx *ctx, dfs_model *m, const char *path, const float *x, int B, int threads, int repeat,
+                       int json, double *times) {
+    dfs_model_info info;
+    dfs_model_get_info(m, &info);
+    dfs_train_params tp;
+    dfs_train_params_default(&tp);
+    tp.batch_size = B;
+    tp.warmup_steps = 0;
+    tp.conditional = info.needs_class_labels;
+    int *ts = dfs_malloc((size_t)B * sizeof(int));
+    int64_t *labels = dfs_calloc((size_t)B, sizeof(int64_t));
+    double *all = dfs_malloc((size_t)(repeat + 1) * sizeof(double)), loss = 0;
+    dfs_status s = DFS_ERR_NOMEM;
+    if (ts && labels && all) {
+        for (int b = 0; b < B; b++) ts[b] = (int)((b * 997L + 500) % 1000);
+        s = dfs_train_steps(ctx, m, NULL, &tp, x, x, ts, tp.conditional ? labels : NULL, repeat + 1, &loss, all);
+    }
+    int rc = 0;
+    if (s == DFS_ERR_NOMEM && !ts) {
+        fprintf(stderr, "diffuse bench: out of memory\n");
+        rc = 1;
+    } else if (s) {
+        rc = cli_fail("bench", ctx, s);
+    } else {
+        memcpy(times, all + 1, (size_t)repeat * sizeof(double)); /* the first step is a warm-up */
+        qsort(times, (size_t)repeat, sizeof *times, cmp_double);
+        double med = repeat % 2 ? times[repeat / 2] : 0.5 * (times[repeat / 2 - 1] + times[repeat / 2]);
+        if (json)
+            printf("{\"model\": \"%s\", \"batch\": %d, \"threads\": %d, \"train_step_ms_median\": %.4f, "
+                   "\"train_step_ms_min\": %.4f, \"images_per_s\": %.2f, \"repeat\": %d}\n",
+                   path, B, threads, med * 1e3, times[0] * 1e3, B / med, repeat);
+        else
+            printf("%s: training step at batch %d, %d thread%s: median %.2f ms, min %.2f ms, %.1f images/s\n", path, B,
+                   threads, threads == 1 ? "" : "s", med * 1e3, times[0] * 1e3, B / med);
+    }
+    dfs_free(ts);
+    dfs_free(labels);
+    dfs_free(all);
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv) {
     cli_args a;
     if (cli_parse("bench", opts, N_OPTS, argc, argv, 2, &a)) return 2;
     if (a.help) {
-        cli_usage(stdout, "diffuse bench -m DIR [--batch B] [--threads N] [--json]",
+        cli_usage(stdout, "diffuse bench -m DIR [--batch B] [--threads N] [--train] [--json]",
                   "Times forward passes of the network on fixed random input and prints the median, the\n"
-                  "minimum and the achieved GFLOP/s (FLOPs as 'diffuse info' counts them).",
+                  "minimum and the achieved GFLOP/s (FLOPs as 'diffuse info' counts them). With --train,\n"
+                  "times training steps on one fixed batch instead and prints the median and images/s.",
                   opts, N_OPTS);
         return 0;
     }
@@ -47,7 +92,7 @@ int cmd_bench(int argc, char **argv) {
     if ((v = cli_get(&a, opts, N_OPTS, "--batch")) && cli_int("bench", "--batch", v, 1, 4096, &B)) return 2;
     if ((v = cli_get(&a, opts, N_OPTS, "--threads")) && cli_int("bench", "--threads", v, 1, 1024, &threads)) return 2;
     if ((v = cli_get(&a, opts, N_OPTS, "--repeat")) && cli_int("bench", "--repeat", v, 1, 100000, &repeat)) return 2;
-    int json = cli_get(&a, opts, N_OPTS, "--json") != NULL;
+    int json = cli_get(&a, opts, N_OPTS, "--json") != NULL, train = cli_get(&a, opts, N_OPTS, "--train") != NULL;
 
     dfs_ctx *ctx = dfs_ctx_new();
     if (!ctx) return 1;
@@ -95,6 +140,10 @@ int cmd_bench(int argc, char **argv) {
     }
     for (long b = 0; b < B; b++) t[b] = (float)(500 + b);
     const int64_t *labels = info.needs_class_labels ? y : NULL;
+    if (train) {
+        rc = bench_train(ctx, m, path, x, (int)B, (int)threads, (int)repeat, json, times);
+        goto done;
+    }
     if ((s = dfs_model_forward(ctx, m, x, (int)B, H, W, t, labels, out))) { /* warm-up, plans the arena */
         rc = cli_fail("bench", ctx, s);
         goto done;

@@ -184,8 +184,41 @@ static void test_gemm_kernels(void) {
     }
 }
 
+/* The strided GEMM driver, each operand plain or transposed, against a double-precision product
+ * (sizes crossing row chunks, strips and K panels), and bit-identical with 1 and 2 threads. */
+static void test_gemm_driver(int M, int N, int K) {
+    float *a = rand_buf((size_t)M * K, 1), *b = rand_buf((size_t)K * N, 1);
+    float *c0 = rand_buf((size_t)M * N, 1), *c1 = dfs_malloc(sizeof(float) * M * N), *c2 = dfs_malloc(sizeof(float) * M * N);
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            /* the same logical A (M×K) and B (K×N), stored row-major or transposed */
+            const size_t a_rs = ta ? 1 : (size_t)K, a_cs = ta ? (size_t)M : 1;
+            const size_t b_rs = tb ? 1 : (size_t)N, b_cs = tb ? (size_t)K : 1;
+            memcpy(c1, c0, sizeof(float) * M * N);
+            memcpy(c2, c0, sizeof(float) * M * N);
+            dfs_ops_set_threads(1);
+            dfs_gemm(M, N, K, a, a_rs, a_cs, b, b_rs, b_cs, c1, (size_t)N);
+            dfs_ops_set_threads(2);
+            dfs_gemm(M, N, K, a, a_rs, a_cs, b, b_rs, b_cs, c2, (size_t)N);
+            double worst = 0;
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++) {
+                    double ref = c0[(size_t)i * N + j];
+                    for (int k = 0; k < K; k++) ref += (double)a[i * a_rs + k * a_cs] * b[k * b_rs + j * b_cs];
+                    worst = fmax(worst, fabs(c1[(size_t)i * N + j] - ref) / (1 + fabs(ref)));
+                }
+            if (!TEST_CHECK(worst < 1e-5)) fprintf(stderr, "  gemm %dx%dx%d ta %d tb %d: err %g\n", M, N, K, ta, tb, worst);
+            TEST_CHECK(memcmp(c1, c2, sizeof(float) * M * N) == 0);
+        }
+    dfs_free(a); dfs_free(b); dfs_free(c0); dfs_free(c1); dfs_free(c2);
+}
+
 int main(void) {
     test_gemm_kernels();
+    test_gemm_driver(1, 1, 1);
+    test_gemm_driver(7, 5, 3);
+    test_gemm_driver(131, 97, 300);
+    test_gemm_driver(64, 48, 256);
     test_conv(1, 40, 24, 20, 13, 3, 1, 1);  /* several K panels, several pixel panels */
     test_conv(2, 70, 9, 9, 66, 1, 1, 0);
     test_conv(1, 30, 33, 31, 9, 3, 2, 1);

@@ -49,7 +49,7 @@ int main(void) {
     dfs_json_parse(ctx, sched_json, strlen(sched_json), "sched", &sj);
     double l = 0;
     dfs_ctx_set_threads(ctx, 2);
-    TEST_CHECK(dfs_train_step_once(ctx, m, sj, &tp, x0.data, noise.data, ts, y.data, &l) == DFS_OK);
+    TEST_CHECK(dfs_train_steps(ctx, m, sj, &tp, x0.data, noise.data, ts, y.data, 1, &l, NULL) == DFS_OK);
     const double ref_loss = ((double *)loss.data)[0];
     if (!TEST_CHECK(fabs(l - ref_loss) <= 1e-5 * ref_loss)) fprintf(stderr, "  loss %.9g vs %.9g\n", l, ref_loss);
     dfs_safetensors *st = NULL;

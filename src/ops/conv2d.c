@@ -60,9 +60,9 @@ static void pack_strip(float *dst, int NR, const float *img, int H, int W, int K
     }
 }
 
-void dfs_conv2d_forward(float *out, float *ws, const float *inp, const float *w, const float *bias, int B, int C,
-                        int H, int W, int OC, int KH, int KW, int stride, int pad_t, int pad_l, int OH, int OW) {
-    DFS_ASSERT(stride >= 1 && OH >= 1 && OW >= 1);
+/* out (+)= conv(inp, w): out is set to the bias first unless accumulate is set. */
+static void conv_gemm(float *out, float *ws, const float *inp, const float *w, const float *bias, int B, int C, int H,
+                      int W, int OC, int KH, int KW, int stride, int pad_t, int pad_l, int OH, int OW, int accumulate) {
     const dfs_gemm_impl *g = dfs_gemm_best();
     const int NR = g->nr, K = C * KH * KW, P = OH * OW;
     const int n_strips = (P + NR - 1) / NR;
@@ -74,8 +74,9 @@ void dfs_conv2d_forward(float *out, float *ws, const float *inp, const float *w,
         float *panel = ws + (size_t)dfs_ops_thread_id() * DFS_GEMM_KC * NR;
         const float *img = inp + (size_t)b * C * H * W;
         float *ob = out + (size_t)b * OC * P + p0;
-        for (int oc = 0; oc < OC; oc++)
-            for (int j = 0; j < cols; j++) ob[(size_t)oc * P + j] = bias ? bias[oc] : 0.0f;
+        if (!accumulate)
+            for (int oc = 0; oc < OC; oc++)
+                for (int j = 0; j < cols; j++) ob[(size_t)oc * P + j] = bias ? bias[oc] : 0.0f;
         for (int k0 = 0; k0 < K; k0 += DFS_GEMM_KC) {
             const int kc = K - k0 < DFS_GEMM_KC ? K - k0 : DFS_GEMM_KC;
             pack_strip(panel, NR, img, H, W, KH, KW, stride, pad_t, pad_l, OW, k0, kc, p0, cols);
@@ -85,6 +86,12 @@ void dfs_conv2d_forward(float *out, float *ws, const float *inp, const float *w,
             }
         }
     }
+}
+
+void dfs_conv2d_forward(float *out, float *ws, const float *inp, const float *w, const float *bias, int B, int C,
+                        int H, int W, int OC, int KH, int KW, int stride, int pad_t, int pad_l, int OH, int OW) {
+    DFS_ASSERT(stride >= 1 && OH >= 1 && OW >= 1);
+    conv_gemm(out, ws, inp, w, bias, B, C, H, W, OC, KH, KW, stride, pad_t, pad_l, OH, OW, 0);
 }
 
 /* Packs patches transposed: rows are pixels [p0, p0+kc), columns are patch rows [k0, k0+nk)
@@ -174,7 +181,17 @@ void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const flo
             }
         }
     }
-    if (dinp) {
+    if (dinp && stride == 1) {
+        /* The input gradient of a stride-1 convolution is the convolution of dout with the
+         * weights transposed over channels and flipped in space, padded by K − 1 − pad: the
+         * forward path's packing and micro-kernel, summed in a fixed order. */
+#pragma omp parallel for schedule(static)
+        for (int oc = 0; oc < OC; oc++)
+            for (int c = 0; c < C; c++)
+                for (int r = 0; r < ksz; r++)
+                    wt[((size_t)c * OC + oc) * ksz + (ksz - 1 - r)] = w[((size_t)oc * C + c) * ksz + r];
+        conv_gemm(dinp, thread_ws, dout, wt, NULL, B, OC, OH, OW, C, KH, KW, 1, KH - 1 - pad_t, KW - 1 - pad_l, H, W, 1);
+    } else if (dinp) {
         /* dpatches (K × P) = wᵀ (K × OC) · dout_b (OC × P), scattered back (col2im) one strip of
          * pixels at a time; a thread owns whole images, so each input gradient has one writer. */
 #pragma omp parallel for schedule(static)

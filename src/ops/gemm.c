@@ -1,6 +1,9 @@
-/* Choosing a GEMM micro-kernel, and the portable one. */
+/* Choosing a GEMM micro-kernel, the portable one, and the general strided GEMM driver. */
+#include <string.h>
+
 #include "core/internal.h"
 #include "ops/gemm.h"
+#include "ops/ops.h"
 
 #define SCALAR_NR 16
 
@@ -35,4 +38,55 @@ const dfs_gemm_impl *dfs_gemm_best(void) {
     const dfs_gemm_impl *impls[4];
     dfs_gemm_available(impls, 4);
     return impls[0];
+}
+
+#define CHUNK_M 64 /* rows of C per tile: a packed B strip is reused by CHUNK_M / MR kernel calls */
+#define MAX_NR 64
+
+/* B rows [k0, k0+kc), columns [j0, j0+cols) as one strip [k][NR], zero-padded. */
+static void pack_b(float *dst, int NR, const float *b, size_t b_rs, size_t b_cs, int k0, int kc, int j0, int cols) {
+    if (b_cs == 1) {
+        for (int k = 0; k < kc; k++) {
+            float *d = dst + (size_t)k * NR;
+            memcpy(d, b + (size_t)(k0 + k) * b_rs + j0, sizeof(float) * (size_t)cols);
+            for (int j = cols; j < NR; j++) d[j] = 0.0f;
+        }
+        return;
+    }
+    for (int j = 0; j < cols; j++) {
+        const float *src = b + (size_t)(j0 + j) * b_cs + (size_t)k0 * b_rs;
+        for (int k = 0; k < kc; k++) dst[(size_t)k * NR + j] = src[(size_t)k * b_rs];
+    }
+    for (int k = 0; k < kc; k++)
+        for (int j = cols; j < NR; j++) dst[(size_t)k * NR + j] = 0.0f;
+}
+
+void dfs_gemm(int M, int N, int K, const float *a, size_t a_rs, size_t a_cs, const float *b, size_t b_rs,
+              size_t b_cs, float *c, size_t ldc) {
+    const dfs_gemm_impl *g = dfs_gemm_best();
+    const int NR = g->nr, n_strips = (N + NR - 1) / NR, n_chunks = (M + CHUNK_M - 1) / CHUNK_M;
+    DFS_ASSERT(NR <= MAX_NR);
+    if (M <= 0 || N <= 0 || K <= 0) return;
+#pragma omp parallel for schedule(static)
+    for (long t = 0; t < (long)n_chunks * n_strips; t++) {
+        static _Thread_local _Alignas(64) float bp[DFS_GEMM_KC * MAX_NR], ap[CHUNK_M * DFS_GEMM_KC];
+        const int m0 = (int)(t / n_strips) * CHUNK_M, j0 = (int)(t % n_strips) * NR;
+        const int rows = M - m0 < CHUNK_M ? M - m0 : CHUNK_M, cols = N - j0 < NR ? N - j0 : NR;
+        for (int k0 = 0; k0 < K; k0 += DFS_GEMM_KC) {
+            const int kc = K - k0 < DFS_GEMM_KC ? K - k0 : DFS_GEMM_KC;
+            pack_b(bp, NR, b, b_rs, b_cs, k0, kc, j0, cols);
+            const float *ar = a + (size_t)m0 * a_rs + (size_t)k0 * a_cs;
+            size_t lda = a_rs;
+            if (a_cs != 1) {
+                for (int k = 0; k < kc; k++)
+                    for (int i = 0; i < rows; i++) ap[(size_t)i * DFS_GEMM_KC + k] = ar[(size_t)i * a_rs + (size_t)k * a_cs];
+                ar = ap;
+                lda = DFS_GEMM_KC;
+            }
+            for (int i0 = 0; i0 < rows; i0 += DFS_GEMM_MR) {
+                const int mr = rows - i0 < DFS_GEMM_MR ? rows - i0 : DFS_GEMM_MR;
+                g->kernel(kc, ar + (size_t)i0 * lda, lda, bp, c + (size_t)(m0 + i0) * ldc + j0, ldc, mr, cols);
+            }
+        }
+    }
 }

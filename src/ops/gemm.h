@@ -28,6 +28,13 @@ const dfs_gemm_impl *dfs_gemm_best(void);
 /* All implementations this CPU can run (for tests and benchmarks); returns the count. */
 int dfs_gemm_available(const dfs_gemm_impl **out, int max);
 
+/* C (M×N) += A (M×K) · B (K×N) for operands with any strides: A[i][k] = a[i·a_rs + k·a_cs],
+ * B[k][j] = b[k·b_rs + j·b_cs]; C is row-major with leading dimension ldc. Both operands are
+ * packed a block at a time into thread-local buffers, so transposed operands cost no extra
+ * memory. Threads split C into (row chunk, strip) tiles: one writer per element, k ascending. */
+void dfs_gemm(int M, int N, int K, const float *a, size_t a_rs, size_t a_cs, const float *b, size_t b_rs,
+              size_t b_cs, float *c, size_t ldc);
+
 /* Implementations, each defined in its own file (src/ops/x86/ for the SIMD ones). */
 extern const dfs_gemm_impl dfs_gemm_scalar;
 #if defined(__x86_64__) || defined(__i386__)

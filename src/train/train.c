@@ -460,10 +460,12 @@ done:
     return st;
 }
 
-dfs_status dfs_train_step_once(dfs_ctx *ctx, dfs_model *m, const dfs_json *scheduler_config, const dfs_train_params *p,
-                               const float *x0, const float *noise, const int *ts, const int64_t *labels, double *loss) {
+dfs_status dfs_train_steps(dfs_ctx *ctx, dfs_model *m, const dfs_json *scheduler_config, const dfs_train_params *p,
+                           const float *x0, const float *noise, const int *ts, const int64_t *labels, int n_steps,
+                           double *loss, double *seconds) {
     trainer t;
     memset(&t, 0, sizeof t);
+    if (!m->unet) return dfs_fail(ctx, DFS_ERR_ARG, "only UNet models can be trained");
     const dfs_unet *u = m->unet;
     const int B = p->batch_size, C = u->cfg.in_channels, H = u->cfg.sample_h, W = u->cfg.sample_w;
     dfs_status st = dfs_sched_from_config(ctx, scheduler_config, "scheduler", DFS_SCHED_DDPM, &t.sched);
@@ -494,7 +496,13 @@ dfs_status dfs_train_step_once(dfs_ctx *ctx, dfs_model *m, const dfs_json *sched
         dfs_unet_forward_train(u, m->params, t.arena, t.tape, x0, B, H, W, tf, labels, NULL);
         t.scratch = dfs_malloc((dfs_unet_backward_scratch(u, t.tape, t.n_tape, B) + 16) * sizeof(float));
         if (!t.scratch) st = dfs_fail(ctx, DFS_ERR_NOMEM, "out of memory");
-        else *loss = optimize(&t, p, x0, noise, ts, labels, xt, target, tf);
+        else
+            for (int i = 0; i < n_steps; i++) {
+                const double t0 = now();
+                const double l = optimize(&t, p, x0, noise, ts, labels, xt, target, tf);
+                if (i == 0) *loss = l;
+                if (seconds) seconds[i] = now() - t0;
+            }
     }
     dfs_free(xt);
     dfs_free(target);

@@ -39,14 +39,15 @@ typedef struct dfs_train_params {
 void dfs_train_params_default(dfs_train_params *p);
 dfs_status dfs_train(dfs_ctx *ctx, const dfs_train_params *p);
 
-/* One optimisation step of m's parameters (in place, fresh Adam moments) on the given batch:
- * x0 and noise (batch_size, C, H, W), integer timesteps ts and labels (or NULL), with p's
- * optimiser settings (step 1, so the learning rate is lr_at(0): use warmup_steps 0). For tests
- * against PyTorch. */
+/* n_steps optimisation steps of m's parameters (in place, from fresh Adam moments) on one given
+ * batch: x0 and noise (batch_size, C, H, W), integer timesteps ts and labels (or NULL), with p's
+ * optimiser settings (the first step uses lr_at(0): use warmup_steps 0). *loss gets the first
+ * step's loss; seconds (n_steps values, or NULL) the time of each step. For tests against
+ * PyTorch and for benchmarks. */
 struct dfs_json;
-dfs_status dfs_train_step_once(dfs_ctx *ctx, struct dfs_model *m, const struct dfs_json *scheduler_config,
-                               const dfs_train_params *p, const float *x0, const float *noise, const int *ts,
-                               const int64_t *labels, double *loss);
+dfs_status dfs_train_steps(dfs_ctx *ctx, struct dfs_model *m, const struct dfs_json *scheduler_config,
+                           const dfs_train_params *p, const float *x0, const float *noise, const int *ts,
+                           const int64_t *labels, int n_steps, double *loss, double *seconds);
 
 /* One optimisation step's arithmetic, exposed for tests: AdamW as torch.optim.AdamW (decoupled
  * weight decay, bias-corrected), over n parameters; step counts from 1. */
