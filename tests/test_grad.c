@@ -81,6 +81,29 @@ static void test_conv(int B, int C, int H, int W, int OC, int K, int stride, int
     check_grad("conv dx", conv_loss, &s, s.x, dx, nx, 1e-2f);
     check_grad("conv dw", conv_loss, &s, s.w, dw, nw, 1e-2f);
     check_grad("conv db", conv_loss, &s, s.b, db, OC, 1e-2f);
+    /* every element of dx and dw against sums in double */
+    double *rx = dfs_calloc(nx, sizeof(double)), *rw = dfs_calloc(nw, sizeof(double)), ex = 0, ew = 0, mx = 1, mw = 1;
+    for (int b = 0; b < B; b++)
+        for (int oc = 0; oc < OC; oc++)
+            for (int oy = 0; oy < s.OH; oy++)
+                for (int ox = 0; ox < s.OW; ox++) {
+                    const double gv = s.g[(((size_t)b * OC + oc) * s.OH + oy) * s.OW + ox];
+                    for (int c = 0; c < C; c++)
+                        for (int ky = 0; ky < K; ky++)
+                            for (int kx = 0; kx < K; kx++) {
+                                const int iy = oy * stride + ky - pad, ix = ox * stride + kx - pad;
+                                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                                const size_t xi = (((size_t)b * C + c) * H + iy) * W + ix, wi = (((size_t)oc * C + c) * K + ky) * K + kx;
+                                rx[xi] += gv * s.w[wi];
+                                rw[wi] += gv * s.x[xi];
+                            }
+                }
+    for (size_t i = 0; i < nx; i++) ex = fmax(ex, fabs(dx[i] - rx[i])), mx = fmax(mx, fabs(rx[i]));
+    for (size_t i = 0; i < nw; i++) ew = fmax(ew, fabs(dw[i] - rw[i])), mw = fmax(mw, fabs(rw[i]));
+    if (!TEST_CHECK(ex / mx < 1e-5 && ew / mw < 1e-5))
+        fprintf(stderr, "  conv B%d C%d %dx%d OC%d k%d s%d p%d: dx err %g, dw err %g\n", B, C, H, W, OC, K, stride, pad, ex / mx, ew / mw);
+    dfs_free(rx);
+    dfs_free(rw);
     /* accumulation (+=) and thread-count independence */
     float *dx1 = zeros(nx), *dw1 = zeros(nw);
     dfs_ops_set_threads(1);
@@ -257,5 +280,8 @@ int main(void) {
     test_conv(2, 4, 8, 6, 3, 3, 2, 1);
     test_conv(1, 3, 6, 6, 5, 3, 2, 0);
     test_conv(1, 30, 9, 9, 10, 3, 1, 1); /* K = 270: more than one packed panel */
+    test_conv(2, 11, 17, 19, 50, 3, 1, 1); /* several pixel panels, channel and output-channel tails */
+    test_conv(1, 9, 20, 20, 7, 1, 1, 0);
+    test_conv(2, 4, 9, 7, 3, 3, 1, 0);     /* no padding */
     return test_summary("grad");
 }

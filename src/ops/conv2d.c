@@ -134,10 +134,86 @@ static void pack_rows(float *dst, int NR, const float *src, int P, int m0, int k
     }
 }
 
+/* Floats rounded up to whole cache lines, so each workspace part starts 64-byte aligned. */
+static size_t lines(size_t n) { return (n + 15) / 16 * 16; }
+
+/* The stride-1 weight gradient works in "padded-row space": the image is copied with its zero
+ * padding into planes of Hp × Wp (Hp = OH + KH − 1, Wp = OW + KW − 1), and output pixel (y, x)
+ * becomes column q = y·Wp + x of Q = OH·Wp columns (the KW − 1 extra columns of each row are
+ * zero in dout and add nothing). Then the patch row of (c, ky, kx) is the contiguous run
+ * plane_c + ky·Wp + kx, read in place by the micro-kernel: nothing is gathered. */
+static size_t padded_floats(int C, int KH, int KW, int OH, int OW) {
+    const size_t Hp = (size_t)OH + KH - 1, Wp = (size_t)OW + KW - 1;
+    return lines((size_t)C * Hp * Wp + (size_t)KW); /* runs of the last plane read KW − 1 past it */
+}
+
 size_t dfs_conv2d_backward_workspace(int C, int OC, int KH, int KW, int OH, int OW) {
     const size_t NR = (size_t)dfs_gemm_best()->nr, K = (size_t)C * KH * KW;
-    /* per thread: one packed panel and one strip of patch gradients; shared: wᵀ */
-    return K * OC + (size_t)dfs_ops_max_threads() * (DFS_GEMM_KC * NR + K * NR);
+    const size_t Q = (size_t)OH * (OW + KW - 1), ocp = (OC + NR - 1) / NR * NR;
+    /* shared: wᵀ or dWᵀ (K × OC); per thread: one packed panel and one strip of patch gradients */
+    const size_t general = lines(K * OC) + (size_t)dfs_ops_max_threads() * (DFS_GEMM_KC * NR + K * NR);
+    /* stride 1: dWᵀ, the padded image and dout packed as strips of NR output channels */
+    const size_t stride1 = lines(K * OC) + padded_floats(C, KH, KW, OH, OW) + lines(Q * ocp);
+    return general > stride1 ? general : stride1;
+}
+
+/* dW += Σ_b dout_b · patches_bᵀ for a stride-1 convolution, computed as dWᵀ (rows ordered
+ * (ky, kx, c), so eight consecutive rows are eight channel planes at one stride) = patches ·
+ * doutᵀ in padded-row space. Threads split dWᵀ into (8-row block, strip) tiles; each tile sums
+ * images and pixels in order, so the result does not depend on the thread count. */
+static void conv_dw_stride1(float *dw, float *ws, const float *dout, const float *inp, int B, int C, int H, int W,
+                            int OC, int KH, int KW, int pad_t, int pad_l, int OH, int OW) {
+    const dfs_gemm_impl *g = dfs_gemm_best();
+    const int NR = g->nr, ksz = KH * KW, K = C * ksz, Hp = OH + KH - 1, Wp = OW + KW - 1, Q = OH * Wp;
+    const int n_strips = (OC + NR - 1) / NR, n_rblocks = ksz * ((C + DFS_GEMM_MR - 1) / DFS_GEMM_MR);
+    const size_t plane = (size_t)Hp * Wp;
+    float *dwt = ws, *pad = ws + lines((size_t)K * OC), *bp = pad + padded_floats(C, KH, KW, OH, OW);
+    memset(dwt, 0, sizeof(float) * (size_t)K * OC);
+    memset(pad, 0, sizeof(float) * padded_floats(C, KH, KW, OH, OW));
+    for (int b = 0; b < B; b++) {
+        const float *img = inp + (size_t)b * C * H * W, *db = dout + (size_t)b * OC * OH * OW;
+#pragma omp parallel
+        {
+            /* the image into its padded planes (the border stays zero) */
+#pragma omp for schedule(static)
+            for (int c = 0; c < C; c++)
+                for (int y = 0; y < H; y++) {
+                    const int py = y + pad_t;
+                    if (py < 0 || py >= Hp) continue;
+                    const int x0 = pad_l < 0 ? -pad_l : 0, x1 = W < Wp - pad_l ? W : Wp - pad_l;
+                    if (x1 > x0)
+                        memcpy(pad + c * plane + (size_t)py * Wp + x0 + pad_l, img + ((size_t)c * H + y) * W + x0,
+                               sizeof(float) * (size_t)(x1 - x0));
+                }
+            /* doutᵀ as strips [q][NR], zero in the extra columns and past OC */
+#pragma omp for schedule(static)
+            for (int t = 0; t < n_strips * OH; t++) {
+                const int s = t / OH, y = t % OH, o0 = s * NR;
+                float *d = bp + ((size_t)s * Q + (size_t)y * Wp) * NR;
+                memset(d, 0, sizeof(float) * (size_t)Wp * NR);
+                for (int j = 0; j < NR && o0 + j < OC; j++) {
+                    const float *src = db + ((size_t)(o0 + j) * OH + y) * OW;
+                    for (int x = 0; x < OW; x++) d[(size_t)x * NR + j] = src[x];
+                }
+            }
+#pragma omp for schedule(static)
+            for (int t = 0; t < n_rblocks * n_strips; t++) {
+                const int rb = t / n_strips, s = t % n_strips;
+                const int r = rb / ((C + DFS_GEMM_MR - 1) / DFS_GEMM_MR), c0 = rb % ((C + DFS_GEMM_MR - 1) / DFS_GEMM_MR) * DFS_GEMM_MR;
+                const int mr = C - c0 < DFS_GEMM_MR ? C - c0 : DFS_GEMM_MR, nr = OC - s * NR < NR ? OC - s * NR : NR;
+                const float *a = pad + c0 * plane + (size_t)(r / KW) * Wp + r % KW;
+                float *cp = dwt + ((size_t)r * C + c0) * OC + (size_t)s * NR;
+                for (int q0 = 0; q0 < Q; q0 += DFS_GEMM_KC) {
+                    const int kc = Q - q0 < DFS_GEMM_KC ? Q - q0 : DFS_GEMM_KC;
+                    g->kernel(kc, a + q0, plane, bp + ((size_t)s * Q + q0) * NR, cp, (size_t)OC, mr, nr);
+                }
+            }
+        }
+    }
+#pragma omp parallel for schedule(static)
+    for (int oc = 0; oc < OC; oc++)
+        for (int c = 0; c < C; c++)
+            for (int r = 0; r < ksz; r++) dw[((size_t)oc * C + c) * ksz + r] += dwt[((size_t)r * C + c) * OC + oc];
 }
 
 void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const float *dout, const float *inp,
@@ -146,7 +222,7 @@ void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const flo
     const dfs_gemm_impl *g = dfs_gemm_best();
     const int NR = g->nr, K = C * KH * KW, P = OH * OW, ksz = KH * KW;
     float *wt = ws;                                /* (K, OC) */
-    float *thread_ws = ws + (size_t)K * OC;
+    float *thread_ws = ws + lines((size_t)K * OC);
     const size_t per_thread = (size_t)DFS_GEMM_KC * NR + (size_t)K * NR;
 
     if (db) {
@@ -160,7 +236,9 @@ void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const flo
             db[oc] += (float)s;
         }
     }
-    if (dw) {
+    if (dw && stride == 1) {
+        conv_dw_stride1(dw, ws, dout, inp, B, C, H, W, OC, KH, KW, pad_t, pad_l, OH, OW);
+    } else if (dw) {
         /* dW (OC × K) += Σ_b dout_b (OC × P) · patches_bᵀ (P × K); a thread owns strips of K */
         const int n_strips = (K + NR - 1) / NR;
 #pragma omp parallel for schedule(static)
