@@ -40,7 +40,7 @@ static void test_conv(int B, int C, int H, int W, int OC, int K, int stride, int
     float *o1 = rand_buf(no, 1), *o2 = rand_buf(no, 1), *r = rand_buf(no, 1);
     dfs_conv2d_forward_ref(r, x, w, b, B, C, H, W, OC, K, K, stride, pad, pad, OH, OW);
     dfs_ops_set_threads(2);
-    float *ws = rand_buf(dfs_conv2d_workspace(C, K, K, OH, OW), 1);
+    float *ws = rand_buf(dfs_conv2d_workspace(C, OC, K, K, OH, OW), 1);
     dfs_ops_set_threads(1);
     dfs_conv2d_forward(o1, ws, x, w, b, B, C, H, W, OC, K, K, stride, pad, pad, OH, OW);
     dfs_ops_set_threads(2);
@@ -160,7 +160,7 @@ static void test_gemm_kernels(void) {
                 const int ldc = NR + 3;
                 float *c = rand_buf((size_t)DFS_GEMM_MR * ldc, 1), *c0 = dfs_malloc(sizeof(float) * DFS_GEMM_MR * ldc);
                 memcpy(c0, c, sizeof(float) * DFS_GEMM_MR * ldc);
-                impls[i]->kernel(kc, a, lda, b, c, ldc, mr, nr);
+                impls[i]->kernel(kc, a, lda, b, (size_t)NR, c, ldc, mr, nr);
                 double worst = 0;
                 int untouched = 1;
                 for (int r = 0; r < DFS_GEMM_MR; r++)
@@ -230,6 +230,9 @@ int main(void) {
     test_conv(2, 6, 9, 7, 5, 3, 2, 1);
     test_conv(1, 4, 8, 6, 7, 3, 2, 0);
     test_conv(1, 1, 1, 1, 1, 3, 1, 1);
+    test_conv(2, 300, 6, 5, 70, 3, 1, 1); /* channels over one K panel, output channels over one tile */
+    test_conv(1, 260, 4, 13, 9, 1, 1, 0);
+    test_conv(1, 8, 30, 30, 16, 3, 1, 0);
     test_linear(1, 1, 1);
     test_linear(3, 17, 5);
     test_linear(2, 64, 33);

@@ -1,18 +1,138 @@
-/* 2-D convolution as a GEMM over implicit im2col panels:
+/* 2-D convolution as GEMMs on the micro-kernels of src/ops/gemm.h:
  *     out[b] (OC × P) = w (OC × K) · patches (K × P),   K = C·KH·KW, P = OH·OW.
- * The weights are used as stored (row-major OC × K). The patch matrix is never built whole:
- * for each block of pixels and DFS_GEMM_KC rows of K, a panel is packed into the workspace in
- * the micro-kernel's strip layout, then every 8-row block of weights is multiplied against it.
- * Threads split the packing by strips and the multiplication by (row block, strip) tiles, so
- * every output element has one writer and sums over K in the same order. */
+ * Stride-1 convolutions (all but the downsamplers) work in "padded-row space": each image is
+ * copied with its zero padding into planes of Hp × Wp (Hp = OH + KH − 1, Wp = OW + KW − 1) and
+ * output pixel (y, x) becomes column q = y·Wp + x of Q = OH·Wp columns. Then the patch row of
+ * (c, ky, kx) is the contiguous run plane_c + ky·Wp + kx, and the rows of one (ky, kx) for
+ * consecutive channels lie one plane apart: the micro-kernel reads them in place, nothing is
+ * gathered. The KW − 1 extra columns of each output row are computed and dropped.
+ * Other convolutions pack patch panels (implicit im2col, never built whole).
+ * Threads split every product into tiles with one writer per output element, and each element
+ * sums over K in a fixed order, so results do not depend on the thread count. */
 #include <string.h>
 
 #include "core/internal.h"
 #include "ops/gemm.h"
 #include "ops/ops.h"
 
-size_t dfs_conv2d_workspace(int C, int KH, int KW, int OH, int OW) {
-    return (size_t)DFS_GEMM_KC * dfs_gemm_best()->nr * dfs_ops_max_threads();
+/* Floats rounded up to whole cache lines, so each workspace part starts 64-byte aligned. */
+static size_t lines(size_t n) { return (n + 15) / 16 * 16; }
+
+/* A padded image: C planes of Hp × Wp, and room for the kernel's reads past the last row. */
+static size_t padded_floats(int C, int KH, int KW, int OH, int OW) {
+    const size_t Hp = (size_t)OH + KH - 1, Wp = (size_t)OW + KW - 1;
+    return lines((size_t)C * Hp * Wp + (size_t)dfs_gemm_best()->nr + (size_t)KW);
+}
+
+/* Stride 1: the weights reordered (OC, ky, kx, c); per image in flight, a padded image and an
+ * output in q columns. Batches of at least the thread count give each thread whole images
+ * (no synchronisation per image); smaller ones split every image among the threads. */
+static size_t stride1_image_floats(int C, int OC, int KH, int KW, int OH, int OW) {
+    return padded_floats(C, KH, KW, OH, OW) + lines((size_t)OC * OH * (OW + KW - 1));
+}
+static size_t stride1_floats(int C, int OC, int KH, int KW, int OH, int OW) {
+    return lines((size_t)OC * C * KH * KW) + (size_t)dfs_ops_max_threads() * stride1_image_floats(C, OC, KH, KW, OH, OW);
+}
+
+size_t dfs_conv2d_workspace(int C, int OC, int KH, int KW, int OH, int OW) {
+    const size_t packed = (size_t)DFS_GEMM_KC * dfs_gemm_best()->nr * dfs_ops_max_threads();
+    const size_t s1 = stride1_floats(C, OC, KH, KW, OH, OW);
+    return packed > s1 ? packed : s1;
+}
+
+/* Channels [c0, c1) of image img (C, H, W) into padded planes (Hp × Wp), zero around it. */
+static void pad_planes(float *pad, const float *img, int c0, int c1, int H, int W, int Hp, int Wp, int pad_t, int pad_l) {
+    const size_t plane = (size_t)Hp * Wp;
+    const int x0 = pad_l < 0 ? -pad_l : 0, x1 = W < Wp - pad_l ? W : Wp - pad_l;
+    for (int c = c0; c < c1; c++) {
+        float *d = pad + c * plane;
+        memset(d, 0, sizeof(float) * plane);
+        for (int y = 0; y < H; y++) {
+            const int py = y + pad_t;
+            if (py >= 0 && py < Hp && x1 > x0)
+                memcpy(d + (size_t)py * Wp + x0 + pad_l, img + ((size_t)c * H + y) * W + x0, sizeof(float) * (size_t)(x1 - x0));
+        }
+    }
+}
+
+#define OC_CHUNK 64 /* output channels per tile */
+
+/* The geometry of one stride-1 convolution. */
+typedef struct s1_conv {
+    const dfs_gemm_impl *g;
+    const float *wr; /* (OC, ky, kx, c) */
+    int C, OC, KW, ksz, K, Wp, Q, OH, OW, n_strips, n_tiles;
+    size_t plane;
+} s1_conv;
+
+/* Tile t of one image: q columns [q0, q0+NR) of output channels [m0, m0+OC_CHUNK). */
+static void s1_tile(const s1_conv *v, const float *pad, float *qout, int t) {
+    const int NR = v->g->nr, q0 = t % v->n_strips * NR, m0 = t / v->n_strips * OC_CHUNK;
+    const int nr = v->Q - q0 < NR ? v->Q - q0 : NR, rows = v->OC - m0 < OC_CHUNK ? v->OC - m0 : OC_CHUNK;
+    for (int i = 0; i < rows; i++) memset(qout + (size_t)(m0 + i) * v->Q + q0, 0, sizeof(float) * (size_t)nr);
+    for (int r = 0; r < v->ksz; r++) {
+        const float *br = pad + (size_t)(r / v->KW) * v->Wp + r % v->KW + q0;
+        for (int c0 = 0; c0 < v->C; c0 += DFS_GEMM_KC) {
+            const int kc = v->C - c0 < DFS_GEMM_KC ? v->C - c0 : DFS_GEMM_KC;
+            for (int i0 = 0; i0 < rows; i0 += DFS_GEMM_MR) {
+                const int mr = rows - i0 < DFS_GEMM_MR ? rows - i0 : DFS_GEMM_MR;
+                v->g->kernel(kc, v->wr + (size_t)(m0 + i0) * v->K + (size_t)r * v->C + c0, (size_t)v->K, br + c0 * v->plane,
+                             v->plane, qout + (size_t)(m0 + i0) * v->Q + q0, (size_t)v->Q, mr, nr);
+            }
+        }
+    }
+}
+
+/* Output channels [o0, o1) of one image from q columns (q = y·Wp + x → p = y·OW + x). */
+static void s1_store(const s1_conv *v, float *ob, const float *qout, const float *bias, int accumulate, int o0, int o1) {
+    for (int oc = o0; oc < o1; oc++)
+        for (int y = 0; y < v->OH; y++) {
+            float *o = ob + ((size_t)oc * v->OH + y) * v->OW;
+            const float *q = qout + (size_t)oc * v->Q + (size_t)y * v->Wp;
+            if (accumulate)
+                for (int x = 0; x < v->OW; x++) o[x] += q[x];
+            else
+                for (int x = 0; x < v->OW; x++) o[x] = q[x] + (bias ? bias[oc] : 0.0f);
+        }
+}
+
+/* out (+)= conv(inp, w) for stride 1, 0 <= pad_t < KH, 0 <= pad_l < KW (see the top of the file). */
+static void conv_stride1(float *out, float *ws, const float *inp, const float *w, const float *bias, int B, int C, int H,
+                         int W, int OC, int KH, int KW, int pad_t, int pad_l, int OH, int OW, int accumulate) {
+    s1_conv v = {dfs_gemm_best(), ws, C, OC, KW, KH * KW, C * KH * KW, OW + KW - 1, OH * (OW + KW - 1), OH, OW, 0, 0, 0};
+    const int Hp = OH + KH - 1, threads = dfs_ops_max_threads();
+    v.plane = (size_t)Hp * v.Wp;
+    v.n_strips = (v.Q + v.g->nr - 1) / v.g->nr;
+    v.n_tiles = v.n_strips * ((OC + OC_CHUNK - 1) / OC_CHUNK);
+    const size_t per_image = stride1_image_floats(C, OC, KH, KW, OH, OW), pad_n = padded_floats(C, KH, KW, OH, OW);
+    float *wr = ws, *bufs = ws + lines((size_t)OC * v.K);
+    const size_t in_img = (size_t)C * H * W, out_img = (size_t)OC * OH * OW;
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+        for (int oc = 0; oc < OC; oc++)
+            for (int c = 0; c < C; c++)
+                for (int r = 0; r < v.ksz; r++) wr[(size_t)oc * v.K + (size_t)r * C + c] = w[((size_t)oc * C + c) * v.ksz + r];
+        if (B >= threads) {
+            float *pad = bufs + (size_t)dfs_ops_thread_id() * per_image, *qout = pad + pad_n;
+#pragma omp for schedule(static)
+            for (int b = 0; b < B; b++) {
+                pad_planes(pad, inp + b * in_img, 0, C, H, W, Hp, v.Wp, pad_t, pad_l);
+                for (int t = 0; t < v.n_tiles; t++) s1_tile(&v, pad, qout, t);
+                s1_store(&v, out + b * out_img, qout, bias, accumulate, 0, OC);
+            }
+        } else {
+            float *pad = bufs, *qout = pad + pad_n;
+            for (int b = 0; b < B; b++) {
+#pragma omp for schedule(static)
+                for (int c = 0; c < C; c++) pad_planes(pad, inp + b * in_img, c, c + 1, H, W, Hp, v.Wp, pad_t, pad_l);
+#pragma omp for schedule(static)
+                for (int t = 0; t < v.n_tiles; t++) s1_tile(&v, pad, qout, t);
+#pragma omp for schedule(static)
+                for (int oc = 0; oc < OC; oc++) s1_store(&v, out + b * out_img, qout, bias, accumulate, oc, oc + 1);
+            }
+        }
+    }
 }
 
 /* Packs rows [k0, k0+kc) of the patch matrix for pixels [p0, p0+ncols) of one image into a strip
@@ -63,6 +183,10 @@ static void pack_strip(float *dst, int NR, const float *img, int H, int W, int K
 /* out (+)= conv(inp, w): out is set to the bias first unless accumulate is set. */
 static void conv_gemm(float *out, float *ws, const float *inp, const float *w, const float *bias, int B, int C, int H,
                       int W, int OC, int KH, int KW, int stride, int pad_t, int pad_l, int OH, int OW, int accumulate) {
+    if (stride == 1 && pad_t >= 0 && pad_t < KH && pad_l >= 0 && pad_l < KW) {
+        conv_stride1(out, ws, inp, w, bias, B, C, H, W, OC, KH, KW, pad_t, pad_l, OH, OW, accumulate);
+        return;
+    }
     const dfs_gemm_impl *g = dfs_gemm_best();
     const int NR = g->nr, K = C * KH * KW, P = OH * OW;
     const int n_strips = (P + NR - 1) / NR;
@@ -82,7 +206,7 @@ static void conv_gemm(float *out, float *ws, const float *inp, const float *w, c
             pack_strip(panel, NR, img, H, W, KH, KW, stride, pad_t, pad_l, OW, k0, kc, p0, cols);
             for (int m0 = 0; m0 < OC; m0 += DFS_GEMM_MR) {
                 const int mr = OC - m0 < DFS_GEMM_MR ? OC - m0 : DFS_GEMM_MR;
-                g->kernel(kc, w + (size_t)m0 * K + k0, (size_t)K, panel, ob + (size_t)m0 * P, (size_t)P, mr, cols);
+                g->kernel(kc, w + (size_t)m0 * K + k0, (size_t)K, panel, (size_t)NR, ob + (size_t)m0 * P, (size_t)P, mr, cols);
             }
         }
     }
@@ -134,27 +258,19 @@ static void pack_rows(float *dst, int NR, const float *src, int P, int m0, int k
     }
 }
 
-/* Floats rounded up to whole cache lines, so each workspace part starts 64-byte aligned. */
-static size_t lines(size_t n) { return (n + 15) / 16 * 16; }
-
-/* The stride-1 weight gradient works in "padded-row space": the image is copied with its zero
- * padding into planes of Hp × Wp (Hp = OH + KH − 1, Wp = OW + KW − 1), and output pixel (y, x)
- * becomes column q = y·Wp + x of Q = OH·Wp columns (the KW − 1 extra columns of each row are
- * zero in dout and add nothing). Then the patch row of (c, ky, kx) is the contiguous run
- * plane_c + ky·Wp + kx, read in place by the micro-kernel: nothing is gathered. */
-static size_t padded_floats(int C, int KH, int KW, int OH, int OW) {
-    const size_t Hp = (size_t)OH + KH - 1, Wp = (size_t)OW + KW - 1;
-    return lines((size_t)C * Hp * Wp + (size_t)KW); /* runs of the last plane read KW − 1 past it */
-}
-
+/* The stride-1 weight gradient works in padded-row space too: dWᵀ = patches · doutᵀ reads the
+ * patch rows in place and packs only dout (zero in the extra columns), reused by every row. */
 size_t dfs_conv2d_backward_workspace(int C, int OC, int KH, int KW, int OH, int OW) {
     const size_t NR = (size_t)dfs_gemm_best()->nr, K = (size_t)C * KH * KW;
     const size_t Q = (size_t)OH * (OW + KW - 1), ocp = (OC + NR - 1) / NR * NR;
     /* shared: wᵀ or dWᵀ (K × OC); per thread: one packed panel and one strip of patch gradients */
     const size_t general = lines(K * OC) + (size_t)dfs_ops_max_threads() * (DFS_GEMM_KC * NR + K * NR);
-    /* stride 1: dWᵀ, the padded image and dout packed as strips of NR output channels */
-    const size_t stride1 = lines(K * OC) + padded_floats(C, KH, KW, OH, OW) + lines(Q * ocp);
-    return general > stride1 ? general : stride1;
+    /* stride 1: dWᵀ, the padded image and dout packed as strips of NR output channels; then the
+     * flipped weights and the workspace of the forward convolution that gives dinp */
+    const size_t dw1 = lines(K * OC) + padded_floats(C, KH, KW, OH, OW) + lines(Q * ocp);
+    const size_t dx1 = lines(K * OC) + stride1_floats(OC, C, KH, KW, OH + KH - 1, OW + KW - 1);
+    const size_t m = general > dw1 ? general : dw1;
+    return m > dx1 ? m : dx1;
 }
 
 /* dW += Σ_b dout_b · patches_bᵀ for a stride-1 convolution, computed as dWᵀ (rows ordered
@@ -169,22 +285,12 @@ static void conv_dw_stride1(float *dw, float *ws, const float *dout, const float
     const size_t plane = (size_t)Hp * Wp;
     float *dwt = ws, *pad = ws + lines((size_t)K * OC), *bp = pad + padded_floats(C, KH, KW, OH, OW);
     memset(dwt, 0, sizeof(float) * (size_t)K * OC);
-    memset(pad, 0, sizeof(float) * padded_floats(C, KH, KW, OH, OW));
     for (int b = 0; b < B; b++) {
         const float *img = inp + (size_t)b * C * H * W, *db = dout + (size_t)b * OC * OH * OW;
 #pragma omp parallel
         {
-            /* the image into its padded planes (the border stays zero) */
 #pragma omp for schedule(static)
-            for (int c = 0; c < C; c++)
-                for (int y = 0; y < H; y++) {
-                    const int py = y + pad_t;
-                    if (py < 0 || py >= Hp) continue;
-                    const int x0 = pad_l < 0 ? -pad_l : 0, x1 = W < Wp - pad_l ? W : Wp - pad_l;
-                    if (x1 > x0)
-                        memcpy(pad + c * plane + (size_t)py * Wp + x0 + pad_l, img + ((size_t)c * H + y) * W + x0,
-                               sizeof(float) * (size_t)(x1 - x0));
-                }
+            for (int c = 0; c < C; c++) pad_planes(pad, img, c, c + 1, H, W, Hp, Wp, pad_t, pad_l);
             /* doutᵀ as strips [q][NR], zero in the extra columns and past OC */
 #pragma omp for schedule(static)
             for (int t = 0; t < n_strips * OH; t++) {
@@ -205,7 +311,7 @@ static void conv_dw_stride1(float *dw, float *ws, const float *dout, const float
                 float *cp = dwt + ((size_t)r * C + c0) * OC + (size_t)s * NR;
                 for (int q0 = 0; q0 < Q; q0 += DFS_GEMM_KC) {
                     const int kc = Q - q0 < DFS_GEMM_KC ? Q - q0 : DFS_GEMM_KC;
-                    g->kernel(kc, a + q0, plane, bp + ((size_t)s * Q + q0) * NR, cp, (size_t)OC, mr, nr);
+                    g->kernel(kc, a + q0, plane, bp + ((size_t)s * Q + q0) * NR, (size_t)NR, cp, (size_t)OC, mr, nr);
                 }
             }
         }
@@ -252,7 +358,7 @@ void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const flo
                     pack_patches_t(panel, NR, img, H, W, KH, KW, stride, pad_t, pad_l, OW, p0, kc, k0, nk);
                     for (int m0 = 0; m0 < OC; m0 += DFS_GEMM_MR) {
                         const int mr = OC - m0 < DFS_GEMM_MR ? OC - m0 : DFS_GEMM_MR;
-                        g->kernel(kc, dout + ((size_t)b * OC + m0) * P + p0, (size_t)P, panel, dw + (size_t)m0 * K + k0,
+                        g->kernel(kc, dout + ((size_t)b * OC + m0) * P + p0, (size_t)P, panel, (size_t)NR, dw + (size_t)m0 * K + k0,
                                   (size_t)K, mr, nk);
                     }
                 }
@@ -289,7 +395,7 @@ void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const flo
                     pack_rows(panel, NR, db_, P, o0, kc, p0, cols);
                     for (int m0 = 0; m0 < K; m0 += DFS_GEMM_MR) {
                         const int mr = K - m0 < DFS_GEMM_MR ? K - m0 : DFS_GEMM_MR;
-                        g->kernel(kc, wt + (size_t)m0 * OC + o0, (size_t)OC, panel, dp + (size_t)m0 * NR, (size_t)NR, mr, cols);
+                        g->kernel(kc, wt + (size_t)m0 * OC + o0, (size_t)OC, panel, (size_t)NR, dp + (size_t)m0 * NR, (size_t)NR, mr, cols);
                     }
                 }
                 int oyj[64], oxj[64];

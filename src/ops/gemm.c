@@ -7,13 +7,14 @@
 
 #define SCALAR_NR 16
 
-static void kernel_scalar(int kc, const float *a, size_t lda, const float *b, float *c, size_t ldc, int mr, int nr) {
+static void kernel_scalar(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c, size_t ldc, int mr,
+                          int nr) {
     float acc[DFS_GEMM_MR][SCALAR_NR] = {{0}};
     for (int i = 0; i < mr; i++) {
         const float *ar = a + (size_t)i * lda;
         for (int k = 0; k < kc; k++) {
             const float av = ar[k];
-            const float *br = b + (size_t)k * SCALAR_NR;
+            const float *br = b + (size_t)k * ldb;
             for (int j = 0; j < SCALAR_NR; j++) acc[i][j] += av * br[j];
         }
     }
@@ -85,7 +86,7 @@ void dfs_gemm(int M, int N, int K, const float *a, size_t a_rs, size_t a_cs, con
             }
             for (int i0 = 0; i0 < rows; i0 += DFS_GEMM_MR) {
                 const int mr = rows - i0 < DFS_GEMM_MR ? rows - i0 : DFS_GEMM_MR;
-                g->kernel(kc, ar + (size_t)i0 * lda, lda, bp, c + (size_t)(m0 + i0) * ldc + j0, ldc, mr, cols);
+                g->kernel(kc, ar + (size_t)i0 * lda, lda, bp, (size_t)NR, c + (size_t)(m0 + i0) * ldc + j0, ldc, mr, cols);
             }
         }
     }

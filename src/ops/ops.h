@@ -24,7 +24,7 @@ typedef enum dfs_act {
  * OW imply: OH = (H + pad_t + pad_b - KH) / stride + 1. Matches torch.nn.functional.conv2d.
  * ws: dfs_conv2d_workspace(...) floats of scratch, 64-byte aligned, sized for the thread count
  * set when it was computed. */
-size_t dfs_conv2d_workspace(int C, int KH, int KW, int OH, int OW);
+size_t dfs_conv2d_workspace(int C, int OC, int KH, int KW, int OH, int OW);
 void dfs_conv2d_forward(float *out, float *ws, const float *inp, const float *w, const float *bias, int B, int C,
                         int H, int W, int OC, int KH, int KW, int stride, int pad_t, int pad_l, int OH, int OW);
 

@@ -7,7 +7,7 @@
 
 #define NR 16
 
-__attribute__((target("avx2,fma"))) static void kernel(int kc, const float *a, size_t lda, const float *b, float *c,
+__attribute__((target("avx2,fma"))) static void kernel(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c,
                                                        size_t ldc, int mr, int nr) {
     __m256 acc[8][2];
     for (int i = 0; i < 8; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
@@ -15,7 +15,7 @@ __attribute__((target("avx2,fma"))) static void kernel(int kc, const float *a, s
     for (int i = 0; i < 8; i++) ar[i] = a + (size_t)(i < mr ? i : mr - 1) * lda;
     for (int k = 0; k < kc; k++) {
         const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-        b += NR;
+        b += ldb;
 #pragma GCC unroll 8
         for (int i = 0; i < 8; i++) {
             const __m256 v = _mm256_broadcast_ss(ar[i] + k);

@@ -8,7 +8,7 @@
 
 #define NR 48
 
-__attribute__((target("avx512f,fma"))) static void kernel(int kc, const float *a, size_t lda, const float *b, float *c,
+__attribute__((target("avx512f,fma"))) static void kernel(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c,
                                                           size_t ldc, int mr, int nr) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
     __m512 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
@@ -21,7 +21,7 @@ __attribute__((target("avx512f,fma"))) static void kernel(int kc, const float *a
     const float *a7 = a + (mr > 7 ? 7 : mr - 1) * lda;
     for (int k = 0; k < kc; k++) {
         const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), b2 = _mm512_loadu_ps(b + 32);
-        b += NR;
+        b += ldb;
         __m512 v = _mm512_set1_ps(a0[k]);
         c00 = _mm512_fmadd_ps(v, b0, c00), c01 = _mm512_fmadd_ps(v, b1, c01), c02 = _mm512_fmadd_ps(v, b2, c02);
         v = _mm512_set1_ps(a1[k]);
