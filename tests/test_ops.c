@@ -40,7 +40,9 @@ static void test_conv(int B, int C, int H, int W, int OC, int K, int stride, int
     float *o1 = rand_buf(no, 1), *o2 = rand_buf(no, 1), *r = rand_buf(no, 1);
     dfs_conv2d_forward_ref(r, x, w, b, B, C, H, W, OC, K, K, stride, pad, pad, OH, OW);
     dfs_ops_set_threads(2);
-    float *ws = rand_buf(dfs_conv2d_workspace(C, OC, K, K, OH, OW), 1);
+    const size_t nws = dfs_conv2d_workspace(C, OC, K, K, OH, OW);
+    float *ws = rand_buf(nws, 1);
+    for (size_t i = 0; i < nws; i++) ws[i] = NAN; /* scratch read before it is written shows as NaN */
     dfs_ops_set_threads(1);
     dfs_conv2d_forward(o1, ws, x, w, b, B, C, H, W, OC, K, K, stride, pad, pad, OH, OW);
     dfs_ops_set_threads(2);

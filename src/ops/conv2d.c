@@ -40,6 +40,12 @@ size_t dfs_conv2d_workspace(int C, int OC, int KH, int KW, int OH, int OW) {
     return packed > s1 ? packed : s1;
 }
 
+/* Zeroes the room past the planes: runs that start in the last plane read into it. */
+static void zero_slack(float *pad, int C, int KH, int KW, int OH, int OW) {
+    const size_t used = (size_t)C * (OH + KH - 1) * (OW + KW - 1);
+    memset(pad + used, 0, sizeof(float) * (padded_floats(C, KH, KW, OH, OW) - used));
+}
+
 /* Channels [c0, c1) of image img (C, H, W) into padded planes (Hp × Wp), zero around it. */
 static void pad_planes(float *pad, const float *img, int c0, int c1, int H, int W, int Hp, int Wp, int pad_t, int pad_l) {
     const size_t plane = (size_t)Hp * Wp;
@@ -115,6 +121,7 @@ static void conv_stride1(float *out, float *ws, const float *inp, const float *w
                 for (int r = 0; r < v.ksz; r++) wr[(size_t)oc * v.K + (size_t)r * C + c] = w[((size_t)oc * C + c) * v.ksz + r];
         if (B >= threads) {
             float *pad = bufs + (size_t)dfs_ops_thread_id() * per_image, *qout = pad + pad_n;
+            zero_slack(pad, C, KH, KW, OH, OW);
 #pragma omp for schedule(static)
             for (int b = 0; b < B; b++) {
                 pad_planes(pad, inp + b * in_img, 0, C, H, W, Hp, v.Wp, pad_t, pad_l);
@@ -123,6 +130,8 @@ static void conv_stride1(float *out, float *ws, const float *inp, const float *w
             }
         } else {
             float *pad = bufs, *qout = pad + pad_n;
+#pragma omp single
+            zero_slack(pad, C, KH, KW, OH, OW);
             for (int b = 0; b < B; b++) {
 #pragma omp for schedule(static)
                 for (int c = 0; c < C; c++) pad_planes(pad, inp + b * in_img, c, c + 1, H, W, Hp, v.Wp, pad_t, pad_l);
@@ -284,6 +293,7 @@ static void conv_dw_stride1(float *dw, float *ws, const float *dout, const float
     const int n_strips = (OC + NR - 1) / NR, n_rblocks = ksz * ((C + DFS_GEMM_MR - 1) / DFS_GEMM_MR);
     const size_t plane = (size_t)Hp * Wp;
     float *dwt = ws, *pad = ws + lines((size_t)K * OC), *bp = pad + padded_floats(C, KH, KW, OH, OW);
+    zero_slack(pad, C, KH, KW, OH, OW);
     memset(dwt, 0, sizeof(float) * (size_t)K * OC);
     for (int b = 0; b < B; b++) {
         const float *img = inp + (size_t)b * C * H * W, *db = dout + (size_t)b * OC * OH * OW;
