@@ -73,18 +73,21 @@ build-fuzz/%.o: %.c $(wildcard include/*.h src/*/*.h src/*/*/*.h)
 	@echo "CC (fuzz) $<"
 	@$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
-build-fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(FUZZ_OBJ)
+# the command-line target also links the subcommands (everything in cli/ but main)
+FUZZ_CLI_OBJ := $(filter-out build-fuzz/cli/main.o,$(CLI_SRC:%.c=build-fuzz/%.o))
+
+build-fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(FUZZ_OBJ) $(FUZZ_CLI_OBJ)
 	@echo "LD $@"
-	@$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) -o $@ -lm
+	@$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) $(FUZZ_CLI_OBJ) -o $@ -lm
 
 # keep the sanitizer-built objects between runs
-.SECONDARY: $(FUZZ_OBJ)
+.SECONDARY: $(FUZZ_OBJ) $(FUZZ_CLI_OBJ)
 
 fuzz: $(FUZZ_BIN)
 	@for t in $(FUZZ_BIN); do \
 	    name=$${t#build-fuzz/fuzz_}; mkdir -p build-fuzz/corpus/$$name build-fuzz/findings; \
 	    echo "fuzzing $$name for $(FUZZ_TIME) s"; \
-	    ./$$t -max_total_time=$(FUZZ_TIME) -max_len=65536 -print_final_stats=1 -artifact_prefix=build-fuzz/findings/$$name- \
+	    ./$$t -max_total_time=$(FUZZ_TIME) -max_len=65536 -close_fd_mask=3 -print_final_stats=1 -artifact_prefix=build-fuzz/findings/$$name- \
 	        build-fuzz/corpus/$$name fuzz/corpus/$$name 2>build-fuzz/$$name.log || { tail -40 build-fuzz/$$name.log; exit 1; }; \
 	    grep -E "stat::number_of_executed_units|stat::peak_rss" build-fuzz/$$name.log | tr '\n' ' '; echo; \
 	done
