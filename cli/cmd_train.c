@@ -33,6 +33,7 @@ static const cli_opt opts[] = {
     {"--seed", NULL, "S", "seed for initialisation, data order, timesteps and noise (default 0)"},
     {"--max-memory", NULL, "MB", "refuse to start when activations would need more (default: free memory)"},
     {"--threads", NULL, "N", "worker threads (default: all cores)"},
+    {"--skip-nan", NULL, NULL, "skip an update whose loss or gradients are NaN or infinite (default: stop)"},
     {"--quiet", "-q", NULL, "no progress output"},
 };
 #define N_OPTS (int)(sizeof opts / sizeof *opts)
@@ -51,8 +52,10 @@ static int on_progress(void *user, const dfs_train_progress *p) {
     if (s->quiet) return 0;
     const double eta = p->images_per_s > 0 ? (double)(p->max_steps - p->step) * 1.0 / (p->step / (p->elapsed_s > 0 ? p->elapsed_s : 1)) : 0;
     const int h = (int)(eta / 3600), m = (int)(eta / 60) % 60, sec = (int)eta % 60;
-    fprintf(stderr, "%sstep %d/%d  loss %.5f  lr %.2e  %.1f img/s  %.0f s elapsed  ETA %d:%02d:%02d%s", s->tty ? "\r" : "",
-            p->step, p->max_steps, p->loss, p->lr, p->images_per_s, p->elapsed_s, h, m, sec, s->tty ? "   " : "\n");
+    char skipped[48] = "";
+    if (p->skipped) snprintf(skipped, sizeof skipped, "  %d update%s skipped (NaN/inf)", p->skipped, p->skipped == 1 ? "" : "s");
+    fprintf(stderr, "%sstep %d/%d  loss %.5f  lr %.2e  %.1f img/s  %.0f s elapsed  ETA %d:%02d:%02d%s%s", s->tty ? "\r" : "",
+            p->step, p->max_steps, p->loss, p->lr, p->images_per_s, p->elapsed_s, h, m, sec, skipped, s->tty ? "   " : "\n");
     return 0;
 }
 
@@ -158,6 +161,7 @@ int cmd_train(int argc, char **argv) {
     }
     tp.conditional = OPT("--conditional") != NULL;
     tp.random_flip = OPT("--random-flip") != NULL;
+    tp.skip_nonfinite = OPT("--skip-nan") != NULL;
     tp.resume = OPT("--resume") != NULL;
     tp.lr_cosine = OPT("--constant-lr") == NULL;
     tp.f16_weights = OPT("--f16") != NULL;

@@ -258,6 +258,7 @@ static double optimize(trainer *t, const dfs_train_params *p, const float *x0, c
     double norm2 = 0;
     for (size_t i = 0; i < u->n_floats; i++) norm2 += (double)t->G[i] * t->G[i];
     const double norm = sqrt(norm2);
+    if (!isfinite(loss) || !isfinite(norm)) return NAN; /* no update: the weights stay finite */
     if (p->max_grad_norm > 0 && norm > p->max_grad_norm) {
         const float c = (float)(p->max_grad_norm / (norm + 1e-6));
         for (size_t i = 0; i < u->n_floats; i++) t->G[i] *= c;
@@ -404,20 +405,35 @@ dfs_status dfs_train(dfs_ctx *ctx, const dfs_train_params *p) {
         goto done;
     }
     double t0 = now(), loss_acc = 0, last_t = t0;
-    int loss_n = 0, last_step = t.step;
+    int loss_n = 0, last_step = t.step, skipped = 0, skipped_in_a_row = 0;
     const int first_step = t.step;
     while (t.step < p->max_steps) {
-        loss_acc += train_step(&t, p, x0, noise, xt, target, ts, tf, labels);
-        loss_n++;
-        if (!isfinite(loss_acc)) {
-            st = dfs_fail(ctx, DFS_ERR_INTERNAL, "the loss became NaN or infinite at step %d: stopped without saving", t.step);
-            goto done;
+        const double loss = train_step(&t, p, x0, noise, xt, target, ts, tf, labels);
+        if (isnan(loss)) {
+            if (!p->skip_nonfinite) {
+                st = dfs_fail(ctx, DFS_ERR_INTERNAL,
+                              "the loss or the gradients became NaN or infinite at step %d: stopped before updating "
+                              "(the last checkpoint, if any, stands)", t.step + 1);
+                goto done;
+            }
+            skipped++;
+            if (++skipped_in_a_row == 100) {
+                st = dfs_fail(ctx, DFS_ERR_INTERNAL,
+                              "100 updates in a row skipped at step %d: the loss or the gradients stay NaN or infinite "
+                              "(the last checkpoint, if any, stands)", t.step + 1);
+                goto done;
+            }
+            continue;
         }
+        skipped_in_a_row = 0;
+        loss_acc += loss;
+        loss_n++;
         const int stop = (p->should_stop && p->should_stop(p->user)) || (p->stop_after > 0 && t.step - first_step >= p->stop_after);
         if (p->on_progress && (t.step % p->progress_every == 0 || t.step == p->max_steps || stop)) {
             const double tn = now();
             dfs_train_progress pr = {t.step, p->max_steps, loss_acc / loss_n, lr_at(p, t.step - 1),
-                                     (double)(t.step - last_step) * B / (tn - last_t > 1e-9 ? tn - last_t : 1e-9), tn - t0};
+                                     (double)(t.step - last_step) * B / (tn - last_t > 1e-9 ? tn - last_t : 1e-9), tn - t0,
+                                     skipped};
             last_t = tn;
             last_step = t.step;
             loss_acc = 0;

@@ -10,6 +10,7 @@ typedef struct dfs_train_progress {
     double lr;
     double images_per_s;
     double elapsed_s;
+    int skipped;          /* updates skipped so far in this run for a NaN or infinite loss or gradient */
 } dfs_train_progress;
 
 typedef struct dfs_train_params {
@@ -27,6 +28,8 @@ typedef struct dfs_train_params {
     int checkpoint_every, progress_every, resume, f16_weights;
     int random_flip;              /* flip images horizontally with probability 1/2 */
     int stop_after;               /* steps to run in this call, then checkpoint and return; 0: to max_steps */
+    int skip_nonfinite;           /* a NaN/infinite loss or gradient skips the update (the batch is
+                                   * dropped, the step not counted) instead of stopping the run */
     /* progress: return non-zero to stop (a checkpoint is written first) */
     int (*on_progress)(void *user, const dfs_train_progress *p);
     /* after each checkpoint of the EMA weights (dir is a loadable pipeline directory) */
