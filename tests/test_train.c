@@ -102,6 +102,37 @@ static int same_state(dfs_ctx *ctx, const char *a, const char *b) {
     return same;
 }
 
+/* Allocation failure, SQLite-style, over a whole training run (setup, steps, checkpoints, the
+ * exported pipeline) and then over a resume: failing the 1st, 2nd, ... allocation in turn gives
+ * DFS_ERR_NOMEM, never a crash, and leaves nothing allocated. */
+static void alloc_fail_walk(dfs_ctx *ctx, int resume) {
+    char out[600];
+    snprintf(out, sizeof out, "%s/allocfail", dir);
+    dfs_train_params tp;
+    set_params(&tp, out, resume ? 4 : 2, resume);
+    tp.checkpoint_every = 1;
+    const size_t live = dfs_alloc_live_bytes();
+    int ok = 0, clean = 1, statuses = 1;
+    long n;
+    for (n = 1; n < 20000 && !ok; n++) {
+        dfs_alloc_fail_at(n);
+        const dfs_status st = dfs_train(ctx, &tp);
+        dfs_alloc_fail_at(0);
+        ok = st == DFS_OK;
+        if (!ok && st != DFS_ERR_NOMEM) {
+            statuses = 0;
+            fprintf(stderr, "  train%s: allocation %ld failing gave status %d: %s\n", resume ? " --resume" : "", n, st, dfs_errmsg(ctx));
+        }
+        if (dfs_alloc_live_bytes() != live) {
+            clean = 0;
+            fprintf(stderr, "  train: allocation %ld failing leaked %zu bytes\n", n, dfs_alloc_live_bytes() - live);
+            break;
+        }
+    }
+    TEST_CHECK(ok && clean && statuses);
+    if (getenv("DFS_TEST_VERBOSE")) printf("  train%s: %ld allocation sites walked\n", resume ? " --resume" : "", n - 1);
+}
+
 int main(void) {
     dfs_ctx *ctx = dfs_ctx_new();
     snprintf(dir, sizeof dir, "/tmp/diffuse-train-test.%d", (int)getpid());
@@ -215,6 +246,9 @@ int main(void) {
     tp.unet_config = p;
     tp.conditional = 0;
     TEST_CHECK(dfs_train(ctx, &tp) == DFS_ERR_SHAPE);
+
+    alloc_fail_walk(ctx, 0);
+    alloc_fail_walk(ctx, 1);
 
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     TEST_CHECK(system(cmd) == 0);
