@@ -74,8 +74,25 @@ static void test_pipeline_noise(dfs_ctx *ctx) {
     dfs_npy_free(&steps);
 }
 
+/* A uniform of exactly 0 in the first half of a block of 16 makes the Box-Muller radius −0;
+ * torch's x·std + mean returns +0 there. Build the state whose next output is 0 (tempering maps
+ * 0 to 0) and check the sign. */
+static void test_zero_uniform(void) {
+    dfs_rng *r = dfs_rng_new(1);
+    uint32_t w[DFS_RNG_STATE_WORDS];
+    dfs_rng_save(r, w);
+    w[0] = 0;
+    w[624] = 0; /* the next output is word 0, untwisted */
+    TEST_CHECK(dfs_rng_load(r, w));
+    float out[16];
+    dfs_rng_randn(r, out, 16);
+    TEST_CHECK(out[0] == 0.0f && !signbit(out[0]) && out[8] == 0.0f && !signbit(out[8]));
+    dfs_rng_free(r);
+}
+
 int main(void) {
     dfs_ctx *ctx = dfs_ctx_new();
+    test_zero_uniform();
     test_streams(ctx);
     test_pipeline_noise(ctx);
     dfs_ctx_free(ctx);

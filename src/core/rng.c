@@ -146,8 +146,9 @@ static void normal16(float *d) {
         const float radius = sqrtf(-2.0f * cephes_logf(1.0f - d[j]));
         float s, c;
         cephes_sincosf(two_pi * d[j + 8], &s, &c);
-        d[j] = radius * c;
-        d[j + 8] = radius * s;
+        /* torch ends with x·std + mean: a uniform of exactly 0 gives radius −0, which that turns to +0 */
+        d[j] = radius * c + 0.0f;
+        d[j + 8] = radius * s + 0.0f;
     }
 }
 
