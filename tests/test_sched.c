@@ -181,7 +181,7 @@ int main(void) {
     dfs_ctx *ctx = dfs_ctx_new();
     static const char *variants[] = {"sched/ddpm.json",  "sched/ddim.json",          "sched/euler.json",
                                      "sched/euler_ancestral.json", "sched/dpmpp_2m.json", "sched/heun.json",
-                                     "sched/pndm.json", "sched/lms.json", "sched/unipc.json", "sched_extra/extra.json"};
+                                     "sched/pndm.json", "sched/lms.json", "sched/unipc.json", "sched_extra/extra.json", "sched_extra/zero_snr.json"};
     int n_cases = 0;
     for (size_t i = 0; i < sizeof variants / sizeof *variants; i++) run_variant(ctx, variants[i], &n_cases);
     TEST_CHECK(n_cases >= 200);

@@ -52,7 +52,7 @@ def run(cls, config, n, step_kwargs=None, case_id=""):
         noise = torch.randn(x.shape, generator=gen)
         gen.set_state(state)
         kw = dict(step_kwargs)
-        if cls in (DDPMScheduler, DDIMScheduler):
+        if cls in (DDPMScheduler, DDIMScheduler) or cls.__name__ == "EulerAncestralDiscreteScheduler":
             kw["generator"] = gen
         out = sched.step(mo, t, x, **kw)
         used_noise = not torch.equal(gen.get_state(), state)

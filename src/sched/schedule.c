@@ -290,7 +290,11 @@ static dfs_status build_tables(dfs_ctx *ctx, dfs_sched *s) {
         break;
     case DFS_BETA_TRAINED: memcpy(s->betas, c->trained_betas, sizeof(float) * (size_t)T); break;
     }
-    if (c->rescale_betas_zero_snr) rescale_zero_snr(s->betas, T);
+    /* PNDM, Heun and LMS have no rescale_betas_zero_snr in diffusers: a config carrying it loads
+     * with the key dropped, so it is ignored for them too */
+    const dfs_sched_kind k = c->kind;
+    const int zero_snr = c->rescale_betas_zero_snr && k != DFS_SCHED_PNDM && k != DFS_SCHED_HEUN && k != DFS_SCHED_LMS;
+    if (zero_snr) rescale_zero_snr(s->betas, T);
     /* torch.cumprod accumulates float32 products in double */
     double acc = 1.0;
     for (int i = 0; i < T; i++) {
@@ -298,6 +302,10 @@ static dfs_status build_tables(dfs_ctx *ctx, dfs_sched *s) {
         acc *= (double)s->alphas[i];
         s->alphas_cumprod[i] = (float)acc;
     }
+    /* the sigma-based samplers keep the last alpha_bar at 2^-24 (float16's smallest subnormal), as
+     * diffusers does, so that the first sigma is large but finite */
+    if (zero_snr && (k == DFS_SCHED_DPMPP || k == DFS_SCHED_EULER || k == DFS_SCHED_EULER_A || k == DFS_SCHED_UNIPC))
+        s->alphas_cumprod[T - 1] = 0x1p-24f;
     s->final_alpha_cumprod = c->set_alpha_to_one ? 1.0f : s->alphas_cumprod[0];
     return DFS_OK;
 }
