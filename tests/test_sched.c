@@ -158,6 +158,9 @@ static void test_bad_configs(dfs_ctx *ctx) {
         "{\"_class_name\": \"DDPMScheduler\", \"beta_start\": \"small\"}",
         "{\"_class_name\": \"FancyScheduler\"}",
         "{\"_class_name\": \"DDPMScheduler\", \"timestep_spacing\": \"random\"}",
+        /* diffusers refuses these two as well */
+        "{\"_class_name\": \"DPMSolverMultistepScheduler\", \"algorithm_type\": \"deis\"}",
+        "{\"_class_name\": \"UniPCMultistepScheduler\", \"solver_type\": \"euler\"}",
         "[1, 2]",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -181,7 +184,7 @@ int main(void) {
     dfs_ctx *ctx = dfs_ctx_new();
     static const char *variants[] = {"sched/ddpm.json",  "sched/ddim.json",          "sched/euler.json",
                                      "sched/euler_ancestral.json", "sched/dpmpp_2m.json", "sched/heun.json",
-                                     "sched/pndm.json", "sched/lms.json", "sched/unipc.json", "sched_extra/extra.json", "sched_extra/zero_snr.json"};
+                                     "sched/pndm.json", "sched/lms.json", "sched/unipc.json", "sched_extra/extra.json", "sched_extra/more.json"};
     int n_cases = 0;
     for (size_t i = 0; i < sizeof variants / sizeof *variants; i++) run_variant(ctx, variants[i], &n_cases);
     TEST_CHECK(n_cases >= 200);

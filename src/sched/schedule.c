@@ -137,9 +137,12 @@ static dfs_status parse(dfs_ctx *ctx, const dfs_json *j, const char *what, dfs_s
     static const char *const spacings[] = {"leading", "trailing", "linspace"};
     static const char *const variances[] = {"fixed_small", "fixed_small_log", "fixed_large", "fixed_large_log",
                                             "learned", "learned_range"};
-    static const char *const algos[] = {"dpmsolver++", "dpmsolver"};
-    static const char *const dpm_solvers[] = {"midpoint", "heun"};
-    static const char *const unipc_solvers[] = {"bh2", "bh1"};
+    /* names past the second are diffusers' aliases, renamed as its constructors do: "deis" is
+     * dpmsolver++; DPM-Solver reads bh1/bh2/logrho as midpoint, UniPC reads midpoint/heun/logrho
+     * as bh2 (so a config converts from one class to the other) */
+    static const char *const algos[] = {"dpmsolver++", "dpmsolver", "deis"};
+    static const char *const dpm_solvers[] = {"midpoint", "heun", "logrho", "bh1", "bh2"};
+    static const char *const unipc_solvers[] = {"bh2", "bh1", "midpoint", "heun", "logrho"};
     static const char *const finals[] = {"sigma_min", "zero"};
     static const char *const interps[] = {"linear"};
     static const char *const ttypes[] = {"discrete"};
@@ -160,7 +163,7 @@ static dfs_status parse(dfs_ctx *ctx, const dfs_json *j, const char *what, dfs_s
         (st = get_bool(&r, "skip_prk_steps", &c->skip_prk_steps)) ||
         (st = get_bool(&r, "use_karras_sigmas", &c->use_karras_sigmas)) ||
         (st = get_int(&r, "solver_order", 1, 3, &c->solver_order)) ||
-        (st = get_enum(&r, "algorithm_type", algos, 2, &alg)) ||
+        (st = get_enum(&r, "algorithm_type", algos, 3, &alg)) ||
         (st = get_bool(&r, "lower_order_final", &c->lower_order_final)) ||
         (st = get_bool(&r, "euler_at_final", &c->euler_at_final)) ||
         (st = get_enum(&r, "final_sigmas_type", finals, 2, &fin)) ||
@@ -171,7 +174,10 @@ static dfs_status parse(dfs_ctx *ctx, const dfs_json *j, const char *what, dfs_s
         return st;
     if (c->kind == DFS_SCHED_DDPM && (st = get_enum(&r, "variance_type", variances, 6, &v))) return st;
     int solver = c->kind == DFS_SCHED_UNIPC ? c->unipc_bh1 : c->solver_heun;
-    if ((st = get_enum(&r, "solver_type", c->kind == DFS_SCHED_UNIPC ? unipc_solvers : dpm_solvers, 2, &solver))) return st;
+    if ((st = get_enum(&r, "solver_type", c->kind == DFS_SCHED_UNIPC ? unipc_solvers : dpm_solvers, 5, &solver))) return st;
+    if (solver > 1) solver = 0;
+    const int deis = alg == 2;
+    if (deis) alg = 0;
     if (c->kind == DFS_SCHED_UNIPC) c->unipc_bh1 = solver;
     else c->solver_heun = solver;
     static const char *const unsupported_true[] = {"use_exponential_sigmas", "use_beta_sigmas", "use_flow_sigmas",
@@ -192,9 +198,9 @@ static dfs_status parse(dfs_ctx *ctx, const dfs_json *j, const char *what, dfs_s
     c->variance_type = (dfs_variance)v;
     c->algorithm_dpmsolver = alg;
     c->final_sigmas_zero = fin;
-    if (c->kind == DFS_SCHED_DPMPP && c->algorithm_dpmsolver && c->final_sigmas_zero)
+    if (c->kind == DFS_SCHED_DPMPP && (c->algorithm_dpmsolver || deis) && c->final_sigmas_zero)
         return dfs_fail(ctx, DFS_ERR_UNSUPPORTED, "%s: final_sigmas_type \"zero\" does not work with algorithm_type "
-                        "\"dpmsolver\" (diffusers refuses it too): use \"sigma_min\"", what);
+                        "\"%s\" (diffusers refuses it too): use \"sigma_min\"", what, deis ? "deis" : "dpmsolver");
     if (!(c->beta_start > 0 && c->beta_end > 0 && c->beta_start < 1 && c->beta_end < 1))
         return dfs_fail(ctx, DFS_ERR_FORMAT, "%s: beta_start and beta_end must be in (0, 1)", what);
     const dfs_json *tb = get(&r, "trained_betas");
