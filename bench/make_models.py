@@ -25,7 +25,7 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     torch.manual_seed(0)
     models = {"cifar10": CIFAR10}
-    fashion_cfg = os.path.join(here, "..", "models", "fashion-mnist", "config.json")
+    fashion_cfg = os.path.join(here, "..", "models", "fashion-mnist", "unet", "config.json")
     if os.path.exists(fashion_cfg):
         with open(fashion_cfg) as f:
             cfg = {k: v for k, v in json.load(f).items() if not k.startswith("_")}
