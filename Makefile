@@ -87,8 +87,8 @@ fuzz: $(FUZZ_BIN)
 	@for t in $(FUZZ_BIN); do \
 	    name=$${t#build-fuzz/fuzz_}; mkdir -p build-fuzz/corpus/$$name build-fuzz/findings; \
 	    echo "fuzzing $$name for $(FUZZ_TIME) s"; \
-	    ./$$t -max_total_time=$(FUZZ_TIME) -max_len=65536 -close_fd_mask=3 -print_final_stats=1 -artifact_prefix=build-fuzz/findings/$$name- \
-	        build-fuzz/corpus/$$name fuzz/corpus/$$name 2>build-fuzz/$$name.log || { tail -40 build-fuzz/$$name.log; exit 1; }; \
+	    ./$$t -max_total_time=$(FUZZ_TIME) -max_len=65536 -close_fd_mask=3 -print_final_stats=1 -artifact_prefix=$(CURDIR)/build-fuzz/findings/$$name- \
+	        $(CURDIR)/build-fuzz/corpus/$$name $(CURDIR)/fuzz/corpus/$$name 2>build-fuzz/$$name.log || { tail -40 build-fuzz/$$name.log; exit 1; }; \
 	    grep -E "stat::number_of_executed_units|stat::peak_rss" build-fuzz/$$name.log | tr '\n' ' '; echo; \
 	done
 

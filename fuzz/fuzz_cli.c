@@ -22,9 +22,17 @@ static int remove_entry(const char *path, const struct stat *st, int type, struc
     return 0;
 }
 
+static char dir[] = "/tmp/diffuse-fuzz-cli.XXXXXX";
+
+static void remove_dir(void) {
+    if (chdir("/") == 0) rmdir(dir);
+}
+
+/* libFuzzer is given absolute corpus and artifact paths (the Makefile does), so the change of
+ * directory does not move them */
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    static char dir[] = "/tmp/diffuse-fuzz-cli.XXXXXX";
     if (!mkdtemp(dir) || chdir(dir) != 0) abort();
+    atexit(remove_dir);
     return 0;
 }
 
