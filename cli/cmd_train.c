@@ -16,7 +16,7 @@ static const cli_opt opts[] = {
     {"--random-flip", NULL, NULL, "flip training images horizontally at random"},
     {"--out", "-o", "DIR", "output: a DDPMPipeline directory with the EMA weights, and checkpoints (required)"},
     {"--unet-config", NULL, "FILE", "UNet2DModel config.json (default: a built-in 28x28 model)"},
-    {"--scheduler-config", NULL, "FILE", "scheduler_config.json (default: DDPM, linear betas, epsilon)"},
+    {"--scheduler-config", NULL, "FILE", "scheduler_config.json (default: DDPM, linear betas, epsilon, x0 clipped to [-1, 1] when sampling)"},
     {"--max-steps", NULL, "N", "optimisation steps (default 10000)"},
     {"--batch-size", NULL, "B", "images per step (default 16)"},
     {"--lr", NULL, "X", "peak learning rate (default 1e-4)"},
