@@ -1,6 +1,6 @@
 /* The command line: the input, split at NUL bytes, is the argument list of one subcommand (the
  * first byte picks which), run in an empty directory that is emptied again after each run.
- * Inputs holding '/' or "fashion" are skipped and train gets "--data no-such-data" first (its
+ * Inputs holding '/', ".." or "fashion" are skipped and train gets "--data no-such-data" first (its
  * default is the installed Fashion-MNIST), so every file an argument names is missing (or made
  * by the same run) and no command gets past its checks into real work; what is fuzzed is the
  * option parsing and validation, and the early error paths. */
@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
         const char *name;
         int (*run)(int, char **);
     } cmds[] = {{"info", cmd_info}, {"unet", cmd_unet}, {"bench", cmd_bench}, {"sample", cmd_sample}, {"train", cmd_train}};
-    if (n < 1 || n > 4096 || memchr(data, '/', n) || memmem(data, n, "fashion", 7)) return 0;
+    if (n < 1 || n > 4096 || memchr(data, '/', n) || memmem(data, n, "..", 2) || memmem(data, n, "fashion", 7)) return 0;
     char *buf = malloc(n); /* the arguments after the command byte, NUL-terminated */
     if (!buf) return 0;
     memcpy(buf, data + 1, n - 1);
