@@ -4,10 +4,7 @@
 # files. Each must finish with zero memcheck errors and no definitely, indirectly or possibly
 # lost memory. One thread, so OpenMP's thread pool does not blur the leak report.
 # Run by .ci/run after `make`; needs valgrind. Prints "valgrind: N passed, M failed".
-DIFFUSE=${DIFFUSE:-build/diffuse}
-T=$(mktemp -d "${TMPDIR:-/tmp}/diffuse-vg.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-passed=0; failed=0
+. tests/cli/lib.sh
 M=tests/fixtures/unet/tiny/model
 C=tests/fixtures/unet/tiny/cases/b2_int_t10_t999
 
@@ -26,14 +23,7 @@ vg() {
     fi
 }
 
-mkdir -p $T/data
-{ printf '\000\000\010\003\000\000\000\010\000\000\000\010\000\000\000\010'; head -c 512 /dev/urandom; } >$T/data/train-images-idx3-ubyte
-{ printf '\000\000\010\001\000\000\000\010'; head -c 8 /dev/zero; } >$T/data/train-labels-idx1-ubyte
-cat >$T/unet.json <<'JSON'
-{"sample_size": 8, "in_channels": 1, "out_channels": 1, "layers_per_block": 1, "block_out_channels": [8, 16],
- "down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"],
- "norm_num_groups": 4, "attention_head_dim": 8}
-JSON
+tiny_training_set $T/data 8
 TRAIN="$DIFFUSE train --data $T/data --unet-config $T/unet.json --batch-size 2 --checkpoint-every 1 --sample-every 2 --threads 1 -q"
 
 vg "info" 0 $DIFFUSE info -m $M
@@ -53,5 +43,4 @@ printf '{"sample_size": 8, "block_out_channels": [8, 16], "norm_num_groups": 3}'
 vg "bad config" 2 $DIFFUSE info -m $T/badmodel
 vg "bad argument" 2 $DIFFUSE sample -m $M --steps -4 -o $T/x.png
 
-echo "valgrind: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary valgrind

@@ -26,3 +26,18 @@ expect_fail() {
 }
 
 summary() { echo "$1: $passed passed, $failed failed"; [ "$failed" -eq 0 ]; }
+
+# tiny_training_set DIR N: N random 8x8 grey images, all labelled 0, as idx files in DIR (N < 256),
+# and $T/unet.json, a small UNet2DModel config for them.
+tiny_training_set() {
+    mkdir -p "$1"
+    count="\\$(printf '%03o' "$2")"
+    { printf '\000\000\010\003\000\000\000'; printf "$count"; printf '\000\000\000\010\000\000\000\010'
+      head -c $(($2 * 64)) /dev/urandom; } >"$1/train-images-idx3-ubyte"
+    { printf '\000\000\010\001\000\000\000'; printf "$count"; head -c "$2" /dev/zero; } >"$1/train-labels-idx1-ubyte"
+    cat >$T/unet.json <<'JSON'
+{"sample_size": 8, "in_channels": 1, "out_channels": 1, "layers_per_block": 1, "block_out_channels": [8, 16],
+ "down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"],
+ "norm_num_groups": 4, "attention_head_dim": 8}
+JSON
+}

@@ -6,14 +6,7 @@
 M=tests/fixtures/unet/tiny/model
 S="$DIFFUSE sample -m $M -q --steps 2"
 D=$T/data
-mkdir -p $D
-{ printf '\000\000\010\003\000\000\000\100\000\000\000\010\000\000\000\010'; head -c 4096 /dev/urandom; } >$D/train-images-idx3-ubyte
-{ printf '\000\000\010\001\000\000\000\100'; head -c 64 /dev/zero; } >$D/train-labels-idx1-ubyte
-cat >$T/unet.json <<'JSON'
-{"sample_size": 8, "in_channels": 1, "out_channels": 1, "layers_per_block": 1, "block_out_channels": [8, 16],
- "down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"],
- "norm_num_groups": 4, "attention_head_dim": 8}
-JSON
+tiny_training_set $D 64
 TRAIN="$DIFFUSE train --data $D --unet-config $T/unet.json --batch-size 4 --sample-every 0 --threads 1 -q"
 
 # full_run NAME DIR LIMIT COMMAND...: in DIR the command fails with exit 1 and one line on stderr

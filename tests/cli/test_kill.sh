@@ -2,15 +2,7 @@
 # with exactly the state of an uninterrupted run; SIGINT writes a checkpoint and exits cleanly.
 . tests/cli/lib.sh
 D=$T/data
-mkdir -p $D
-# 64 random 8x8 images with labels, as idx files
-{ printf '\000\000\010\003\000\000\000\100\000\000\000\010\000\000\000\010'; head -c 4096 /dev/urandom; } >$D/train-images-idx3-ubyte
-{ printf '\000\000\010\001\000\000\000\100'; head -c 64 /dev/zero; } >$D/train-labels-idx1-ubyte
-cat >$T/unet.json <<'JSON'
-{"sample_size": 8, "in_channels": 1, "out_channels": 1, "layers_per_block": 1, "block_out_channels": [8, 16],
- "down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"],
- "norm_num_groups": 4, "attention_head_dim": 8}
-JSON
+tiny_training_set $D 64
 TRAIN="$DIFFUSE train --data $D --unet-config $T/unet.json --max-steps 300 --batch-size 32 --checkpoint-every 7 --sample-every 0 --threads 2 -q"
 
 check "uninterrupted run" $TRAIN --out $T/ref

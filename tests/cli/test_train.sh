@@ -3,14 +3,7 @@
 # before training starts.
 . tests/cli/lib.sh
 D=$T/data
-mkdir -p $D
-{ printf '\000\000\010\003\000\000\000\020\000\000\000\010\000\000\000\010'; head -c 1024 /dev/urandom; } >$D/train-images-idx3-ubyte
-{ printf '\000\000\010\001\000\000\000\020'; head -c 16 /dev/zero; } >$D/train-labels-idx1-ubyte
-cat >$T/unet.json <<'JSON'
-{"sample_size": 8, "in_channels": 1, "out_channels": 1, "layers_per_block": 1, "block_out_channels": [8, 16],
- "down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"],
- "norm_num_groups": 4, "attention_head_dim": 8}
-JSON
+tiny_training_set $D 16
 TRAIN="$DIFFUSE train --data $D --unet-config $T/unet.json --batch-size 4 --sample-every 0 --threads 2 -q"
 # min-SNR-γ weighting divides by the SNR, which zero terminal SNR makes 0 at the last timestep
 # (as in diffusers): with 10 timesteps a third of the batches get a NaN loss
