@@ -42,13 +42,13 @@ static int bench_train(dfs_ctx *ctx, dfs_model *m, const char *path, const float
     int *ts = dfs_malloc((size_t)B * sizeof(int));
     int64_t *labels = dfs_calloc((size_t)B, sizeof(int64_t));
     double *all = dfs_malloc((size_t)(repeat + 1) * sizeof(double)), loss = 0;
-    dfs_status s = DFS_ERR_NOMEM;
+    dfs_status s = DFS_OK;
     if (ts && labels && all) {
         for (int b = 0; b < B; b++) ts[b] = (int)((b * 997L + 500) % 1000);
         s = dfs_train_steps(ctx, m, NULL, &tp, x, x, ts, tp.conditional ? labels : NULL, repeat + 1, &loss, all);
     }
     int rc = 0;
-    if (s == DFS_ERR_NOMEM && !ts) {
+    if (!ts || !labels || !all) {
         fprintf(stderr, "diffuse bench: out of memory\n");
         rc = 1;
     } else if (s) {
@@ -110,6 +110,13 @@ int cmd_bench(int argc, char **argv) {
     dfs_model_info info;
     dfs_model_get_info(m, &info);
     int H = info.sample_h ? info.sample_h : 32, W = info.sample_w ? info.sample_w : 32;
+    if (train && (cli_get(&a, opts, N_OPTS, "--size") || !info.sample_h)) {
+        fprintf(stderr, "diffuse bench: --train runs at the model's sample_size (%s)\n",
+                info.sample_h ? "--size is for forward passes" : "its config has none");
+        dfs_model_free(m);
+        dfs_ctx_free(ctx);
+        return 2;
+    }
     if ((v = cli_get(&a, opts, N_OPTS, "--size"))) {
         char *end;
         long h = strtol(v, &end, 10), w = h;
