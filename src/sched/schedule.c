@@ -340,8 +340,6 @@ dfs_status dfs_sched_from_config(dfs_ctx *ctx, const dfs_json *config, const cha
     if (!s) return dfs_fail(ctx, DFS_ERR_NOMEM, "%s: out of memory", what);
     defaults(&s->cfg, kind);
     dfs_status st = parse(ctx, config, what, &s->cfg);
-    if (!st && !ops_of(s))
-        st = dfs_fail(ctx, DFS_ERR_UNSUPPORTED, "%s: the %s sampler is not implemented in diffuse yet", what, dfs_sched_name(s));
     if (!st) st = build_tables(ctx, s);
     if (st) {
         dfs_sched_free(s);
