@@ -290,39 +290,37 @@ static void conv_dw_stride1(float *dw, float *ws, const float *dout, const float
                             int OC, int KH, int KW, int pad_t, int pad_l, int OH, int OW) {
     const dfs_gemm_impl *g = dfs_gemm_best();
     const int NR = g->nr, ksz = KH * KW, K = C * ksz, Hp = OH + KH - 1, Wp = OW + KW - 1, Q = OH * Wp;
-    const int n_strips = (OC + NR - 1) / NR, n_rblocks = ksz * ((C + DFS_GEMM_MR - 1) / DFS_GEMM_MR);
+    const int n_strips = (OC + NR - 1) / NR, c_blocks = (C + DFS_GEMM_MR - 1) / DFS_GEMM_MR, n_rblocks = ksz * c_blocks;
     const size_t plane = (size_t)Hp * Wp;
     float *dwt = ws, *pad = ws + lines((size_t)K * OC), *bp = pad + padded_floats(C, KH, KW, OH, OW);
     zero_slack(pad, C, KH, KW, OH, OW);
     memset(dwt, 0, sizeof(float) * (size_t)K * OC);
-    for (int b = 0; b < B; b++) {
-        const float *img = inp + (size_t)b * C * H * W, *db = dout + (size_t)b * OC * OH * OW;
 #pragma omp parallel
-        {
+    for (int b = 0; b < B; b++) { /* every thread walks the images; the loops inside are shared out */
+        const float *img = inp + (size_t)b * C * H * W, *db = dout + (size_t)b * OC * OH * OW;
 #pragma omp for schedule(static)
-            for (int c = 0; c < C; c++) pad_planes(pad, img, c, c + 1, H, W, Hp, Wp, pad_t, pad_l);
-            /* doutᵀ as strips [q][NR], zero in the extra columns and past OC */
+        for (int c = 0; c < C; c++) pad_planes(pad, img, c, c + 1, H, W, Hp, Wp, pad_t, pad_l);
+        /* doutᵀ as strips [q][NR], zero in the extra columns and past OC */
 #pragma omp for schedule(static)
-            for (int t = 0; t < n_strips * OH; t++) {
-                const int s = t / OH, y = t % OH, o0 = s * NR;
-                float *d = bp + ((size_t)s * Q + (size_t)y * Wp) * NR;
-                memset(d, 0, sizeof(float) * (size_t)Wp * NR);
-                for (int j = 0; j < NR && o0 + j < OC; j++) {
-                    const float *src = db + ((size_t)(o0 + j) * OH + y) * OW;
-                    for (int x = 0; x < OW; x++) d[(size_t)x * NR + j] = src[x];
-                }
+        for (int t = 0; t < n_strips * OH; t++) {
+            const int s = t / OH, y = t % OH, o0 = s * NR;
+            float *d = bp + ((size_t)s * Q + (size_t)y * Wp) * NR;
+            memset(d, 0, sizeof(float) * (size_t)Wp * NR);
+            for (int j = 0; j < NR && o0 + j < OC; j++) {
+                const float *src = db + ((size_t)(o0 + j) * OH + y) * OW;
+                for (int x = 0; x < OW; x++) d[(size_t)x * NR + j] = src[x];
             }
+        }
 #pragma omp for schedule(static)
-            for (int t = 0; t < n_rblocks * n_strips; t++) {
-                const int rb = t / n_strips, s = t % n_strips;
-                const int r = rb / ((C + DFS_GEMM_MR - 1) / DFS_GEMM_MR), c0 = rb % ((C + DFS_GEMM_MR - 1) / DFS_GEMM_MR) * DFS_GEMM_MR;
-                const int mr = C - c0 < DFS_GEMM_MR ? C - c0 : DFS_GEMM_MR, nr = OC - s * NR < NR ? OC - s * NR : NR;
-                const float *a = pad + c0 * plane + (size_t)(r / KW) * Wp + r % KW;
-                float *cp = dwt + ((size_t)r * C + c0) * OC + (size_t)s * NR;
-                for (int q0 = 0; q0 < Q; q0 += DFS_GEMM_KC) {
-                    const int kc = Q - q0 < DFS_GEMM_KC ? Q - q0 : DFS_GEMM_KC;
-                    g->kernel(kc, a + q0, plane, bp + ((size_t)s * Q + q0) * NR, (size_t)NR, cp, (size_t)OC, mr, nr);
-                }
+        for (int t = 0; t < n_rblocks * n_strips; t++) {
+            const int rb = t / n_strips, s = t % n_strips;
+            const int r = rb / c_blocks, c0 = rb % c_blocks * DFS_GEMM_MR;
+            const int mr = C - c0 < DFS_GEMM_MR ? C - c0 : DFS_GEMM_MR, nr = OC - s * NR < NR ? OC - s * NR : NR;
+            const float *a = pad + c0 * plane + (size_t)(r / KW) * Wp + r % KW;
+            float *cp = dwt + ((size_t)r * C + c0) * OC + (size_t)s * NR;
+            for (int q0 = 0; q0 < Q; q0 += DFS_GEMM_KC) {
+                const int kc = Q - q0 < DFS_GEMM_KC ? Q - q0 : DFS_GEMM_KC;
+                g->kernel(kc, a + q0, plane, bp + ((size_t)s * Q + q0) * NR, (size_t)NR, cp, (size_t)OC, mr, nr);
             }
         }
     }
