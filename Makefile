@@ -60,8 +60,12 @@ test: $(TEST_BIN) $(BUILD)/diffuse
 
 # Fuzzing (clang's libFuzzer): `make fuzz FUZZ_TIME=30` runs every target in fuzz/ for that many
 # seconds from the seed corpus in fuzz/corpus/<target>; findings land in build-fuzz/.
+# FUZZ_RUNS=N stops each target after N inputs instead (with FUZZ_TIME=0: no time limit), and
+# FUZZ_ONLY="npy png" runs only the targets named.
 FUZZ_CC    ?= clang
 FUZZ_TIME  ?= 30
+FUZZ_RUNS  ?= -1
+FUZZ_ONLY  ?=
 FUZZ_FLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -Iinclude -Isrc -Ifuzz -fno-omit-frame-pointer \
               -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_SRC   := $(sort $(wildcard fuzz/fuzz_*.c))
@@ -83,11 +87,13 @@ build-fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(FUZZ_OBJ) $(FUZZ_CLI_OBJ)
 # keep the sanitizer-built objects between runs
 .SECONDARY: $(FUZZ_OBJ) $(FUZZ_CLI_OBJ)
 
-fuzz: $(FUZZ_BIN)
-	@for t in $(FUZZ_BIN); do \
+FUZZ_RUN_BIN := $(if $(FUZZ_ONLY),$(FUZZ_ONLY:%=build-fuzz/fuzz_%),$(FUZZ_BIN))
+
+fuzz: $(FUZZ_RUN_BIN)
+	@for t in $(FUZZ_RUN_BIN); do \
 	    name=$${t#build-fuzz/fuzz_}; mkdir -p build-fuzz/corpus/$$name build-fuzz/findings; \
-	    echo "fuzzing $$name for $(FUZZ_TIME) s"; \
-	    ./$$t -max_total_time=$(FUZZ_TIME) -max_len=65536 -close_fd_mask=3 -print_final_stats=1 -artifact_prefix=$(CURDIR)/build-fuzz/findings/$$name- \
+	    echo "fuzzing $$name: at most $(FUZZ_TIME) s and $(FUZZ_RUNS) inputs (0 and -1: no limit)"; \
+	    ./$$t -max_total_time=$(FUZZ_TIME) -runs=$(FUZZ_RUNS) -max_len=65536 -close_fd_mask=3 -print_final_stats=1 -artifact_prefix=$(CURDIR)/build-fuzz/findings/$$name- \
 	        $(CURDIR)/build-fuzz/corpus/$$name $(CURDIR)/fuzz/corpus/$$name 2>build-fuzz/$$name.log || { tail -40 build-fuzz/$$name.log; exit 1; }; \
 	    grep -E "stat::number_of_executed_units|stat::peak_rss" build-fuzz/$$name.log | tr '\n' ' '; echo; \
 	done
