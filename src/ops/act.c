@@ -2,17 +2,14 @@
 #include <math.h>
 
 #include "ops/ops.h"
-
-static inline float silu(float x) { return x / (1.0f + expf(-x)); }
+#include "ops/vmath.h"
 
 static inline float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); } /* torch's threshold */
 
 void dfs_act_forward(float *x, size_t n, dfs_act act) {
     switch (act) {
     case DFS_ACT_NONE: return;
-    case DFS_ACT_SILU:
-        for (size_t i = 0; i < n; i++) x[i] = silu(x[i]);
-        return;
+    case DFS_ACT_SILU: dfs_vmath_best()->silu(x, n); return;
     case DFS_ACT_MISH:
         for (size_t i = 0; i < n; i++) x[i] = x[i] * tanhf(softplus(x[i]));
         return;

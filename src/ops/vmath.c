@@ -1,0 +1,38 @@
+/* The portable vector-math implementation and the choice among them (see vmath.h). */
+#include "ops/vmath.h"
+
+static void exp_scalar(float *y, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = dfs_exp1(x[i]);
+}
+
+static float exp_sum_scalar(float *x, size_t n, float scale, float shift) {
+    float acc[16] = {0};
+    for (size_t i = 0; i < n; i++) {
+        x[i] = dfs_exp1(fmaf(x[i], scale, -shift));
+        acc[i % 16] += x[i];
+    }
+    return dfs_lanes_sum(acc);
+}
+
+static void silu_scalar(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + dfs_exp1(-x[i]));
+}
+
+const dfs_vmath_impl dfs_vmath_scalar = {"scalar", exp_scalar, exp_sum_scalar, silu_scalar};
+
+int dfs_vmath_available(const dfs_vmath_impl **out, int max) {
+    int n = 0;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (n < max && __builtin_cpu_supports("avx512f")) out[n++] = &dfs_vmath_avx512;
+    if (n < max && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) out[n++] = &dfs_vmath_avx2;
+#endif
+    if (n < max) out[n++] = &dfs_vmath_scalar;
+    return n;
+}
+
+const dfs_vmath_impl *dfs_vmath_best(void) {
+    const dfs_vmath_impl *impls[4];
+    dfs_vmath_available(impls, 4);
+    return impls[0];
+}

@@ -1,0 +1,77 @@
+/* Vectorised e^x and what is built on it (softmax rows, SiLU), with one algorithm for every
+ * instruction set: the argument is split as x = n·ln2 + r (|r| <= ln2/2, n rounded to nearest by
+ * the 1.5·2²³ trick), e^r is Cephes' degree-7 polynomial evaluated with fused multiply-adds, and
+ * 2ⁿ is built from its exponent bits. Every step is an IEEE operation with one rounding (fma,
+ * add, multiply, divide), so the AVX-512, AVX2 and portable versions give the same bits, and sums
+ * are kept in 16 lanes reduced in one fixed tree, so exp_sum's total is the same on each too.
+ * Accuracy: within 2 ulp of e^x for x in [−87.3, 88.3]; outside, x is clamped to that range
+ * (e^x of about 1e-38 for very negative x instead of 0); NaN stays NaN. */
+#ifndef DFS_OPS_VMATH_H
+#define DFS_OPS_VMATH_H
+
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#define DFS_EXP_LO (-87.33654f) /* ln of the smallest normal float: n >= -126 */
+#define DFS_EXP_HI 88.37626f    /* n <= 127 and e^r·2ⁿ stays finite */
+#define DFS_EXP_LOG2E 1.44269504088896341f
+#define DFS_EXP_MAGIC 12582912.0f /* 1.5·2²³: adding it rounds to an integer */
+#define DFS_EXP_LN2_HI 0.693359375f
+#define DFS_EXP_LN2_LO (-2.12194440e-4f)
+#define DFS_EXP_P0 1.9875691500e-4f
+#define DFS_EXP_P1 1.3981999507e-3f
+#define DFS_EXP_P2 8.3334519073e-3f
+#define DFS_EXP_P3 4.1665795894e-2f
+#define DFS_EXP_P4 1.6666665459e-1f
+#define DFS_EXP_P5 5.0000001201e-1f
+
+/* The algorithm above for one value: the vector versions do exactly this per lane. */
+static inline float dfs_exp1(float x) {
+    x = DFS_EXP_LO > x ? DFS_EXP_LO : x; /* written so that NaN passes, as the vector max does */
+    x = DFS_EXP_HI < x ? DFS_EXP_HI : x;
+    const float t = fmaf(x, DFS_EXP_LOG2E, DFS_EXP_MAGIC), n = t - DFS_EXP_MAGIC;
+    float r = fmaf(n, -DFS_EXP_LN2_HI, x);
+    r = fmaf(n, -DFS_EXP_LN2_LO, r);
+    float y = fmaf(DFS_EXP_P0, r, DFS_EXP_P1);
+    y = fmaf(y, r, DFS_EXP_P2);
+    y = fmaf(y, r, DFS_EXP_P3);
+    y = fmaf(y, r, DFS_EXP_P4);
+    y = fmaf(y, r, DFS_EXP_P5);
+    y = fmaf(y, r * r, r) + 1.0f;
+    int ti, mi;
+    memcpy(&ti, &t, sizeof ti);
+    const float magic = DFS_EXP_MAGIC;
+    memcpy(&mi, &magic, sizeof mi);
+    const int bits = (ti - mi + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return y * scale;
+}
+
+/* The 16 lane sums of exp_sum, added in the tree every implementation uses. */
+static inline float dfs_lanes_sum(float acc[16]) {
+    for (int w = 8; w >= 1; w /= 2)
+        for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+    return acc[0];
+}
+
+typedef struct dfs_vmath_impl {
+    const char *name;                                            /* "avx512", "avx2", "scalar" */
+    void (*exp)(float *y, const float *x, size_t n);             /* y = e^x */
+    float (*exp_sum)(float *x, size_t n, float scale, float shift); /* x = e^(x·scale − shift); returns Σ */
+    void (*silu)(float *x, size_t n);                            /* x = x / (1 + e^−x) */
+} dfs_vmath_impl;
+
+/* The fastest implementation this CPU runs, chosen once from cpuid. */
+const dfs_vmath_impl *dfs_vmath_best(void);
+/* All implementations this CPU can run (for tests); returns the count. */
+int dfs_vmath_available(const dfs_vmath_impl **out, int max);
+
+extern const dfs_vmath_impl dfs_vmath_scalar;
+#if defined(__x86_64__) || defined(__i386__)
+extern const dfs_vmath_impl dfs_vmath_avx2;
+extern const dfs_vmath_impl dfs_vmath_avx512;
+#endif
+
+#endif

@@ -1,0 +1,62 @@
+/* AVX2 version of vmath.h's algorithm, 8 lanes a vector; exp_sum keeps its 16 lane sums in two
+ * vectors, as the other versions do. Tails go through dfs_exp1, which computes the same bits.
+ * Only called when cpuid reports AVX2 and FMA. */
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#include "ops/vmath.h"
+
+#define TARGET __attribute__((target("avx2,fma")))
+
+TARGET static inline __m256 exp8(__m256 x) {
+    const __m256 magic = _mm256_set1_ps(DFS_EXP_MAGIC);
+    x = _mm256_min_ps(_mm256_set1_ps(DFS_EXP_HI), _mm256_max_ps(_mm256_set1_ps(DFS_EXP_LO), x));
+    const __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(DFS_EXP_LOG2E), magic), n = _mm256_sub_ps(t, magic);
+    const __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-DFS_EXP_LN2_LO), _mm256_fmadd_ps(n, _mm256_set1_ps(-DFS_EXP_LN2_HI), x));
+    const float p[] = {DFS_EXP_P1, DFS_EXP_P2, DFS_EXP_P3, DFS_EXP_P4, DFS_EXP_P5};
+    __m256 y = _mm256_set1_ps(DFS_EXP_P0);
+    for (int k = 0; k < 5; k++) y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(p[k]));
+    y = _mm256_add_ps(_mm256_fmadd_ps(y, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+    const __m256i e = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_castps_si256(magic));
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e, _mm256_set1_epi32(127)), 23)));
+}
+
+TARGET static void exp_avx2(float *y, const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, exp8(_mm256_loadu_ps(x + i)));
+    for (; i < n; i++) y[i] = dfs_exp1(x[i]);
+}
+
+TARGET static float exp_sum_avx2(float *x, size_t n, float scale, float shift) {
+    const __m256 vs = _mm256_set1_ps(scale), vm = _mm256_set1_ps(-shift);
+    __m256 lo = _mm256_setzero_ps(), hi = lo; /* lanes 0–7 and 8–15 */
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m256 a = exp8(_mm256_fmadd_ps(_mm256_loadu_ps(x + i), vs, vm));
+        const __m256 b = exp8(_mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), vs, vm));
+        _mm256_storeu_ps(x + i, a);
+        _mm256_storeu_ps(x + i + 8, b);
+        lo = _mm256_add_ps(lo, a);
+        hi = _mm256_add_ps(hi, b);
+    }
+    float lanes[16];
+    _mm256_storeu_ps(lanes, lo);
+    _mm256_storeu_ps(lanes + 8, hi);
+    for (; i < n; i++) {
+        x[i] = dfs_exp1(fmaf(x[i], scale, -shift));
+        lanes[i % 16] += x[i];
+    }
+    return dfs_lanes_sum(lanes);
+}
+
+TARGET static void silu_avx2(float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        _mm256_storeu_ps(x + i, _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(_mm256_sub_ps(_mm256_setzero_ps(), v)))));
+    }
+    for (; i < n; i++) x[i] = x[i] / (1.0f + dfs_exp1(-x[i]));
+}
+
+const dfs_vmath_impl dfs_vmath_avx2 = {"avx2", exp_avx2, exp_sum_avx2, silu_avx2};
+#endif
