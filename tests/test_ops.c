@@ -246,6 +246,8 @@ int main(void) {
     test_attention(2, 16, 17, 2, 8, 1.0f);
     test_attention(1, 12, 16, 3, 4, 1.41421356f);
     test_attention(1, 10, 5, 3, 3, 1.0f); /* heads·dh < C, as diffusers allows */
+    test_attention(1, 8, 300, 2, 4, 1.0f);  /* several query tasks and key blocks per head */
+    test_attention(2, 24, 520, 1, 24, 1.0f); /* a last key block of 8 */
     test_act();
     test_resample();
     test_timestep_embedding();

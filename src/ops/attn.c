@@ -1,13 +1,16 @@
 /* Self-attention over image positions with an online softmax: each query row keeps a running
  * maximum and sum while it walks the keys, so memory stays O(HW·C) instead of O(HW²).
- * Scratch layout per image (reused image by image): T (HW, C) tokens, Q, K, V, O (HW, inner),
- * Y (HW, C). */
+ * Scratch layout per image (reused image by image): T (HW, C) tokens, Q (HW, inner), Kᵀ (inner, HW),
+ * V, O (HW, inner), Y (HW, C); when training, Q, K, V and O go to the saved buffer instead and
+ * Kᵀ follows Y. */
 #include <math.h>
 #include <string.h>
 
 #include "core/internal.h"
 #include "ops/ops.h"
+#include "ops/gemm.h"
 #include "ops/vec.h"
+#include "ops/vmath.h"
 
 size_t dfs_attention_scratch(int B, int C, int HW, int heads, int dh) {
     size_t inner = (size_t)heads * dh;
@@ -20,36 +23,52 @@ static void transpose(float *dst, const float *src, int rows, int cols) {
         for (int r = 0; r < rows; r++) dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
 }
 
-/* O = softmax(Q Kᵀ·scale) V for every head, rows of (HW, inner) matrices; stats (heads, HW, 2)
- * receives each row's maximum and sum when not NULL (what the backward pass needs). */
-static void attend(float *O, float *stats, const float *Q, const float *K, const float *V, int HW, int heads, int dh,
+#define ATT_BQ 64  /* query rows per task */
+#define ATT_BK 256 /* keys per block of scores */
+
+/* O = softmax(Q Kᵀ·scale) V for every head, rows of (HW, inner) matrices, with Kᵀ given as
+ * (inner, HW); stats (heads, HW, 2) receives each row's maximum and sum when not NULL (what the
+ * backward pass needs). A task is one head and ATT_BQ query rows: it walks the keys ATT_BK at a
+ * time, scores the block with one GEMM, rescales its rows' running sums and outputs to the block's
+ * new maximum, and adds P·V with another GEMM. Tasks do not depend on the thread count. */
+static void attend(float *O, float *stats, const float *Q, const float *KT, const float *V, int HW, int heads, int dh,
                    float scale) {
-    const int inner = heads * dh;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int h = 0; h < heads; h++) {
-        for (int i = 0; i < HW; i++) {
-            const float *q = Q + (size_t)i * inner + (size_t)h * dh;
-            float *o = O + (size_t)i * inner + (size_t)h * dh;
-            float m = -INFINITY, l = 0.0f;
-            memset(o, 0, sizeof(float) * (size_t)dh);
-            for (int j = 0; j < HW; j++) {
-                const float s = dfs_dot(q, K + (size_t)j * inner + (size_t)h * dh, dh) * scale;
-                if (s > m) {
-                    const float r = expf(m - s); /* 0 on the first key */
-                    l *= r;
-                    for (int d = 0; d < dh; d++) o[d] *= r;
-                    m = s;
-                }
-                const float p = expf(s - m);
-                l += p;
-                const float *v = V + (size_t)j * inner + (size_t)h * dh;
-                for (int d = 0; d < dh; d++) o[d] += p * v[d];
+    const int inner = heads * dh, n_qb = (HW + ATT_BQ - 1) / ATT_BQ;
+    const dfs_vmath_impl *vm = dfs_vmath_best();
+#pragma omp parallel for schedule(static)
+    for (int task = 0; task < heads * n_qb; task++) {
+        static _Thread_local _Alignas(64) float S[ATT_BQ * ATT_BK];
+        float m[ATT_BQ], l[ATT_BQ];
+        const int h = task / n_qb, i0 = task % n_qb * ATT_BQ, rows = HW - i0 < ATT_BQ ? HW - i0 : ATT_BQ;
+        const float *q = Q + (size_t)i0 * inner + (size_t)h * dh;
+        float *o = O + (size_t)i0 * inner + (size_t)h * dh;
+        for (int r = 0; r < rows; r++) {
+            m[r] = -INFINITY, l[r] = 0.0f;
+            memset(o + (size_t)r * inner, 0, sizeof(float) * (size_t)dh);
+        }
+        for (int j0 = 0; j0 < HW; j0 += ATT_BK) {
+            const int cols = HW - j0 < ATT_BK ? HW - j0 : ATT_BK;
+            memset(S, 0, sizeof(float) * (size_t)rows * ATT_BK);
+            dfs_gemm_1t(rows, cols, dh, q, (size_t)inner, 1, KT + (size_t)h * dh * HW + j0, (size_t)HW, 1, S, ATT_BK);
+            for (int r = 0; r < rows; r++) {
+                float *s = S + (size_t)r * ATT_BK, mx = s[0];
+                for (int j = 1; j < cols; j++) mx = s[j] > mx ? s[j] : mx;
+                const float mnew = m[r] > mx * scale ? m[r] : mx * scale; /* scale > 0: max of the scaled row */
+                const float corr = expf(m[r] - mnew);                        /* 0 on the first block */
+                l[r] = l[r] * corr + vm->exp_sum(s, (size_t)cols, scale, mnew);
+                if (corr != 1.0f)
+                    for (int d = 0; d < dh; d++) o[(size_t)r * inner + d] *= corr;
+                m[r] = mnew;
             }
-            const float inv = 1.0f / l;
-            for (int d = 0; d < dh; d++) o[d] *= inv;
+            dfs_gemm_1t(rows, dh, cols, S, ATT_BK, 1, V + (size_t)j0 * inner + (size_t)h * dh, (size_t)inner, 1, o,
+                        (size_t)inner);
+        }
+        for (int r = 0; r < rows; r++) {
+            const float inv = 1.0f / l[r];
+            for (int d = 0; d < dh; d++) o[(size_t)r * inner + d] *= inv;
             if (stats) {
-                stats[((size_t)h * HW + i) * 2] = m;
-                stats[((size_t)h * HW + i) * 2 + 1] = l;
+                stats[((size_t)h * HW + i0 + r) * 2] = m[r];
+                stats[((size_t)h * HW + i0 + r) * 2 + 1] = l[r];
             }
         }
     }
@@ -59,17 +78,27 @@ size_t dfs_attention_saved_size(int B, int C, int HW, int heads, int dh) {
     return (size_t)B * HW * (4 * (size_t)heads * dh + 2 * (size_t)heads);
 }
 
-/* One image: tokens → Q, K, V → O → out. Q, K, V, O, stats: this image's (possibly saved) buffers. */
-static void forward_image(float *dst, float *T, float *Y, float *Q, float *K, float *V, float *O, float *stats,
-                          const float *xn, const float *res, const float *wq, const float *bq, const float *wk,
-                          const float *bk, const float *wv, const float *bv, const float *wo, const float *bo, int C,
-                          int HW, int heads, int dh, float rescale) {
+/* Kᵀ (inner, HW) = Wk (inner, C) · xn (C, HW) + bk: straight from the image, no transpose. */
+static void keys_transposed(float *KT, const float *xn, const float *wk, const float *bk, int C, int HW, int inner) {
+#pragma omp parallel for schedule(static)
+    for (int d = 0; d < inner; d++)
+        for (int p = 0; p < HW; p++) KT[(size_t)d * HW + p] = bk ? bk[d] : 0.0f;
+    dfs_gemm(inner, HW, C, wk, (size_t)C, 1, xn, (size_t)HW, 1, KT, (size_t)HW);
+}
+
+/* One image: tokens → Q, Kᵀ, V → O → out. Q, V, O, stats: this image's (possibly saved) buffers;
+ * K, when not NULL, receives the keys as (HW, inner) rows for the backward pass. */
+static void forward_image(float *dst, float *T, float *Y, float *Q, float *KT, float *K, float *V, float *O,
+                          float *stats, const float *xn, const float *res, const float *wq, const float *bq,
+                          const float *wk, const float *bk, const float *wv, const float *bv, const float *wo,
+                          const float *bo, int C, int HW, int heads, int dh, float rescale) {
     const int inner = heads * dh;
     transpose(T, xn, C, HW);
     dfs_linear_forward(Q, T, wq, bq, HW, C, inner);
-    dfs_linear_forward(K, T, wk, bk, HW, C, inner);
+    keys_transposed(KT, xn, wk, bk, C, HW, inner);
+    if (K) transpose(K, KT, inner, HW);
     dfs_linear_forward(V, T, wv, bv, HW, C, inner);
-    attend(O, stats, Q, K, V, HW, heads, dh, 1.0f / sqrtf((float)dh));
+    attend(O, stats, Q, KT, V, HW, heads, dh, 1.0f / sqrtf((float)dh));
     dfs_linear_forward(Y, O, wo, bo, HW, inner, C);
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++)
@@ -85,8 +114,8 @@ void dfs_attention_forward(float *out, float *scratch, const float *xn, const fl
     float *V = K + (size_t)HW * inner, *O = V + (size_t)HW * inner, *Y = O + (size_t)HW * inner;
     for (int b = 0; b < B; b++) {
         const size_t img = (size_t)b * C * HW;
-        forward_image(out + img, T, Y, Q, K, V, O, NULL, xn + img, residual + img, wq, bq, wk, bk, wv, bv, wo, bo, C, HW,
-                      heads, dh, rescale);
+        forward_image(out + img, T, Y, Q, K, NULL, V, O, NULL, xn + img, residual + img, wq, bq, wk, bk, wv, bv, wo, bo,
+                      C, HW, heads, dh, rescale);
     }
 }
 
@@ -100,12 +129,12 @@ void dfs_attention_forward_train(float *out, float *saved, float *scratch, const
                                  const float *bv, const float *wo, const float *bo, int B, int C, int HW, int heads,
                                  int dh, float rescale) {
     const size_t inner = (size_t)heads * dh;
-    float *T = scratch, *Y = T + (size_t)HW * C;
+    float *T = scratch, *Y = T + (size_t)HW * C, *KT = Y + (size_t)HW * C;
     for (int b = 0; b < B; b++) {
         const size_t img = (size_t)b * C * HW;
         float *Q = saved_image(saved, b, HW, heads, dh), *K = Q + HW * inner, *V = K + HW * inner, *O = V + HW * inner;
-        forward_image(out + img, T, Y, Q, K, V, O, O + HW * inner, xn + img, residual + img, wq, bq, wk, bk, wv, bv, wo,
-                      bo, C, HW, heads, dh, rescale);
+        forward_image(out + img, T, Y, Q, KT, K, V, O, O + HW * inner, xn + img, residual + img, wq, bq, wk, bk, wv, bv,
+                      wo, bo, C, HW, heads, dh, rescale);
     }
 }
 

@@ -62,32 +62,44 @@ static void pack_b(float *dst, int NR, const float *b, size_t b_rs, size_t b_cs,
         for (int j = cols; j < NR; j++) dst[(size_t)k * NR + j] = 0.0f;
 }
 
+/* Tile t of C: rows [m0, m0+CHUNK_M) of strip j0. */
+static void gemm_tile(const dfs_gemm_impl *g, long t, int n_strips, int M, int N, int K, const float *a, size_t a_rs,
+                      size_t a_cs, const float *b, size_t b_rs, size_t b_cs, float *c, size_t ldc) {
+    static _Thread_local _Alignas(64) float bp[DFS_GEMM_KC * MAX_NR], ap[CHUNK_M * DFS_GEMM_KC];
+    const int NR = g->nr, m0 = (int)(t / n_strips) * CHUNK_M, j0 = (int)(t % n_strips) * NR;
+    const int rows = M - m0 < CHUNK_M ? M - m0 : CHUNK_M, cols = N - j0 < NR ? N - j0 : NR;
+    for (int k0 = 0; k0 < K; k0 += DFS_GEMM_KC) {
+        const int kc = K - k0 < DFS_GEMM_KC ? K - k0 : DFS_GEMM_KC;
+        pack_b(bp, NR, b, b_rs, b_cs, k0, kc, j0, cols);
+        const float *ar = a + (size_t)m0 * a_rs + (size_t)k0 * a_cs;
+        size_t lda = a_rs;
+        if (a_cs != 1) {
+            for (int k = 0; k < kc; k++)
+                for (int i = 0; i < rows; i++) ap[(size_t)i * DFS_GEMM_KC + k] = ar[(size_t)i * a_rs + (size_t)k * a_cs];
+            ar = ap;
+            lda = DFS_GEMM_KC;
+        }
+        for (int i0 = 0; i0 < rows; i0 += DFS_GEMM_MR) {
+            const int mr = rows - i0 < DFS_GEMM_MR ? rows - i0 : DFS_GEMM_MR;
+            g->kernel(kc, ar + (size_t)i0 * lda, lda, bp, (size_t)NR, c + (size_t)(m0 + i0) * ldc + j0, ldc, mr, cols);
+        }
+    }
+}
+
 void dfs_gemm(int M, int N, int K, const float *a, size_t a_rs, size_t a_cs, const float *b, size_t b_rs,
               size_t b_cs, float *c, size_t ldc) {
     const dfs_gemm_impl *g = dfs_gemm_best();
-    const int NR = g->nr, n_strips = (N + NR - 1) / NR, n_chunks = (M + CHUNK_M - 1) / CHUNK_M;
-    DFS_ASSERT(NR <= MAX_NR);
+    const int n_strips = (N + g->nr - 1) / g->nr, n_chunks = (M + CHUNK_M - 1) / CHUNK_M;
+    DFS_ASSERT(g->nr <= MAX_NR);
     if (M <= 0 || N <= 0 || K <= 0) return;
 #pragma omp parallel for schedule(static)
-    for (long t = 0; t < (long)n_chunks * n_strips; t++) {
-        static _Thread_local _Alignas(64) float bp[DFS_GEMM_KC * MAX_NR], ap[CHUNK_M * DFS_GEMM_KC];
-        const int m0 = (int)(t / n_strips) * CHUNK_M, j0 = (int)(t % n_strips) * NR;
-        const int rows = M - m0 < CHUNK_M ? M - m0 : CHUNK_M, cols = N - j0 < NR ? N - j0 : NR;
-        for (int k0 = 0; k0 < K; k0 += DFS_GEMM_KC) {
-            const int kc = K - k0 < DFS_GEMM_KC ? K - k0 : DFS_GEMM_KC;
-            pack_b(bp, NR, b, b_rs, b_cs, k0, kc, j0, cols);
-            const float *ar = a + (size_t)m0 * a_rs + (size_t)k0 * a_cs;
-            size_t lda = a_rs;
-            if (a_cs != 1) {
-                for (int k = 0; k < kc; k++)
-                    for (int i = 0; i < rows; i++) ap[(size_t)i * DFS_GEMM_KC + k] = ar[(size_t)i * a_rs + (size_t)k * a_cs];
-                ar = ap;
-                lda = DFS_GEMM_KC;
-            }
-            for (int i0 = 0; i0 < rows; i0 += DFS_GEMM_MR) {
-                const int mr = rows - i0 < DFS_GEMM_MR ? rows - i0 : DFS_GEMM_MR;
-                g->kernel(kc, ar + (size_t)i0 * lda, lda, bp, (size_t)NR, c + (size_t)(m0 + i0) * ldc + j0, ldc, mr, cols);
-            }
-        }
-    }
+    for (long t = 0; t < (long)n_chunks * n_strips; t++) gemm_tile(g, t, n_strips, M, N, K, a, a_rs, a_cs, b, b_rs, b_cs, c, ldc);
+}
+
+void dfs_gemm_1t(int M, int N, int K, const float *a, size_t a_rs, size_t a_cs, const float *b, size_t b_rs,
+                 size_t b_cs, float *c, size_t ldc) {
+    const dfs_gemm_impl *g = dfs_gemm_best();
+    const int n_strips = (N + g->nr - 1) / g->nr, n_chunks = (M + CHUNK_M - 1) / CHUNK_M;
+    if (M <= 0 || N <= 0 || K <= 0) return;
+    for (long t = 0; t < (long)n_chunks * n_strips; t++) gemm_tile(g, t, n_strips, M, N, K, a, a_rs, a_cs, b, b_rs, b_cs, c, ldc);
 }

@@ -37,6 +37,10 @@ int dfs_gemm_available(const dfs_gemm_impl **out, int max);
  * memory. Threads split C into (row chunk, strip) tiles: one writer per element, k ascending. */
 void dfs_gemm(int M, int N, int K, const float *a, size_t a_rs, size_t a_cs, const float *b, size_t b_rs,
               size_t b_cs, float *c, size_t ldc);
+/* The same product computed by the calling thread alone, for work already split among threads
+ * (same tiles, same bits). */
+void dfs_gemm_1t(int M, int N, int K, const float *a, size_t a_rs, size_t a_cs, const float *b, size_t b_rs,
+                 size_t b_cs, float *c, size_t ldc);
 
 /* Implementations, each defined in its own file (src/ops/x86/ for the SIMD ones). */
 extern const dfs_gemm_impl dfs_gemm_scalar;
