@@ -77,7 +77,7 @@ static void test_conv(int B, int C, int H, int W, int OC, int K, int stride, int
     float *dx = zeros(nx), *dw = zeros(nw), *db = zeros(OC);
     dfs_ops_set_threads(2);
     /* scratch starts as NaN: a kernel that reads scratch it did not write shows in the results */
-    const size_t nws = dfs_conv2d_backward_workspace(C, OC, K, K, s.OH, s.OW);
+    const size_t nws = dfs_conv2d_backward_workspace(B, C, OC, K, K, s.OH, s.OW);
     float *ws = zeros(nws);
     for (size_t i = 0; i < nws; i++) ws[i] = NAN;
     dfs_conv2d_backward(dx, dw, db, ws, s.g, s.x, s.w, B, C, H, W, OC, K, K, stride, pad, pad, s.OH, s.OW);

@@ -40,7 +40,7 @@ static void test_conv(int B, int C, int H, int W, int OC, int K, int stride, int
     float *o1 = rand_buf(no, 1), *o2 = rand_buf(no, 1), *r = rand_buf(no, 1);
     dfs_conv2d_forward_ref(r, x, w, b, B, C, H, W, OC, K, K, stride, pad, pad, OH, OW);
     dfs_ops_set_threads(2);
-    const size_t nws = dfs_conv2d_workspace(C, OC, K, K, OH, OW);
+    const size_t nws = dfs_conv2d_workspace(B, C, OC, K, K, OH, OW);
     float *ws = rand_buf(nws, 1);
     for (size_t i = 0; i < nws; i++) ws[i] = NAN; /* scratch read before it is written shows as NaN */
     dfs_ops_set_threads(1);
@@ -251,5 +251,9 @@ int main(void) {
     test_act();
     test_resample();
     test_timestep_embedding();
+    /* last, so that the cases above keep their random inputs */
+    test_conv(3, 20, 9, 7, 70, 3, 1, 1);  /* Winograd: odd sizes, strips across images, two channel blocks */
+    test_conv(1, 300, 14, 14, 9, 3, 1, 1); /* Winograd: channels over one K panel */
+    test_conv(1, 3, 64, 64, 5, 3, 1, 1);   /* Winograd: many strips */
     return test_summary("ops");
 }

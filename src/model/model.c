@@ -201,6 +201,7 @@ void dfs_model_free(dfs_model *m) {
     dfs_unet_free(m->unet);
     dfs_free(m->params);
     dfs_free(m->arena);
+    dfs_free(m->prep);
     dfs_free(m->dir);
     dfs_free(m->root);
     dfs_free(m);
@@ -353,6 +354,11 @@ dfs_status dfs_model_run(dfs_ctx *ctx, dfs_model *m, const float *x, int B, int 
         m->plan_w = W;
         m->plan_threads = dfs_ctx_threads(ctx);
     }
-    dfs_unet_forward(m->unet, m->params, m->arena, x, B, H, W, t, labels, class_vec, out);
+    if (!m->prep) { /* only a speed-up: without the memory for it, each pass prepares its own */
+        m->prep = dfs_malloc(dfs_mul_size(dfs_unet_prepared_floats(m->unet), sizeof(float)));
+        m->prep_ready = 0;
+    }
+    dfs_unet_forward(m->unet, m->params, m->arena, m->prep, m->prep_ready, x, B, H, W, t, labels, class_vec, out);
+    m->prep_ready = m->prep != NULL;
     return DFS_OK;
 }

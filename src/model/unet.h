@@ -81,10 +81,13 @@ typedef struct dfs_unet_plan { size_t arena_floats; double flops; size_t n_tape;
 dfs_unet_plan dfs_unet_plan_forward(const dfs_unet *u, int B, int H, int W);
 
 /* One forward pass. P: the parameter block; arena: plan.arena_floats floats (64-byte aligned).
+ * prep: NULL, or dfs_unet_prepared_floats(u) floats for the convolutions' prepared weights,
+ * filled during this pass unless prep_ready says an earlier pass with the same P did.
  * x: (B, in, H, W); t: (B); labels: (B) class indices or NULL; class_vec: (B, temb) for
  * class_embed_type "identity" or NULL; out: (B, out, H, W). Allocates nothing. */
-void dfs_unet_forward(const dfs_unet *u, const float *P, float *arena, const float *x, int B, int H, int W,
-                      const float *t, const int64_t *labels, const float *class_vec, float *out);
+size_t dfs_unet_prepared_floats(const dfs_unet *u);
+void dfs_unet_forward(const dfs_unet *u, const float *P, float *arena, float *prep, int prep_ready, const float *x,
+                      int B, int H, int W, const float *t, const int64_t *labels, const float *class_vec, float *out);
 
 /* ---- Training ----
  * A training forward pass keeps every activation in the arena (plan with dfs_unet_plan_train)

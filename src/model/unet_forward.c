@@ -56,6 +56,8 @@ typedef struct run {
     size_t n_tape;
     const float *t;    /* (B) timesteps */
     const int64_t *labels;
+    float *prep;       /* inference: prepared conv weights (dfs_unet_prepared_floats), or NULL */
+    int prep_ready;    /* prep already holds them (else each conv fills its part first) */
 } run;
 
 static size_t numel(const run *r, ten t) { return (size_t)r->B * t.C * t.H * t.W; }
@@ -104,12 +106,18 @@ static void release(run *r, size_t mark) {
 static ten conv(run *r, const dfs_conv *c, ten in, int stride, int pad, int OH, int OW) {
     ten out = push(r, c->out, OH, OW);
     r->flops += 2.0 * r->B * c->out * OH * OW * (double)c->in * c->k * c->k;
-    const size_t mark = r->top, ws = push_raw(r, dfs_conv2d_workspace(c->in, c->out, c->k, c->k, OH, OW));
+    const size_t mark = r->top, ws = push_raw(r, dfs_conv2d_workspace(r->B, c->in, c->out, c->k, c->k, OH, OW));
     r->top = mark; /* pure scratch */
     dfs_tape_op op = {OP_CONV, in.off, 0, out.off, 0, 0, c, in.C, in.H, in.W, OH, OW, stride, pad, DFS_ACT_NONE, 0, 0};
-    if (record(r, &op))
-        dfs_conv2d_forward(A(r, out), at(r, ws), A(r, in), W(r, c->w), W(r, c->b), r->B, c->in, in.H, in.W, c->out, c->k,
-                           c->k, stride, pad, pad, OH, OW);
+    if (record(r, &op)) {
+        float *prep = NULL;
+        if (r->prep && dfs_conv2d_prepared_floats(c->in, c->out, c->k, c->k)) {
+            prep = r->prep + (c->w * 16 + 8) / 9; /* see dfs_unet_prepared_floats */
+            if (!r->prep_ready) dfs_conv2d_prepare(prep, W(r, c->w), c->in, c->out, c->k, c->k);
+        }
+        dfs_conv2d_forward_prepared(A(r, out), at(r, ws), A(r, in), W(r, c->w), prep, W(r, c->b), r->B, c->in, in.H, in.W,
+                                    c->out, c->k, c->k, stride, pad, pad, OH, OW);
+    }
     return out;
 }
 
@@ -362,22 +370,27 @@ static ten forward(run *r, const float *x, int H, int W_, const float *class_vec
 }
 
 dfs_unet_plan dfs_unet_plan_forward(const dfs_unet *u, int B, int H, int W_) {
-    run r = {u, NULL, NULL, B, 0, 0, 0, 0.0, NULL, 0, NULL, NULL};
+    run r = {u, NULL, NULL, B, 0, 0, 0, 0.0, NULL, 0, NULL, NULL, NULL, 0};
     forward(&r, NULL, H, W_, NULL, NULL);
     dfs_unet_plan p = {r.peak, r.flops, 0};
     return p;
 }
 
-void dfs_unet_forward(const dfs_unet *u, const float *P, float *arena, const float *x, int B, int H, int W_,
-                      const float *t, const int64_t *labels, const float *class_vec, float *out) {
+/* A conv's prepared weights (at most 16/9 as many floats as its weights, the Winograd transform
+ * of a 3×3 kernel) start at 16/9 of its weights' offset, rounded up: the weight ranges do not
+ * overlap, so neither do these. */
+size_t dfs_unet_prepared_floats(const dfs_unet *u) { return (u->n_floats * 16 + 8) / 9 + 16; }
+
+void dfs_unet_forward(const dfs_unet *u, const float *P, float *arena, float *prep, int prep_ready, const float *x,
+                      int B, int H, int W_, const float *t, const int64_t *labels, const float *class_vec, float *out) {
     DFS_ASSERT(arena != NULL);
-    run r = {u, P, arena, B, 0, 0, 0, 0.0, NULL, 0, t, labels};
+    run r = {u, P, arena, B, 0, 0, 0, 0.0, NULL, 0, t, labels, prep, prep_ready};
     ten o = forward(&r, x, H, W_, class_vec, NULL);
     memcpy(out, A(&r, o), numel(&r, o) * sizeof(float));
 }
 
 dfs_unet_plan dfs_unet_plan_train(const dfs_unet *u, int B, int H, int W_) {
-    run r = {u, NULL, NULL, B, 1, 0, 0, 0.0, NULL, 0, NULL, NULL};
+    run r = {u, NULL, NULL, B, 1, 0, 0, 0.0, NULL, 0, NULL, NULL, NULL, 0};
     forward(&r, NULL, H, W_, NULL, NULL);
     dfs_unet_plan p = {r.peak, r.flops, r.n_tape};
     return p;
@@ -386,7 +399,7 @@ dfs_unet_plan dfs_unet_plan_train(const dfs_unet *u, int B, int H, int W_) {
 dfs_unet_train_io dfs_unet_forward_train(const dfs_unet *u, const float *P, float *arena, dfs_tape_op *tape,
                                          const float *x, int B, int H, int W_, const float *t, const int64_t *labels,
                                          const float *class_vec) {
-    run r = {u, P, arena, B, 1, 0, 0, 0.0, tape, 0, t, labels};
+    run r = {u, P, arena, B, 1, 0, 0, 0.0, tape, 0, t, labels, NULL, 0};
     dfs_unet_train_io io = {0, 0};
     io.out_off = forward(&r, x, H, W_, class_vec, &io.in_off).off;
     return io;
@@ -399,7 +412,7 @@ size_t dfs_unet_backward_scratch(const dfs_unet *u, const dfs_tape_op *tape, siz
         size_t s = 0;
         if (op->kind == OP_CONV) {
             const dfs_conv *c = op->layer;
-            s = dfs_conv2d_backward_workspace(c->in, c->out, c->k, c->k, op->OH, op->OW);
+            s = dfs_conv2d_backward_workspace(B, c->in, c->out, c->k, c->k, op->OH, op->OW);
         } else if (op->kind == OP_GN) {
             s = dfs_groupnorm_backward_workspace(B, ((const dfs_norm *)op->layer)->G);
         } else if (op->kind == OP_ATTN) {

@@ -6,6 +6,7 @@
  * (c, ky, kx) is the contiguous run plane_c + ky·Wp + kx, and the rows of one (ky, kx) for
  * consecutive channels lie one plane apart: the micro-kernel reads them in place, nothing is
  * gathered. The KW − 1 extra columns of each output row are computed and dropped.
+ * 3×3 convolutions with one pixel of padding go to winograd.c when there are enough pixels.
  * Other convolutions pack patch panels (implicit im2col, never built whole).
  * Threads split every product into tiles with one writer per output element, and each element
  * sums over K in a fixed order, so results do not depend on the thread count. */
@@ -14,6 +15,7 @@
 #include "core/internal.h"
 #include "ops/gemm.h"
 #include "ops/ops.h"
+#include "ops/winograd.h"
 
 /* Floats rounded up to whole cache lines, so each workspace part starts 64-byte aligned. */
 static size_t lines(size_t n) { return (n + 15) / 16 * 16; }
@@ -34,10 +36,11 @@ static size_t stride1_floats(int C, int OC, int KH, int KW, int OH, int OW) {
     return lines((size_t)OC * C * KH * KW) + (size_t)dfs_ops_max_threads() * stride1_image_floats(C, OC, KH, KW, OH, OW);
 }
 
-size_t dfs_conv2d_workspace(int C, int OC, int KH, int KW, int OH, int OW) {
+size_t dfs_conv2d_workspace(int B, int C, int OC, int KH, int KW, int OH, int OW) {
     const size_t packed = (size_t)DFS_GEMM_KC * dfs_gemm_best()->nr * dfs_ops_max_threads();
-    const size_t s1 = stride1_floats(C, OC, KH, KW, OH, OW);
-    return packed > s1 ? packed : s1;
+    const size_t s1 = stride1_floats(C, OC, KH, KW, OH, OW), wg = dfs_winograd_applies(B, KH, KW, 1, 1, 1, OH, OW, OH, OW) ? dfs_winograd_workspace(B, C, OC, OH, OW) : 0;
+    const size_t m = packed > s1 ? packed : s1;
+    return m > wg ? m : wg;
 }
 
 /* Zeroes the room past the planes: runs that start in the last plane read into it. */
@@ -190,8 +193,13 @@ static void pack_strip(float *dst, int NR, const float *img, int H, int W, int K
 }
 
 /* out (+)= conv(inp, w): out is set to the bias first unless accumulate is set. */
-static void conv_gemm(float *out, float *ws, const float *inp, const float *w, const float *bias, int B, int C, int H,
-                      int W, int OC, int KH, int KW, int stride, int pad_t, int pad_l, int OH, int OW, int accumulate) {
+static void conv_gemm(float *out, float *ws, const float *inp, const float *w, const float *prep, const float *bias, int B,
+                      int C, int H, int W, int OC, int KH, int KW, int stride, int pad_t, int pad_l, int OH, int OW,
+                      int accumulate) {
+    if (dfs_winograd_applies(B, KH, KW, stride, pad_t, pad_l, H, W, OH, OW)) {
+        dfs_conv3x3_winograd(out, ws, inp, w, prep, bias, B, C, H, W, OC, accumulate);
+        return;
+    }
     if (stride == 1 && pad_t >= 0 && pad_t < KH && pad_l >= 0 && pad_l < KW) {
         conv_stride1(out, ws, inp, w, bias, B, C, H, W, OC, KH, KW, pad_t, pad_l, OH, OW, accumulate);
         return;
@@ -224,7 +232,22 @@ static void conv_gemm(float *out, float *ws, const float *inp, const float *w, c
 void dfs_conv2d_forward(float *out, float *ws, const float *inp, const float *w, const float *bias, int B, int C,
                         int H, int W, int OC, int KH, int KW, int stride, int pad_t, int pad_l, int OH, int OW) {
     DFS_ASSERT(stride >= 1 && OH >= 1 && OW >= 1);
-    conv_gemm(out, ws, inp, w, bias, B, C, H, W, OC, KH, KW, stride, pad_t, pad_l, OH, OW, 0);
+    conv_gemm(out, ws, inp, w, NULL, bias, B, C, H, W, OC, KH, KW, stride, pad_t, pad_l, OH, OW, 0);
+}
+
+size_t dfs_conv2d_prepared_floats(int C, int OC, int KH, int KW) {
+    return KH == 3 && KW == 3 ? 16 * (size_t)OC * C : 0;
+}
+
+void dfs_conv2d_prepare(float *prep, const float *w, int C, int OC, int KH, int KW) {
+    if (KH == 3 && KW == 3) dfs_winograd_weights(prep, w, C, OC);
+}
+
+void dfs_conv2d_forward_prepared(float *out, float *ws, const float *inp, const float *w, const float *prep,
+                                 const float *bias, int B, int C, int H, int W, int OC, int KH, int KW, int stride,
+                                 int pad_t, int pad_l, int OH, int OW) {
+    DFS_ASSERT(stride >= 1 && OH >= 1 && OW >= 1);
+    conv_gemm(out, ws, inp, w, prep, bias, B, C, H, W, OC, KH, KW, stride, pad_t, pad_l, OH, OW, 0);
 }
 
 /* Packs patches transposed: rows are pixels [p0, p0+kc), columns are patch rows [k0, k0+nk)
@@ -269,7 +292,7 @@ static void pack_rows(float *dst, int NR, const float *src, int P, int m0, int k
 
 /* The stride-1 weight gradient works in padded-row space too: dWᵀ = patches · doutᵀ reads the
  * patch rows in place and packs only dout (zero in the extra columns), reused by every row. */
-size_t dfs_conv2d_backward_workspace(int C, int OC, int KH, int KW, int OH, int OW) {
+size_t dfs_conv2d_backward_workspace(int B, int C, int OC, int KH, int KW, int OH, int OW) {
     const size_t NR = (size_t)dfs_gemm_best()->nr, K = (size_t)C * KH * KW;
     const size_t Q = (size_t)OH * (OW + KW - 1), ocp = (OC + NR - 1) / NR * NR;
     /* shared: wᵀ or dWᵀ (K × OC); per thread: one packed panel and one strip of patch gradients */
@@ -277,7 +300,7 @@ size_t dfs_conv2d_backward_workspace(int C, int OC, int KH, int KW, int OH, int 
     /* stride 1: dWᵀ, the padded image and dout packed as strips of NR output channels; then the
      * flipped weights and the workspace of the forward convolution that gives dinp */
     const size_t dw1 = lines(K * OC) + padded_floats(C, KH, KW, OH, OW) + lines(Q * ocp);
-    const size_t dx1 = lines(K * OC) + stride1_floats(OC, C, KH, KW, OH + KH - 1, OW + KW - 1);
+    const size_t dx1 = lines(K * OC) + dfs_conv2d_workspace(B, OC, C, KH, KW, OH + KH - 1, OW + KW - 1);
     const size_t m = general > dw1 ? general : dw1;
     return m > dx1 ? m : dx1;
 }
@@ -382,7 +405,7 @@ void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const flo
             for (int c = 0; c < C; c++)
                 for (int r = 0; r < ksz; r++)
                     wt[((size_t)c * OC + oc) * ksz + (ksz - 1 - r)] = w[((size_t)oc * C + c) * ksz + r];
-        conv_gemm(dinp, thread_ws, dout, wt, NULL, B, OC, OH, OW, C, KH, KW, 1, KH - 1 - pad_t, KW - 1 - pad_l, H, W, 1);
+        conv_gemm(dinp, thread_ws, dout, wt, NULL, NULL, B, OC, OH, OW, C, KH, KW, 1, KH - 1 - pad_t, KW - 1 - pad_l, H, W, 1);
     } else if (dinp) {
         /* dpatches (K × P) = wᵀ (K × OC) · dout_b (OC × P), scattered back (col2im) one strip of
          * pixels at a time; a thread owns whole images, so each input gradient has one writer. */

@@ -24,14 +24,24 @@ typedef enum dfs_act {
  * OW imply: OH = (H + pad_t + pad_b - KH) / stride + 1. Matches torch.nn.functional.conv2d.
  * ws: dfs_conv2d_workspace(...) floats of scratch, 64-byte aligned, sized for the thread count
  * set when it was computed. */
-size_t dfs_conv2d_workspace(int C, int OC, int KH, int KW, int OH, int OW);
+size_t dfs_conv2d_workspace(int B, int C, int OC, int KH, int KW, int OH, int OW);
 void dfs_conv2d_forward(float *out, float *ws, const float *inp, const float *w, const float *bias, int B, int C,
                         int H, int W, int OC, int KH, int KW, int stride, int pad_t, int pad_l, int OH, int OW);
+
+/* Weights prepared once for repeated forward passes (inference): dfs_conv2d_prepared_floats(...)
+ * floats (0: nothing to prepare) filled by dfs_conv2d_prepare from w, then given with w to
+ * dfs_conv2d_forward_prepared, which is dfs_conv2d_forward without redoing that work per call
+ * (the Winograd transform of 3×3 weights). prep must be recomputed when w changes. */
+size_t dfs_conv2d_prepared_floats(int C, int OC, int KH, int KW);
+void dfs_conv2d_prepare(float *prep, const float *w, int C, int OC, int KH, int KW);
+void dfs_conv2d_forward_prepared(float *out, float *ws, const float *inp, const float *w, const float *prep,
+                                 const float *bias, int B, int C, int H, int W, int OC, int KH, int KW, int stride,
+                                 int pad_t, int pad_l, int OH, int OW);
 
 /* Gradients of dfs_conv2d_forward, accumulated (+=) into dinp, dw and db (each may be NULL).
  * ws: dfs_conv2d_backward_workspace(...) floats. dW sums over images in order, so results do
  * not depend on the thread count. */
-size_t dfs_conv2d_backward_workspace(int C, int OC, int KH, int KW, int OH, int OW);
+size_t dfs_conv2d_backward_workspace(int B, int C, int OC, int KH, int KW, int OH, int OW);
 void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const float *dout, const float *inp,
                          const float *w, int B, int C, int H, int W, int OC, int KH, int KW, int stride, int pad_t,
                          int pad_l, int OH, int OW);

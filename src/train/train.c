@@ -141,6 +141,7 @@ static dfs_status load_state(dfs_ctx *ctx, trainer *t, const dfs_train_params *p
                          names[i], n);
         else memcpy(dst[i], x->data, n * sizeof(float));
     }
+    t->m->prep_ready = 0;
     if (!s) {
         const dfs_st_tensor *r = dfs_safetensors_find(st, "rng");
         uint32_t words[DFS_RNG_STATE_WORDS];
@@ -271,6 +272,7 @@ static double optimize(trainer *t, const dfs_train_params *p, const float *x0, c
     t->step++;
     dfs_adamw_step(t->m->params, t->G, t->adam_m, t->adam_v, u->n_floats, t->step, lr_at(p, t->step - 1), p->adam_beta1,
                    p->adam_beta2, p->adam_eps, p->weight_decay);
+    t->m->prep_ready = 0;
     const float decay = (float)dfs_ema_decay(t->step, p->ema_max_decay, p->ema_inv_gamma, p->ema_power);
     for (size_t i = 0; i < u->n_floats; i++) t->ema[i] = t->ema[i] - (1.0f - decay) * (t->ema[i] - t->m->params[i]);
     return loss;

@@ -1,0 +1,220 @@
+/* 3×3 stride-1 convolutions with one pixel of padding, by Winograd's minimal filtering
+ * F(2×2, 3×3) (Lavin & Gray, 2015): each 2×2 block of outputs comes from a 4×4 input tile d as
+ *     Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A,
+ * 16 products per block where the direct sum needs 36. Summed over input channels, the product
+ * becomes 16 independent GEMMs, M_ξ (OC × tiles) = U_ξ (OC × C) · V_ξ (C × tiles), one for each
+ * position ξ of the transformed tile, run on the micro-kernel of gemm.h. The transforms only add,
+ * subtract and halve, so results stay within a few rounding errors of the direct sum.
+ * The images are first copied into zero-padded planes, so no tile needs bounds checks. Tiles of
+ * all images are numbered together (tile g = image·T + tile), so small images still fill the
+ * kernel's strips. A task is one strip of NR tiles and a group of output channels: it transforms
+ * its tiles, runs the GEMMs over the channels in order and writes its outputs, so each output has
+ * one writer and the same bits whatever the thread count. The tile transforms work on runs of up
+ * to 16 neighbouring tiles of one tile row (winograd.h), vectorised where the CPU allows; every
+ * version does the same additions in the same order. */
+#include <string.h>
+
+#include "core/internal.h"
+#include "ops/gemm.h"
+#include "ops/ops.h"
+#include "ops/winograd.h"
+
+#define OCB 64 /* output channels per block of M: 16 × OCB × NR floats */
+
+static size_t lines(size_t n) { return (n + 15) / 16 * 16; }
+
+/* Padded planes: rows −1 .. 2·TH, columns −1 .. 2·TW, and room for a run's reads past the end. */
+static int padded_w(int W) { return (W + 1) / 2 * 2 + 2; }
+static size_t padded_n(int B, int C, int H, int W) {
+    return lines((size_t)B * C * ((H + 1) / 2 * 2 + 2) * padded_w(W) + 64);
+}
+
+int dfs_winograd_applies(int B, int KH, int KW, int stride, int pad_t, int pad_l, int H, int W, int OH, int OW) {
+    const long tiles = (long)B * ((H + 1) / 2) * ((W + 1) / 2);
+    return KH == 3 && KW == 3 && stride == 1 && pad_t == 1 && pad_l == 1 && OH == H && OW == W &&
+           tiles >= dfs_gemm_best()->nr; /* fewer tiles than a strip: the direct path is faster */
+}
+
+static size_t per_thread(int C) {
+    const size_t NR = (size_t)dfs_gemm_best()->nr;
+    return lines(16 * (size_t)C * NR) + lines(16 * (size_t)OCB * NR);
+}
+
+size_t dfs_winograd_workspace(int B, int C, int OC, int H, int W) {
+    return lines(16 * (size_t)OC * C) + padded_n(B, C, H, W) + (size_t)dfs_ops_max_threads() * per_thread(C);
+}
+
+/* U_ξ = G g Gᵀ for every (oc, c), stored [ξ][oc][c]. Shared out among the team's threads. */
+static void transform_weights(float *U, const float *w, int C, int OC) {
+    const size_t n = (size_t)OC * C;
+#pragma omp for schedule(static)
+    for (int oc = 0; oc < OC; oc++)
+        for (int c = 0; c < C; c++) {
+            const float *g = w + ((size_t)oc * C + c) * 9;
+            float t[4][3]; /* G g */
+            for (int j = 0; j < 3; j++) {
+                t[0][j] = g[j];
+                t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+                t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+                t[3][j] = g[6 + j];
+            }
+            float *u = U + (size_t)oc * C + c;
+            for (int i = 0; i < 4; i++) {
+                u[(4 * i + 0) * n] = t[i][0];
+                u[(4 * i + 1) * n] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+                u[(4 * i + 2) * n] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+                u[(4 * i + 3) * n] = t[i][2];
+            }
+        }
+}
+
+/* Every plane of every image into pad, with its border of zeros. Shared out among the team. */
+static void pad_images(float *pad, const float *inp, int BC, int H, int W) {
+    const int Hp = (H + 1) / 2 * 2 + 2, Wp = padded_w(W);
+#pragma omp for schedule(static)
+    for (int p = 0; p < BC; p++) {
+        float *d = pad + (size_t)p * Hp * Wp;
+        memset(d, 0, sizeof(float) * (size_t)Hp * Wp);
+        for (int y = 0; y < H; y++) memcpy(d + (size_t)(y + 1) * Wp + 1, inp + ((size_t)p * H + y) * W, sizeof(float) * (size_t)W);
+    }
+#pragma omp single
+    memset(pad + (size_t)BC * Hp * Wp, 0, sizeof(float) * (padded_n(1, BC, H, W) - (size_t)BC * Hp * Wp));
+}
+
+/* The strip's tiles as runs of at most 16 neighbours in one tile row of one image. */
+typedef struct wg_run {
+    int j, b, ty, tx, len; /* first column in the strip, image, tile row, first tile column, tiles */
+} wg_run;
+
+static int runs_of(wg_run *runs, long g0, int nt, int T, int TW) {
+    int n = 0;
+    for (int j = 0; j < nt;) {
+        const int t = (int)((g0 + j) % T), tx = t % TW;
+        int len = TW - tx < nt - j ? TW - tx : nt - j;
+        if (len > 16) len = 16;
+        runs[n++] = (wg_run){j, (int)((g0 + j) / T), t / TW, tx, len};
+        j += len;
+    }
+    return n;
+}
+
+/* The portable tile transforms (the vector ones do the same operations in the same order). */
+static void in_run_scalar(float *v, size_t xs, const float *p, size_t Wp, int len) {
+    for (int j = 0; j < len; j++) {
+        float d[4][4], e[4][4];
+        for (int i = 0; i < 4; i++) memcpy(d[i], p + (size_t)i * Wp + 2 * j, 4 * sizeof(float));
+        for (int k = 0; k < 4; k++) { /* Bᵀ d */
+            e[0][k] = d[0][k] - d[2][k];
+            e[1][k] = d[1][k] + d[2][k];
+            e[2][k] = d[2][k] - d[1][k];
+            e[3][k] = d[1][k] - d[3][k];
+        }
+        for (int i = 0; i < 4; i++) { /* (Bᵀ d) B */
+            v[(4 * i + 0) * xs + j] = e[i][0] - e[i][2];
+            v[(4 * i + 1) * xs + j] = e[i][1] + e[i][2];
+            v[(4 * i + 2) * xs + j] = e[i][2] - e[i][1];
+            v[(4 * i + 3) * xs + j] = e[i][1] - e[i][3];
+        }
+    }
+}
+
+static void out_run_scalar(float *o, size_t W, const float *m, size_t xs, int len, int rows, int cols, float bias,
+                           int accumulate) {
+    for (int j = 0; j < len; j++) {
+        float a[4][4], s[2][4];
+        for (int x = 0; x < 16; x++) a[x / 4][x % 4] = m[x * xs + j];
+        for (int k = 0; k < 4; k++) { /* Aᵀ M */
+            s[0][k] = a[0][k] + a[1][k] + a[2][k];
+            s[1][k] = a[1][k] - a[2][k] - a[3][k];
+        }
+        for (int r = 0; r < rows; r++) { /* (Aᵀ M) A */
+            const float y[2] = {s[r][0] + s[r][1] + s[r][2], s[r][1] - s[r][2] - s[r][3]};
+            float *row = o + (size_t)r * W + 2 * j;
+            for (int k = 0; k < 2 && 2 * j + k < cols; k++) row[k] = accumulate ? row[k] + y[k] : y[k] + bias;
+        }
+    }
+}
+
+static const dfs_wg_impl wg_scalar = {"scalar", in_run_scalar, out_run_scalar};
+
+static const dfs_wg_impl *best(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return &dfs_wg_avx512;
+#endif
+    return &wg_scalar;
+}
+
+/* One task's share: transform the strip's tiles, then for each block of output channels the 16
+ * GEMMs over all channels and the output transform. */
+static void strip_task(const dfs_wg_impl *wg, float *out, float *V, float *M, const float *U, const float *pad,
+                       const float *bias, int C, int OC, int H, int W, int T, int TW, long g0, int nt, int ob0, int ob1,
+                       int accumulate) {
+    const dfs_gemm_impl *g = dfs_gemm_best();
+    const int NR = g->nr, Hp = (H + 1) / 2 * 2 + 2, Wp = padded_w(W);
+    wg_run runs[64];
+    const int n_runs = runs_of(runs, g0, nt, T, TW);
+    const size_t vxs = (size_t)C * NR;
+    for (int c = 0; c < C; c++) {
+        float *v = V + (size_t)c * NR;
+        for (int k = 0; k < n_runs; k++) {
+            const wg_run *r = &runs[k];
+            const float *p = pad + (((size_t)r->b * C + c) * Hp + 2 * (size_t)r->ty) * Wp + 2 * (size_t)r->tx;
+            wg->in_run(v + r->j, vxs, p, (size_t)Wp, r->len);
+        }
+        for (int x = 0; x < 16; x++) memset(v + x * vxs + nt, 0, sizeof(float) * (size_t)(NR - nt));
+    }
+    for (int ob = ob0; ob < ob1; ob++) {
+        const int oc0 = ob * OCB, ocs = OC - oc0 < OCB ? OC - oc0 : OCB;
+        const size_t mxs = (size_t)ocs * NR;
+        memset(M, 0, sizeof(float) * 16 * mxs);
+        for (int x = 0; x < 16; x++) {
+            const float *u = U + (size_t)x * OC * C + (size_t)oc0 * C, *v = V + (size_t)x * vxs;
+            float *m = M + (size_t)x * mxs;
+            for (int c0 = 0; c0 < C; c0 += DFS_GEMM_KC) {
+                const int kc = C - c0 < DFS_GEMM_KC ? C - c0 : DFS_GEMM_KC;
+                for (int i0 = 0; i0 < ocs; i0 += DFS_GEMM_MR)
+                    g->kernel(kc, u + (size_t)i0 * C + c0, (size_t)C, v + (size_t)c0 * NR, (size_t)NR, m + (size_t)i0 * NR,
+                              (size_t)NR, ocs - i0 < DFS_GEMM_MR ? ocs - i0 : DFS_GEMM_MR, nt);
+            }
+        }
+        for (int o = 0; o < ocs; o++)
+            for (int k = 0; k < n_runs; k++) {
+                const wg_run *r = &runs[k];
+                const int y0 = 2 * r->ty, x0 = 2 * r->tx;
+                const int rows = H - y0 < 2 ? H - y0 : 2, cols = W - x0 < 2 * r->len ? W - x0 : 2 * r->len;
+                float *dst = out + (((size_t)r->b * OC + oc0 + o) * H + y0) * W + x0;
+                wg->out_run(dst, (size_t)W, M + (size_t)o * NR + r->j, mxs, r->len, rows, cols, bias ? bias[oc0 + o] : 0.0f,
+                            accumulate);
+            }
+    }
+}
+
+void dfs_winograd_weights(float *U, const float *w, int C, int OC) {
+#pragma omp parallel
+    transform_weights(U, w, C, OC);
+}
+
+void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *w, const float *U_given, const float *bias,
+                          int B, int C, int H, int W, int OC, int accumulate) {
+    const dfs_wg_impl *wg = best();
+    const int NR = dfs_gemm_best()->nr, TW = (W + 1) / 2, T = (H + 1) / 2 * TW, n_ocb = (OC + OCB - 1) / OCB;
+    DFS_ASSERT(NR <= 64);
+    const long n_strips = ((long)B * T + NR - 1) / NR;
+    int groups = 1; /* split the output channels too when there are too few strips to share out */
+    while (groups < n_ocb && n_strips * groups < 2L * dfs_ops_max_threads()) groups++;
+    float *U = ws, *pad = U + lines(16 * (size_t)OC * C), *bufs = pad + padded_n(B, C, H, W);
+#pragma omp parallel
+    {
+        if (!U_given) transform_weights(U, w, C, OC);
+        pad_images(pad, inp, B * C, H, W);
+        float *V = bufs + (size_t)dfs_ops_thread_id() * per_thread(C), *M = V + lines(16 * (size_t)C * NR);
+#pragma omp for schedule(static)
+        for (long task = 0; task < n_strips * groups; task++) {
+            const long g0 = task / groups * NR;
+            const int gi = (int)(task % groups), nt = (long)B * T - g0 < NR ? (int)((long)B * T - g0) : NR;
+            strip_task(wg, out, V, M, U_given ? U_given : U, pad, bias, C, OC, H, W, T, TW, g0, nt, gi * n_ocb / groups,
+                       (gi + 1) * n_ocb / groups, accumulate);
+        }
+    }
+}

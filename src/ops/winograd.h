@@ -1,0 +1,36 @@
+/* 3×3 "same" convolutions by Winograd F(2×2, 3×3) (see winograd.c); conv2d.c chooses it. */
+#ifndef DFS_OPS_WINOGRAD_H
+#define DFS_OPS_WINOGRAD_H
+
+#include <stddef.h>
+
+/* Whether a convolution of this shape takes the Winograd path. */
+int dfs_winograd_applies(int B, int KH, int KW, int stride, int pad_t, int pad_l, int H, int W, int OH, int OW);
+/* Floats of workspace it needs (64-byte aligned), for the current thread count. */
+size_t dfs_winograd_workspace(int B, int C, int OC, int H, int W);
+/* U (16·OC·C floats) = the transformed weights: what dfs_conv3x3_winograd computes on every call
+ * unless given them. */
+void dfs_winograd_weights(float *U, const float *w, int C, int OC);
+/* out (+)= conv(inp, w) + bias; out is set (bias added) unless accumulate is set. U: w transformed
+ * by dfs_winograd_weights, or NULL to transform w here. */
+void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *w, const float *U, const float *bias,
+                          int B, int C, int H, int W, int OC, int accumulate);
+
+/* The tile transforms for a run of len <= 16 neighbouring tiles of one tile row.
+ * in_run: p is the run's first 4×4 input tile in a padded plane with rows Wp apart (tile j starts
+ *   2j floats further; up to 34 floats past the last tile's start may be read); writes
+ *   V_ξ[j] = v[ξ·xs + j] for the 16 positions ξ.
+ * out_run: m holds M_ξ[j] = m[ξ·xs + j]; writes the 2×2 output blocks of the run to o (rows W
+ *   apart), only `rows` rows and `cols` columns of them, adding to o or setting bias + value. */
+typedef struct dfs_wg_impl {
+    const char *name;
+    void (*in_run)(float *v, size_t xs, const float *p, size_t Wp, int len);
+    void (*out_run)(float *o, size_t W, const float *m, size_t xs, int len, int rows, int cols, float bias,
+                    int accumulate);
+} dfs_wg_impl;
+
+#if defined(__x86_64__) || defined(__i386__)
+extern const dfs_wg_impl dfs_wg_avx512;
+#endif
+
+#endif

@@ -1,0 +1,74 @@
+/* AVX-512 tile transforms of winograd.c: the 16 tiles of a run are the 16 lanes. Columns 2j + k
+ * of a padded row are split out of two loads by even/odd permutes; outputs are interleaved back
+ * the same way. The same additions in the same order as the portable version, so the same bits.
+ * Only called when cpuid reports AVX-512F. */
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#include "ops/winograd.h"
+
+#define TARGET __attribute__((target("avx512f")))
+
+TARGET static void in_run(float *v, size_t xs, const float *p, size_t Wp, int len) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __mmask16 mask = (__mmask16)((1u << len) - 1);
+    __m512 d[4][4];
+    for (int i = 0; i < 4; i++) {
+        const float *r = p + (size_t)i * Wp;
+        const __m512 a = _mm512_loadu_ps(r), b = _mm512_loadu_ps(r + 16);
+        const __m512 c = _mm512_loadu_ps(r + 2), e = _mm512_loadu_ps(r + 18);
+        d[i][0] = _mm512_permutex2var_ps(a, even, b);
+        d[i][1] = _mm512_permutex2var_ps(a, odd, b);
+        d[i][2] = _mm512_permutex2var_ps(c, even, e);
+        d[i][3] = _mm512_permutex2var_ps(c, odd, e);
+    }
+    for (int k = 0; k < 4; k++) { /* Bᵀ d, column k */
+        const __m512 d0 = d[0][k], d1 = d[1][k], d2 = d[2][k], d3 = d[3][k];
+        d[0][k] = _mm512_sub_ps(d0, d2);
+        d[1][k] = _mm512_add_ps(d1, d2);
+        d[2][k] = _mm512_sub_ps(d2, d1);
+        d[3][k] = _mm512_sub_ps(d1, d3);
+    }
+    for (int i = 0; i < 4; i++) { /* (Bᵀ d) B, row i */
+        const __m512 *e = d[i];
+        _mm512_mask_storeu_ps(v + (4 * i + 0) * xs, mask, _mm512_sub_ps(e[0], e[2]));
+        _mm512_mask_storeu_ps(v + (4 * i + 1) * xs, mask, _mm512_add_ps(e[1], e[2]));
+        _mm512_mask_storeu_ps(v + (4 * i + 2) * xs, mask, _mm512_sub_ps(e[2], e[1]));
+        _mm512_mask_storeu_ps(v + (4 * i + 3) * xs, mask, _mm512_sub_ps(e[1], e[3]));
+    }
+}
+
+TARGET static void out_run(float *o, size_t W, const float *m, size_t xs, int len, int rows, int cols, float bias,
+                           int accumulate) {
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+    const __mmask16 mask = (__mmask16)((1u << len) - 1);
+    const __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1);
+    const __mmask16 m1 = (__mmask16)(cols <= 16 ? 0 : (1u << (cols - 16)) - 1);
+    __m512 a[4][4], s[2][4];
+    for (int x = 0; x < 16; x++) a[x / 4][x % 4] = _mm512_maskz_loadu_ps(mask, m + x * xs);
+    for (int k = 0; k < 4; k++) { /* Aᵀ M */
+        s[0][k] = _mm512_add_ps(_mm512_add_ps(a[0][k], a[1][k]), a[2][k]);
+        s[1][k] = _mm512_sub_ps(_mm512_sub_ps(a[1][k], a[2][k]), a[3][k]);
+    }
+    const __m512 vb = _mm512_set1_ps(bias);
+    for (int r = 0; r < rows; r++) { /* (Aᵀ M) A, interleaved back into a row of 2·len outputs */
+        const __m512 y0 = _mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]), s[r][2]);
+        const __m512 y1 = _mm512_sub_ps(_mm512_sub_ps(s[r][1], s[r][2]), s[r][3]);
+        __m512 first = _mm512_permutex2var_ps(y0, lo, y1), second = _mm512_permutex2var_ps(y0, hi, y1);
+        float *row = o + (size_t)r * W;
+        if (accumulate) {
+            first = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, row), first);
+            second = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, row + 16), second);
+        } else {
+            first = _mm512_add_ps(first, vb);
+            second = _mm512_add_ps(second, vb);
+        }
+        _mm512_mask_storeu_ps(row, m0, first);
+        _mm512_mask_storeu_ps(row + 16, m1, second);
+    }
+}
+
+const dfs_wg_impl dfs_wg_avx512 = {"avx512", in_run, out_run};
+#endif
