@@ -6,6 +6,7 @@
 #include "ops/gemm.h"
 #include "ops/ops.h"
 #include "ops/ref/ref.h"
+#include "ops/winograd.h"
 #include "test.h"
 
 static unsigned long long rng_state = 88172645463325252ull;
@@ -52,6 +53,49 @@ static void test_conv(int B, int C, int H, int W, int OC, int K, int stride, int
     if (!TEST_CHECK(e < 1e-5)) fprintf(stderr, "  conv B%d C%d %dx%d OC%d k%d s%d p%d: err %g\n", B, C, H, W, OC, K, stride, pad, e);
     TEST_CHECK(memcmp(o1, o2, no * sizeof(float)) == 0);
     dfs_free(x); dfs_free(w); dfs_free(b); dfs_free(o1); dfs_free(o2); dfs_free(r);
+}
+
+/* Every version of the Winograd tile transforms gives the portable one's bits, for every run
+ * length and every clipping of the output block. */
+static void test_winograd_impls(void) {
+    const dfs_wg_impl *impls[4];
+    const int n = dfs_winograd_available(impls, 4);
+    const size_t Wp = 40, xs = 20;
+    float *p = rand_buf(4 * Wp + 64, 1), *m = rand_buf(16 * xs, 1);
+    float v0[16 * 20], v1[16 * 20], o0[2 * 40], o1[2 * 40];
+    int same = 1;
+    for (int k = 0; k < n; k++)
+        for (int len = 1; len <= 16; len++) {
+            memset(v0, 0, sizeof v0), memset(v1, 0, sizeof v1);
+            impls[n - 1]->in_run(v0, xs, p, Wp, len);
+            impls[k]->in_run(v1, xs, p, Wp, len);
+            same &= memcmp(v0, v1, sizeof v0) == 0;
+            for (int rows = 1; rows <= 2; rows++)
+                for (int cols = 2 * len - 1; cols <= 2 * len; cols++)
+                    for (int acc = 0; acc <= 1; acc++) {
+                        for (int i = 0; i < 80; i++) o0[i] = o1[i] = (float)i * 0.25f;
+                        impls[n - 1]->out_run(o0, 40, m, xs, len, rows, cols, 0.5f, acc);
+                        impls[k]->out_run(o1, 40, m, xs, len, rows, cols, 0.5f, acc);
+                        same &= memcmp(o0, o1, sizeof o0) == 0;
+                    }
+        }
+    if (!TEST_CHECK(same)) fprintf(stderr, "  winograd transforms differ between versions\n");
+    TEST_CHECK(n >= 1 && strcmp(impls[n - 1]->name, "scalar") == 0);
+    dfs_free(p), dfs_free(m);
+}
+
+/* Prepared weights give the same bits as weights transformed on the fly. */
+static void test_conv_prepared(int B, int C, int H, int W, int OC) {
+    const size_t no = (size_t)B * OC * H * W, nws = dfs_conv2d_workspace(B, C, OC, 3, 3, H, W);
+    float *x = rand_buf((size_t)B * C * H * W, 1), *w = rand_buf((size_t)OC * C * 9, 0.3f), *b = rand_buf(OC, 1);
+    float *o1 = rand_buf(no, 1), *o2 = rand_buf(no, 1), *ws = rand_buf(nws, 1);
+    float *prep = rand_buf(dfs_conv2d_prepared_floats(C, OC, 3, 3), 1);
+    dfs_conv2d_prepare(prep, w, C, OC, 3, 3);
+    dfs_conv2d_forward(o1, ws, x, w, b, B, C, H, W, OC, 3, 3, 1, 1, 1, H, W);
+    for (size_t i = 0; i < nws; i++) ws[i] = NAN;
+    dfs_conv2d_forward_prepared(o2, ws, x, w, prep, b, B, C, H, W, OC, 3, 3, 1, 1, 1, H, W);
+    TEST_CHECK(memcmp(o1, o2, no * sizeof(float)) == 0);
+    dfs_free(x), dfs_free(w), dfs_free(b), dfs_free(o1), dfs_free(o2), dfs_free(ws), dfs_free(prep);
 }
 
 static void test_linear(int N, int I, int O) {
@@ -255,5 +299,8 @@ int main(void) {
     test_conv(3, 20, 9, 7, 70, 3, 1, 1);  /* Winograd: odd sizes, strips across images, two channel blocks */
     test_conv(1, 300, 14, 14, 9, 3, 1, 1); /* Winograd: channels over one K panel */
     test_conv(1, 3, 64, 64, 5, 3, 1, 1);   /* Winograd: many strips */
+    test_winograd_impls();
+    test_conv_prepared(2, 7, 10, 9, 20);
+    test_conv_prepared(1, 5, 4, 4, 6); /* too small for Winograd: the direct path ignores prep */
     return test_summary("ops");
 }

@@ -137,12 +137,20 @@ static void out_run_scalar(float *o, size_t W, const float *m, size_t xs, int le
 
 static const dfs_wg_impl wg_scalar = {"scalar", in_run_scalar, out_run_scalar};
 
-static const dfs_wg_impl *best(void) {
+int dfs_winograd_available(const dfs_wg_impl **out, int max) {
+    int n = 0;
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return &dfs_wg_avx512;
+    if (n < max && __builtin_cpu_supports("avx512f")) out[n++] = &dfs_wg_avx512;
 #endif
-    return &wg_scalar;
+    if (n < max) out[n++] = &wg_scalar;
+    return n;
+}
+
+static const dfs_wg_impl *best(void) {
+    const dfs_wg_impl *impls[2];
+    dfs_winograd_available(impls, 2);
+    return impls[0];
 }
 
 /* One task's share: transform the strip's tiles, then for each block of output channels the 16

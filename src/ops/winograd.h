@@ -29,6 +29,9 @@ typedef struct dfs_wg_impl {
                     int accumulate);
 } dfs_wg_impl;
 
+/* The versions this CPU runs, fastest first, the portable one last (for tests); returns the count. */
+int dfs_winograd_available(const dfs_wg_impl **out, int max);
+
 #if defined(__x86_64__) || defined(__i386__)
 extern const dfs_wg_impl dfs_wg_avx512;
 #endif
