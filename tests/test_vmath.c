@@ -1,6 +1,7 @@
 /* The vectorised exp, softmax-row exp and SiLU of src/ops/vmath.h: within 2 ulp of the
- * double-precision reference over the whole usable range, NaN kept, and the same bits from every
- * implementation this CPU runs (they implement one algorithm with single-rounding operations). */
+ * double-precision reference over the whole usable range, NaN kept; GroupNorm's block sums within
+ * 1e-6 of double sums; and the same bits from every implementation this CPU runs (they implement
+ * one algorithm with single-rounding operations). */
 #include <math.h>
 #include <string.h>
 
@@ -105,6 +106,30 @@ static void test_exp_sum(const dfs_vmath_impl **impls, int n_impls) {
     }
 }
 
+static void test_sums(const dfs_vmath_impl **impls, int n_impls) {
+    const size_t lens[] = {0, 1, 15, 16, 17, 1023, 1024, 1025, 5000, 70001};
+    float *x = dfs_malloc(70001 * sizeof(float));
+    for (size_t i = 0; i < 70001; i++) x[i] = 3.0f + (float)sin(i * 0.37) * 2.0f; /* a mean far from 0 */
+    for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+        const size_t n = lens[li];
+        const float c = 3.1f;
+        double rs = 0, rq = 0;
+        for (size_t i = 0; i < n; i++) {
+            rs += x[i];
+            rq += ((double)x[i] - c) * ((double)x[i] - c);
+        }
+        const double s0 = dfs_vmath_scalar.sum(x, n), q0 = dfs_vmath_scalar.sumsq(x, n, c);
+        if (!TEST_CHECK(fabs(s0 - rs) <= 1e-6 * fabs(rs) && fabs(q0 - rq) <= 1e-6 * rq))
+            fprintf(stderr, "  sums n %zu: %.9g %.9g vs %.9g %.9g\n", n, s0, q0, rs, rq);
+        for (int k = 0; k < n_impls; k++) {
+            const double s = impls[k]->sum(x, n), q = impls[k]->sumsq(x, n, c);
+            if (!TEST_CHECK(memcmp(&s, &s0, sizeof s) == 0 && memcmp(&q, &q0, sizeof q) == 0))
+                fprintf(stderr, "  sums n %zu: %s differs from scalar\n", n, impls[k]->name);
+        }
+    }
+    dfs_free(x);
+}
+
 int main(void) {
     const dfs_vmath_impl *impls[4];
     const int n = dfs_vmath_available(impls, 4);
@@ -113,5 +138,6 @@ int main(void) {
     test_exp(impls, n);
     test_silu(impls, n);
     test_exp_sum(impls, n);
+    test_sums(impls, n);
     return test_summary("vmath");
 }

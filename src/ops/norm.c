@@ -3,26 +3,30 @@
 
 #include "core/internal.h"
 #include "ops/ops.h"
+#include "ops/vmath.h"
+
+/* Mean and 1/std (rounded to float, as the forward uses it) of n values: sums of float blocks
+ * added in double (vmath.h), the variance taken around the mean. */
+static void moments(const dfs_vmath_impl *vm, const float *x, size_t n, float eps, double *mean, float *rstd) {
+    const double m = vm->sum(x, n) / (double)n;
+    *mean = m;
+    *rstd = (float)(1.0 / sqrt(vm->sumsq(x, n, (float)m) / (double)n + (double)eps));
+}
 
 void dfs_groupnorm_forward(float *out, const float *inp, const float *gamma, const float *beta, int B,
                            int C, int HW, int G, float eps, dfs_act act) {
     DFS_ASSERT(G > 0 && C % G == 0);
     const int CG = C / G;
     const size_t n = (size_t)CG * HW;
+    const dfs_vmath_impl *vm = dfs_vmath_best();
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++) {
         for (int g = 0; g < G; g++) {
             const size_t base = ((size_t)b * C + (size_t)g * CG) * HW;
             const float *x = inp + base;
-            double sum = 0.0;
-            for (size_t i = 0; i < n; i++) sum += x[i];
-            const double mean = sum / (double)n;
-            double ss = 0.0;
-            for (size_t i = 0; i < n; i++) {
-                double d = x[i] - mean;
-                ss += d * d;
-            }
-            const float rstd = (float)(1.0 / sqrt(ss / (double)n + (double)eps));
+            double mean;
+            float rstd;
+            moments(vm, x, n, eps, &mean, &rstd);
             const float meanf = (float)mean;
             float *y = out + base;
             /* y = x·scale + shift, the form torch's CPU kernel uses */
@@ -39,20 +43,17 @@ void dfs_groupnorm_forward(float *out, const float *inp, const float *gamma, con
     }
 }
 
-/* Mean and 1/std of each (image, group), in double as the forward computes them. */
+/* Mean and 1/std of each (image, group), as the forward computes them. */
 static void group_stats(double *mean, double *rstd, const float *inp, int B, int C, int HW, int G, float eps) {
     const int CG = C / G;
     const size_t n = (size_t)CG * HW;
+    const dfs_vmath_impl *vm = dfs_vmath_best();
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int g = 0; g < G; g++) {
-            const float *x = inp + ((size_t)b * C + (size_t)g * CG) * HW;
-            double s = 0, ss = 0;
-            for (size_t i = 0; i < n; i++) s += x[i];
-            const double m = s / (double)n;
-            for (size_t i = 0; i < n; i++) ss += (x[i] - m) * (x[i] - m);
-            mean[b * G + g] = m;
-            rstd[b * G + g] = (double)(float)(1.0 / sqrt(ss / (double)n + (double)eps));
+            float r;
+            moments(vm, inp + ((size_t)b * C + (size_t)g * CG) * HW, n, eps, &mean[b * G + g], &r);
+            rstd[b * G + g] = r;
         }
 }
 

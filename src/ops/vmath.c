@@ -18,7 +18,32 @@ static void silu_scalar(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + dfs_exp1(-x[i]));
 }
 
-const dfs_vmath_impl dfs_vmath_scalar = {"scalar", exp_scalar, exp_sum_scalar, silu_scalar};
+static double sum_scalar(const float *x, size_t n) {
+    double total = 0.0;
+    for (size_t b = 0; b < n; b += DFS_SUM_BLOCK) {
+        const size_t e = n - b < DFS_SUM_BLOCK ? n : b + DFS_SUM_BLOCK;
+        float acc[16] = {0};
+        for (size_t i = b; i < e; i++) acc[(i - b) % 16] += x[i];
+        total += dfs_lanes_sum(acc);
+    }
+    return total;
+}
+
+static double sumsq_scalar(const float *x, size_t n, float c) {
+    double total = 0.0;
+    for (size_t b = 0; b < n; b += DFS_SUM_BLOCK) {
+        const size_t e = n - b < DFS_SUM_BLOCK ? n : b + DFS_SUM_BLOCK;
+        float acc[16] = {0};
+        for (size_t i = b; i < e; i++) {
+            const float d = x[i] - c;
+            acc[(i - b) % 16] = fmaf(d, d, acc[(i - b) % 16]);
+        }
+        total += dfs_lanes_sum(acc);
+    }
+    return total;
+}
+
+const dfs_vmath_impl dfs_vmath_scalar = {"scalar", exp_scalar, exp_sum_scalar, silu_scalar, sum_scalar, sumsq_scalar};
 
 int dfs_vmath_available(const dfs_vmath_impl **out, int max) {
     int n = 0;
