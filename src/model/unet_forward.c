@@ -98,6 +98,23 @@ static ten keep(run *r, size_t mark, ten t) {
     return t;
 }
 
+/* Whether t lies wholly outside the n floats from mark. */
+static int clear_of(const run *r, ten t, size_t mark, size_t n) {
+    return t.off + numel(r, t) <= mark || t.off >= mark + n;
+}
+
+/* (a + b) / div as the block's output at mark (inference; see keep): written straight there when
+ * neither input lies in the way, else computed above and moved down. */
+static ten add_div(run *r, ten a, ten b, float div);
+static ten block_output(run *r, size_t mark, ten a, ten b, float div) {
+    const size_t n = (numel(r, a) + 15) & ~(size_t)15;
+    if (!r->train && clear_of(r, a, mark, n) && clear_of(r, b, mark, n)) {
+        r->top = mark;
+        return add_div(r, a, b, div);
+    }
+    return keep(r, mark, add_div(r, a, b, div));
+}
+
 /* Frees temporaries above mark (inference only). */
 static void release(run *r, size_t mark) {
     if (!r->train) r->top = mark;
@@ -196,7 +213,7 @@ static ten resnet(run *r, const dfs_resnet *p, ten x, size_t temb_act) {
     }
     ten c2 = conv(r, &p->conv2, c1, 1, 1, c1.H, c1.W);
     if (p->has_shortcut) xs = conv(r, &p->shortcut, xs, 1, 0, xs.H, xs.W);
-    return keep(r, mark, add_div(r, xs, c2, p->out_scale));
+    return block_output(r, mark, xs, c2, p->out_scale);
 }
 
 /* Attention: in place on x in inference; a new tensor in training. */

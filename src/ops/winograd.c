@@ -68,14 +68,21 @@ static void transform_weights(float *U, const float *w, int C, int OC) {
         }
 }
 
-/* Every plane of every image into pad, with its border of zeros. Shared out among the team. */
+/* Every plane of every image into pad, with its border of zeros (only the border is written
+ * twice). Shared out among the team. */
 static void pad_images(float *pad, const float *inp, int BC, int H, int W) {
     const int Hp = (H + 1) / 2 * 2 + 2, Wp = padded_w(W);
 #pragma omp for schedule(static)
     for (int p = 0; p < BC; p++) {
         float *d = pad + (size_t)p * Hp * Wp;
-        memset(d, 0, sizeof(float) * (size_t)Hp * Wp);
-        for (int y = 0; y < H; y++) memcpy(d + (size_t)(y + 1) * Wp + 1, inp + ((size_t)p * H + y) * W, sizeof(float) * (size_t)W);
+        memset(d, 0, sizeof(float) * (size_t)Wp);
+        for (int y = 0; y < H; y++) {
+            float *row = d + (size_t)(y + 1) * Wp;
+            row[0] = 0.0f;
+            memcpy(row + 1, inp + ((size_t)p * H + y) * W, sizeof(float) * (size_t)W);
+            memset(row + 1 + W, 0, sizeof(float) * (size_t)(Wp - 1 - W));
+        }
+        memset(d + (size_t)(H + 1) * Wp, 0, sizeof(float) * (size_t)(Hp - 1 - H) * Wp);
     }
 #pragma omp single
     memset(pad + (size_t)BC * Hp * Wp, 0, sizeof(float) * (padded_n(1, BC, H, W) - (size_t)BC * Hp * Wp));

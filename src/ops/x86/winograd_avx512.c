@@ -13,7 +13,8 @@ TARGET static void in_run(float *v, size_t xs, const float *p, size_t Wp, int le
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     const __mmask16 mask = (__mmask16)((1u << len) - 1);
-    __m512 d[4][4];
+    __m512 d[4][4]; /* the loops are unrolled so that these stay in registers */
+#pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
         const float *r = p + (size_t)i * Wp;
         const __m512 a = _mm512_loadu_ps(r), b = _mm512_loadu_ps(r + 16);
@@ -23,6 +24,7 @@ TARGET static void in_run(float *v, size_t xs, const float *p, size_t Wp, int le
         d[i][2] = _mm512_permutex2var_ps(c, even, e);
         d[i][3] = _mm512_permutex2var_ps(c, odd, e);
     }
+#pragma GCC unroll 4
     for (int k = 0; k < 4; k++) { /* Bᵀ d, column k */
         const __m512 d0 = d[0][k], d1 = d[1][k], d2 = d[2][k], d3 = d[3][k];
         d[0][k] = _mm512_sub_ps(d0, d2);
@@ -30,12 +32,12 @@ TARGET static void in_run(float *v, size_t xs, const float *p, size_t Wp, int le
         d[2][k] = _mm512_sub_ps(d2, d1);
         d[3][k] = _mm512_sub_ps(d1, d3);
     }
+#pragma GCC unroll 4
     for (int i = 0; i < 4; i++) { /* (Bᵀ d) B, row i */
-        const __m512 *e = d[i];
-        _mm512_mask_storeu_ps(v + (4 * i + 0) * xs, mask, _mm512_sub_ps(e[0], e[2]));
-        _mm512_mask_storeu_ps(v + (4 * i + 1) * xs, mask, _mm512_add_ps(e[1], e[2]));
-        _mm512_mask_storeu_ps(v + (4 * i + 2) * xs, mask, _mm512_sub_ps(e[2], e[1]));
-        _mm512_mask_storeu_ps(v + (4 * i + 3) * xs, mask, _mm512_sub_ps(e[1], e[3]));
+        _mm512_mask_storeu_ps(v + (4 * i + 0) * xs, mask, _mm512_sub_ps(d[i][0], d[i][2]));
+        _mm512_mask_storeu_ps(v + (4 * i + 1) * xs, mask, _mm512_add_ps(d[i][1], d[i][2]));
+        _mm512_mask_storeu_ps(v + (4 * i + 2) * xs, mask, _mm512_sub_ps(d[i][2], d[i][1]));
+        _mm512_mask_storeu_ps(v + (4 * i + 3) * xs, mask, _mm512_sub_ps(d[i][1], d[i][3]));
     }
 }
 
@@ -46,13 +48,16 @@ TARGET static void out_run(float *o, size_t W, const float *m, size_t xs, int le
     const __mmask16 mask = (__mmask16)((1u << len) - 1);
     const __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1);
     const __mmask16 m1 = (__mmask16)(cols <= 16 ? 0 : (1u << (cols - 16)) - 1);
-    __m512 a[4][4], s[2][4];
+    __m512 a[4][4], s[2][4]; /* the loops are unrolled so that these stay in registers */
+#pragma GCC unroll 16
     for (int x = 0; x < 16; x++) a[x / 4][x % 4] = _mm512_maskz_loadu_ps(mask, m + x * xs);
+#pragma GCC unroll 4
     for (int k = 0; k < 4; k++) { /* Aᵀ M */
         s[0][k] = _mm512_add_ps(_mm512_add_ps(a[0][k], a[1][k]), a[2][k]);
         s[1][k] = _mm512_sub_ps(_mm512_sub_ps(a[1][k], a[2][k]), a[3][k]);
     }
     const __m512 vb = _mm512_set1_ps(bias);
+#pragma GCC unroll 2
     for (int r = 0; r < rows; r++) { /* (Aᵀ M) A, interleaved back into a row of 2·len outputs */
         const __m512 y0 = _mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]), s[r][2]);
         const __m512 y1 = _mm512_sub_ps(_mm512_sub_ps(s[r][1], s[r][2]), s[r][3]);
