@@ -105,10 +105,21 @@ static void s1_store(const s1_conv *v, float *ob, const float *qout, const float
         }
 }
 
-/* out (+)= conv(inp, w) for stride 1, 0 <= pad_t < KH, 0 <= pad_l < KW (see the top of the file). */
-static void conv_stride1(float *out, float *ws, const float *inp, const float *w, const float *bias, int B, int C, int H,
-                         int W, int OC, int KH, int KW, int pad_t, int pad_l, int OH, int OW, int accumulate) {
-    s1_conv v = {dfs_gemm_best(), ws, C, OC, KW, KH * KW, C * KH * KW, OW + KW - 1, OH * (OW + KW - 1), OH, OW, 0, 0, 0};
+/* The weights in the order the stride-1 path reads them, (OC, ky, kx, c). Shared out among the team. */
+static void reorder_weights(float *wr, const float *w, int C, int OC, int ksz) {
+#pragma omp for schedule(static)
+    for (int oc = 0; oc < OC; oc++)
+        for (int c = 0; c < C; c++)
+            for (int r = 0; r < ksz; r++) wr[((size_t)oc * ksz + r) * C + c] = w[((size_t)oc * C + c) * ksz + r];
+}
+
+/* out (+)= conv(inp, w) for stride 1, 0 <= pad_t < KH, 0 <= pad_l < KW (see the top of the file).
+ * wr: the weights already reordered, or NULL. */
+static void conv_stride1(float *out, float *ws, const float *inp, const float *w, const float *wr_given, const float *bias,
+                         int B, int C, int H, int W, int OC, int KH, int KW, int pad_t, int pad_l, int OH, int OW,
+                         int accumulate) {
+    s1_conv v = {dfs_gemm_best(), wr_given ? wr_given : ws, C, OC, KW, KH * KW, C * KH * KW, OW + KW - 1,
+                 OH * (OW + KW - 1), OH, OW, 0, 0, 0};
     const int Hp = OH + KH - 1, threads = dfs_ops_max_threads();
     v.plane = (size_t)Hp * v.Wp;
     v.n_strips = (v.Q + v.g->nr - 1) / v.g->nr;
@@ -118,10 +129,7 @@ static void conv_stride1(float *out, float *ws, const float *inp, const float *w
     const size_t in_img = (size_t)C * H * W, out_img = (size_t)OC * OH * OW;
 #pragma omp parallel
     {
-#pragma omp for schedule(static)
-        for (int oc = 0; oc < OC; oc++)
-            for (int c = 0; c < C; c++)
-                for (int r = 0; r < v.ksz; r++) wr[(size_t)oc * v.K + (size_t)r * C + c] = w[((size_t)oc * C + c) * v.ksz + r];
+        if (!wr_given) reorder_weights(wr, w, C, OC, v.ksz);
         if (B >= threads) {
             float *pad = bufs + (size_t)dfs_ops_thread_id() * per_image, *qout = pad + pad_n;
             zero_slack(pad, C, KH, KW, OH, OW);
@@ -193,6 +201,8 @@ static void pack_strip(float *dst, int NR, const float *img, int H, int W, int K
 }
 
 /* out (+)= conv(inp, w): out is set to the bias first unless accumulate is set. */
+static size_t winograd_floats(int C, int OC, int KH, int KW) { return KH == 3 && KW == 3 ? 16 * (size_t)OC * C : 0; }
+
 static void conv_gemm(float *out, float *ws, const float *inp, const float *w, const float *prep, const float *bias, int B,
                       int C, int H, int W, int OC, int KH, int KW, int stride, int pad_t, int pad_l, int OH, int OW,
                       int accumulate) {
@@ -201,7 +211,8 @@ static void conv_gemm(float *out, float *ws, const float *inp, const float *w, c
         return;
     }
     if (stride == 1 && pad_t >= 0 && pad_t < KH && pad_l >= 0 && pad_l < KW) {
-        conv_stride1(out, ws, inp, w, bias, B, C, H, W, OC, KH, KW, pad_t, pad_l, OH, OW, accumulate);
+        const float *wr = prep ? prep + winograd_floats(C, OC, KH, KW) : NULL;
+        conv_stride1(out, ws, inp, w, wr, bias, B, C, H, W, OC, KH, KW, pad_t, pad_l, OH, OW, accumulate);
         return;
     }
     const dfs_gemm_impl *g = dfs_gemm_best();
@@ -235,12 +246,17 @@ void dfs_conv2d_forward(float *out, float *ws, const float *inp, const float *w,
     conv_gemm(out, ws, inp, w, NULL, bias, B, C, H, W, OC, KH, KW, stride, pad_t, pad_l, OH, OW, 0);
 }
 
+/* Prepared weights: for 3×3 kernels the Winograd transform, then (for any kernel but 1×1, whose
+ * order needs no change) the stride-1 path's reordered copy: at most 25/9 of the weights. */
 size_t dfs_conv2d_prepared_floats(int C, int OC, int KH, int KW) {
-    return KH == 3 && KW == 3 ? 16 * (size_t)OC * C : 0;
+    return KH * KW > 1 ? winograd_floats(C, OC, KH, KW) + (size_t)OC * C * KH * KW : 0;
 }
 
 void dfs_conv2d_prepare(float *prep, const float *w, int C, int OC, int KH, int KW) {
+    if (KH * KW == 1) return;
     if (KH == 3 && KW == 3) dfs_winograd_weights(prep, w, C, OC);
+#pragma omp parallel
+    reorder_weights(prep + winograd_floats(C, OC, KH, KW), w, C, OC, KH * KW);
 }
 
 void dfs_conv2d_forward_prepared(float *out, float *ws, const float *inp, const float *w, const float *prep,
