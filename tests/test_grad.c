@@ -135,7 +135,7 @@ static void test_groupnorm(int B, int C, int HW, int G) {
     s.bt = rand_buf(C, 1);
     s.g = rand_buf(n, 1);
     s.y = zeros(n);
-    float *dx = zeros(n), *dg = zeros(C), *db = zeros(C), *ws = zeros(dfs_groupnorm_backward_workspace(B, G));
+    float *dx = zeros(n), *dg = zeros(C), *db = zeros(C), *ws = zeros(dfs_groupnorm_backward_workspace(B, C, G));
     dfs_groupnorm_backward(dx, dg, db, ws, s.g, s.x, s.gm, B, C, HW, G, 1e-5f);
     check_grad("groupnorm dx", gn_loss, &s, s.x, dx, n, 1e-2f);
     check_grad("groupnorm dgamma", gn_loss, &s, s.gm, dg, C, 1e-2f);

@@ -11,7 +11,13 @@
 
 #define N 100003 /* not a multiple of 16: tails are exercised */
 
-static int same_bits(const float *a, const float *b, size_t n) { return memcmp(a, b, n * sizeof(float)) == 0; }
+/* The same bits, except that any NaN matches any NaN (which operand's payload survives depends
+ * on the order the compiler chose for a commutative operation). */
+static int same_bits(const float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(a + i, b + i, sizeof(float)) != 0 && !(isnan(a[i]) && isnan(b[i]))) return 0;
+    return 1;
+}
 
 /* x spread over [lo, hi] plus the values where things could go wrong */
 static void inputs(float *x, float lo, float hi) {
@@ -118,16 +124,50 @@ static void test_sums(const dfs_vmath_impl **impls, int n_impls) {
             rs += x[i];
             rq += ((double)x[i] - c) * ((double)x[i] - c);
         }
-        const double s0 = dfs_vmath_scalar.sum(x, n), q0 = dfs_vmath_scalar.sumsq(x, n, c);
-        if (!TEST_CHECK(fabs(s0 - rs) <= 1e-6 * fabs(rs) && fabs(q0 - rq) <= 1e-6 * rq))
-            fprintf(stderr, "  sums n %zu: %.9g %.9g vs %.9g %.9g\n", n, s0, q0, rs, rq);
+        double rd = 0; /* x against itself reversed */
+        for (size_t i = 0; i < n; i++) rd += (double)x[i] * x[n - 1 - i];
+        float *y = dfs_malloc(n * sizeof(float) + 1);
+        for (size_t i = 0; i < n; i++) y[i] = x[n - 1 - i];
+        const double s0 = dfs_vmath_scalar.sum(x, n), q0 = dfs_vmath_scalar.sumsq(x, n, c), d0 = dfs_vmath_scalar.dot(x, y, n);
+        if (!TEST_CHECK(fabs(s0 - rs) <= 1e-6 * fabs(rs) && fabs(q0 - rq) <= 1e-6 * rq && fabs(d0 - rd) <= 1e-6 * fabs(rd)))
+            fprintf(stderr, "  sums n %zu: %.9g %.9g %.9g vs %.9g %.9g %.9g\n", n, s0, q0, d0, rs, rq, rd);
         for (int k = 0; k < n_impls; k++) {
-            const double s = impls[k]->sum(x, n), q = impls[k]->sumsq(x, n, c);
-            if (!TEST_CHECK(memcmp(&s, &s0, sizeof s) == 0 && memcmp(&q, &q0, sizeof q) == 0))
+            const double s = impls[k]->sum(x, n), q = impls[k]->sumsq(x, n, c), d = impls[k]->dot(x, y, n);
+            if (!TEST_CHECK(memcmp(&s, &s0, sizeof s) == 0 && memcmp(&q, &q0, sizeof q) == 0 && memcmp(&d, &d0, sizeof d) == 0))
                 fprintf(stderr, "  sums n %zu: %s differs from scalar\n", n, impls[k]->name);
         }
+        dfs_free(y);
     }
     dfs_free(x);
+}
+
+/* dx += dy·silu'(x): against the derivative in double, and the same bits from every version. */
+static void test_silu_grad(const dfs_vmath_impl **impls, int n_impls) {
+    float *x = dfs_malloc(N * sizeof(float)), *dy = dfs_malloc(N * sizeof(float));
+    float *g0 = dfs_malloc(N * sizeof(float)), *g = dfs_malloc(N * sizeof(float));
+    inputs(x, -40.0f, 40.0f);
+    for (int i = 0; i < N; i++) dy[i] = 0.5f + (float)(i % 7) * 0.25f, g0[i] = (float)(i % 3);
+    memcpy(g, g0, N * sizeof(float));
+    dfs_vmath_scalar.silu_grad(g0, dy, x, N);
+    double worst = 0;
+    for (int i = 0; i < N; i++) {
+        if (isnan(x[i])) {
+            TEST_CHECK(isnan(g0[i]));
+            continue;
+        }
+        const double s = 1.0 / (1.0 + exp(-(double)x[i])), ref = (double)(i % 3) + dy[i] * s * (1.0 + x[i] * (1.0 - s));
+        const double e = fabs(g0[i] - ref) / (1.0 + fabs(ref));
+        if (e > worst) worst = e;
+    }
+    if (!TEST_CHECK(worst < 1e-6)) fprintf(stderr, "  silu_grad: worst %.3g\n", worst);
+    for (int k = 0; k < n_impls; k++) {
+        float *gk = dfs_malloc(N * sizeof(float));
+        for (int i = 0; i < N; i++) gk[i] = (float)(i % 3);
+        impls[k]->silu_grad(gk, dy, x, N);
+        if (!TEST_CHECK(same_bits(gk, g0, N))) fprintf(stderr, "  silu_grad: %s differs from scalar\n", impls[k]->name);
+        dfs_free(gk);
+    }
+    dfs_free(x), dfs_free(dy), dfs_free(g0), dfs_free(g);
 }
 
 int main(void) {
@@ -139,5 +179,6 @@ int main(void) {
     test_silu(impls, n);
     test_exp_sum(impls, n);
     test_sums(impls, n);
+    test_silu_grad(impls, n);
     return test_summary("vmath");
 }

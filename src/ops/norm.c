@@ -57,55 +57,55 @@ static void group_stats(double *mean, double *rstd, const float *inp, int B, int
         }
 }
 
-size_t dfs_groupnorm_backward_workspace(int B, int G) { return 4 * (size_t)B * G; /* floats: 2·B·G doubles */ }
+size_t dfs_groupnorm_backward_workspace(int B, int C, int G) {
+    return 4 * (size_t)B * G + 4 * (size_t)B * C; /* floats: 2·B·G + 2·B·C doubles */
+}
 
+/* With x̂ = (x − m)·r over a group of n values and, per channel c of an image, A_c = Σ dy and
+ * D_c = Σ dy·x (vectorised block sums):
+ *     dβ_c += Σ_images A_c,   dγ_c += Σ_images r·(D_c − m·A_c),
+ *     dx = r·(dy·γ − s1/n − x̂·s2/n),  s1 = Σ_c γ_c·A_c,  s2 = r·Σ_c γ_c·(D_c − m·A_c),
+ * the last applied as dx += dy·(r·γ_c) + x·k1 + k0 with k1 = −r²·s2/n, k0 = r²·m·s2/n − r·s1/n. */
 void dfs_groupnorm_backward(float *dinp, float *dgamma, float *dbeta, float *ws, const float *dout, const float *inp,
                             const float *gamma, int B, int C, int HW, int G, float eps) {
     const int CG = C / G;
     const size_t n = (size_t)CG * HW;
-    double *mean = (double *)ws, *rstd = mean + (size_t)B * G;
+    const dfs_vmath_impl *vm = dfs_vmath_best();
+    double *mean = (double *)ws, *rstd = mean + (size_t)B * G, *A = rstd + (size_t)B * G, *D = A + (size_t)B * C;
     group_stats(mean, rstd, inp, B, C, HW, G, eps);
-    if (dgamma || dbeta) {
 #pragma omp parallel for schedule(static)
-        for (int c = 0; c < C; c++) {
-            double sg = 0, sb = 0;
-            for (int b = 0; b < B; b++) {
-                const double m = mean[b * G + c / CG], r = rstd[b * G + c / CG];
-                const float *x = inp + ((size_t)b * C + c) * HW, *dy = dout + ((size_t)b * C + c) * HW;
-                for (int i = 0; i < HW; i++) {
-                    sg += dy[i] * ((x[i] - m) * r);
-                    sb += dy[i];
-                }
-            }
-            if (dgamma) dgamma[c] += (float)sg;
-            if (dbeta) dbeta[c] += (float)sb;
+    for (int bc = 0; bc < B * C; bc++) {
+        const float *x = inp + (size_t)bc * HW, *dy = dout + (size_t)bc * HW;
+        A[bc] = vm->sum(dy, (size_t)HW);
+        D[bc] = vm->dot(dy, x, (size_t)HW);
+    }
+    for (int c = 0; c < C && (dgamma || dbeta); c++) {
+        double sg = 0, sb = 0;
+        for (int b = 0; b < B; b++) {
+            const size_t k = (size_t)b * C + c, bg = (size_t)b * G + c / CG;
+            sb += A[k];
+            sg += rstd[bg] * (D[k] - mean[bg] * A[k]);
         }
+        if (dgamma) dgamma[c] += (float)sg;
+        if (dbeta) dbeta[c] += (float)sb;
     }
     if (!dinp) return;
-    /* dx = rstd·(dy·γ − mean(dy·γ) − x̂·mean(dy·γ·x̂)) over the group */
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int g = 0; g < G; g++) {
-            const double m = mean[b * G + g], r = rstd[b * G + g];
-            const size_t base = ((size_t)b * C + (size_t)g * CG) * HW;
-            double s1 = 0, s2 = 0;
-            for (int c = 0; c < CG; c++) {
-                const double gm = gamma[g * CG + c];
-                for (int i = 0; i < HW; i++) {
-                    const size_t k = base + (size_t)c * HW + i;
-                    const double dyg = dout[k] * gm;
-                    s1 += dyg;
-                    s2 += dyg * (inp[k] - m) * r;
-                }
-            }
-            s1 /= (double)n;
-            s2 /= (double)n;
-            for (int c = 0; c < CG; c++) {
-                const double gm = gamma[g * CG + c];
-                for (int i = 0; i < HW; i++) {
-                    const size_t k = base + (size_t)c * HW + i;
-                    dinp[k] += (float)(r * (dout[k] * gm - s1 - (inp[k] - m) * r * s2));
-                }
-            }
+#pragma omp parallel for schedule(static)
+    for (int bg = 0; bg < B * G; bg++) {
+        const double m = mean[bg], r = rstd[bg];
+        const size_t c0 = (size_t)(bg / G) * C + (size_t)(bg % G) * CG;
+        double s1 = 0, s2 = 0;
+        for (int c = 0; c < CG; c++) {
+            const double gm = gamma[(bg % G) * CG + c];
+            s1 += gm * A[c0 + c];
+            s2 += gm * (D[c0 + c] - m * A[c0 + c]);
         }
+        s2 *= r;
+        const float k1 = (float)(-r * r * s2 / (double)n), k0 = (float)(r * r * m * s2 / (double)n - r * s1 / (double)n);
+        for (int c = 0; c < CG; c++) {
+            const float a = (float)(r * gamma[(bg % G) * CG + c]);
+            const size_t base = (c0 + c) * HW;
+            for (int i = 0; i < HW; i++) dinp[base + i] += dout[base + i] * a + inp[base + i] * k1 + k0;
+        }
+    }
 }

@@ -66,8 +66,8 @@ void dfs_act_backward(float *dinp, const float *dout, const float *inp, size_t n
 
 /* Gradients of GroupNorm without activation (training keeps the activation separate), += into
  * dinp, dgamma, dbeta (each may be NULL). The statistics are recomputed from inp.
- * ws: dfs_groupnorm_backward_workspace(B, G) floats, 8-byte aligned. */
-size_t dfs_groupnorm_backward_workspace(int B, int G);
+ * ws: dfs_groupnorm_backward_workspace(B, C, G) floats, 8-byte aligned. */
+size_t dfs_groupnorm_backward_workspace(int B, int C, int G);
 void dfs_groupnorm_backward(float *dinp, float *dgamma, float *dbeta, float *ws, const float *dout, const float *inp,
                             const float *gamma, int B, int C, int HW, int G, float eps);
 

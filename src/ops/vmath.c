@@ -43,7 +43,23 @@ static double sumsq_scalar(const float *x, size_t n, float c) {
     return total;
 }
 
-const dfs_vmath_impl dfs_vmath_scalar = {"scalar", exp_scalar, exp_sum_scalar, silu_scalar, sum_scalar, sumsq_scalar};
+static double dot_scalar(const float *x, const float *y, size_t n) {
+    double total = 0.0;
+    for (size_t b = 0; b < n; b += DFS_SUM_BLOCK) {
+        const size_t e = n - b < DFS_SUM_BLOCK ? n : b + DFS_SUM_BLOCK;
+        float acc[16] = {0};
+        for (size_t i = b; i < e; i++) acc[(i - b) % 16] = fmaf(x[i], y[i], acc[(i - b) % 16]);
+        total += dfs_lanes_sum(acc);
+    }
+    return total;
+}
+
+static void silu_grad_scalar(float *dx, const float *dy, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) dx[i] = fmaf(dy[i], dfs_silu_grad1(x[i]), dx[i]);
+}
+
+const dfs_vmath_impl dfs_vmath_scalar = {"scalar", exp_scalar, exp_sum_scalar, silu_scalar, sum_scalar, sumsq_scalar,
+                                         dot_scalar, silu_grad_scalar};
 
 int dfs_vmath_available(const dfs_vmath_impl **out, int max) {
     int n = 0;

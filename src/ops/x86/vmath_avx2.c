@@ -58,15 +58,18 @@ TARGET static void silu_avx2(float *x, size_t n) {
     for (; i < n; i++) x[i] = x[i] / (1.0f + dfs_exp1(-x[i]));
 }
 
-/* One block of at most DFS_SUM_BLOCK values: Σ x, or Σ (x − c)² when square, in 16 lanes kept
- * as two vectors. */
-TARGET static float block_sum(const float *x, size_t n, float c, int square) {
+/* One block of at most DFS_SUM_BLOCK values in 16 lanes kept as two vectors: Σ x·y when y is
+ * given, else Σ (x − c)² when square, else Σ x. */
+TARGET static float block_sum(const float *x, const float *y, size_t n, float c, int square) {
     const __m256 vc = _mm256_set1_ps(c);
     __m256 lo = _mm256_setzero_ps(), hi = lo;
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
         const __m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(x + i + 8);
-        if (square) {
+        if (y) {
+            lo = _mm256_fmadd_ps(a, _mm256_loadu_ps(y + i), lo);
+            hi = _mm256_fmadd_ps(b, _mm256_loadu_ps(y + i + 8), hi);
+        } else if (square) {
             const __m256 da = _mm256_sub_ps(a, vc), db = _mm256_sub_ps(b, vc);
             lo = _mm256_fmadd_ps(da, da, lo);
             hi = _mm256_fmadd_ps(db, db, hi);
@@ -80,22 +83,43 @@ TARGET static float block_sum(const float *x, size_t n, float c, int square) {
     _mm256_storeu_ps(lanes + 8, hi);
     for (; i < n; i++) {
         const float d = x[i] - c;
-        lanes[i % 16] = square ? fmaf(d, d, lanes[i % 16]) : lanes[i % 16] + x[i];
+        lanes[i % 16] = y ? fmaf(x[i], y[i], lanes[i % 16]) : square ? fmaf(d, d, lanes[i % 16]) : lanes[i % 16] + x[i];
     }
     return dfs_lanes_sum(lanes);
 }
 
 TARGET static double sum_avx2(const float *x, size_t n) {
     double total = 0.0;
-    for (size_t b = 0; b < n; b += DFS_SUM_BLOCK) total += block_sum(x + b, n - b < DFS_SUM_BLOCK ? n - b : DFS_SUM_BLOCK, 0.0f, 0);
+    for (size_t b = 0; b < n; b += DFS_SUM_BLOCK)
+        total += block_sum(x + b, NULL, n - b < DFS_SUM_BLOCK ? n - b : DFS_SUM_BLOCK, 0.0f, 0);
     return total;
 }
 
 TARGET static double sumsq_avx2(const float *x, size_t n, float c) {
     double total = 0.0;
-    for (size_t b = 0; b < n; b += DFS_SUM_BLOCK) total += block_sum(x + b, n - b < DFS_SUM_BLOCK ? n - b : DFS_SUM_BLOCK, c, 1);
+    for (size_t b = 0; b < n; b += DFS_SUM_BLOCK)
+        total += block_sum(x + b, NULL, n - b < DFS_SUM_BLOCK ? n - b : DFS_SUM_BLOCK, c, 1);
     return total;
 }
 
-const dfs_vmath_impl dfs_vmath_avx2 = {"avx2", exp_avx2, exp_sum_avx2, silu_avx2, sum_avx2, sumsq_avx2};
+TARGET static double dot_avx2(const float *x, const float *y, size_t n) {
+    double total = 0.0;
+    for (size_t b = 0; b < n; b += DFS_SUM_BLOCK)
+        total += block_sum(x + b, y + b, n - b < DFS_SUM_BLOCK ? n - b : DFS_SUM_BLOCK, 0.0f, 0);
+    return total;
+}
+
+TARGET static void silu_grad_avx2(float *dx, const float *dy, const float *x, size_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        const __m256 s = _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+        const __m256 g = _mm256_mul_ps(s, _mm256_add_ps(one, _mm256_mul_ps(v, _mm256_sub_ps(one, s))));
+        _mm256_storeu_ps(dx + i, _mm256_fmadd_ps(_mm256_loadu_ps(dy + i), g, _mm256_loadu_ps(dx + i)));
+    }
+    for (; i < n; i++) dx[i] = fmaf(dy[i], dfs_silu_grad1(x[i]), dx[i]);
+}
+
+const dfs_vmath_impl dfs_vmath_avx2 = {"avx2", exp_avx2, exp_sum_avx2, silu_avx2, sum_avx2, sumsq_avx2, dot_avx2, silu_grad_avx2};
 #endif

@@ -59,14 +59,17 @@ TARGET static void silu_avx512(float *x, size_t n) {
     for (; i < n; i++) x[i] = x[i] / (1.0f + dfs_exp1(-x[i]));
 }
 
-/* One block of at most DFS_SUM_BLOCK values: Σ x, or Σ (x − c)² when square, in 16 lanes. */
-TARGET static float block_sum(const float *x, size_t n, float c, int square) {
+/* One block of at most DFS_SUM_BLOCK values in 16 lanes: Σ x·y when y is given, else Σ (x − c)²
+ * when square, else Σ x. */
+TARGET static float block_sum(const float *x, const float *y, size_t n, float c, int square) {
     const __m512 vc = _mm512_set1_ps(c);
     __m512 acc = _mm512_setzero_ps();
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
         const __m512 v = _mm512_loadu_ps(x + i);
-        if (square) {
+        if (y) {
+            acc = _mm512_fmadd_ps(v, _mm512_loadu_ps(y + i), acc);
+        } else if (square) {
             const __m512 d = _mm512_sub_ps(v, vc);
             acc = _mm512_fmadd_ps(d, d, acc);
         } else {
@@ -77,22 +80,44 @@ TARGET static float block_sum(const float *x, size_t n, float c, int square) {
     _mm512_storeu_ps(lanes, acc);
     for (; i < n; i++) {
         const float d = x[i] - c;
-        lanes[i % 16] = square ? fmaf(d, d, lanes[i % 16]) : lanes[i % 16] + x[i];
+        lanes[i % 16] = y ? fmaf(x[i], y[i], lanes[i % 16]) : square ? fmaf(d, d, lanes[i % 16]) : lanes[i % 16] + x[i];
     }
     return dfs_lanes_sum(lanes);
 }
 
 TARGET static double sum_avx512(const float *x, size_t n) {
     double total = 0.0;
-    for (size_t b = 0; b < n; b += DFS_SUM_BLOCK) total += block_sum(x + b, n - b < DFS_SUM_BLOCK ? n - b : DFS_SUM_BLOCK, 0.0f, 0);
+    for (size_t b = 0; b < n; b += DFS_SUM_BLOCK)
+        total += block_sum(x + b, NULL, n - b < DFS_SUM_BLOCK ? n - b : DFS_SUM_BLOCK, 0.0f, 0);
     return total;
 }
 
 TARGET static double sumsq_avx512(const float *x, size_t n, float c) {
     double total = 0.0;
-    for (size_t b = 0; b < n; b += DFS_SUM_BLOCK) total += block_sum(x + b, n - b < DFS_SUM_BLOCK ? n - b : DFS_SUM_BLOCK, c, 1);
+    for (size_t b = 0; b < n; b += DFS_SUM_BLOCK)
+        total += block_sum(x + b, NULL, n - b < DFS_SUM_BLOCK ? n - b : DFS_SUM_BLOCK, c, 1);
     return total;
 }
 
-const dfs_vmath_impl dfs_vmath_avx512 = {"avx512", exp_avx512, exp_sum_avx512, silu_avx512, sum_avx512, sumsq_avx512};
+TARGET static double dot_avx512(const float *x, const float *y, size_t n) {
+    double total = 0.0;
+    for (size_t b = 0; b < n; b += DFS_SUM_BLOCK)
+        total += block_sum(x + b, y + b, n - b < DFS_SUM_BLOCK ? n - b : DFS_SUM_BLOCK, 0.0f, 0);
+    return total;
+}
+
+TARGET static void silu_grad_avx512(float *dx, const float *dy, const float *x, size_t n) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 v = _mm512_loadu_ps(x + i);
+        const __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+        const __m512 g = _mm512_mul_ps(s, _mm512_add_ps(one, _mm512_mul_ps(v, _mm512_sub_ps(one, s))));
+        _mm512_storeu_ps(dx + i, _mm512_fmadd_ps(_mm512_loadu_ps(dy + i), g, _mm512_loadu_ps(dx + i)));
+    }
+    for (; i < n; i++) dx[i] = fmaf(dy[i], dfs_silu_grad1(x[i]), dx[i]);
+}
+
+const dfs_vmath_impl dfs_vmath_avx512 = {"avx512", exp_avx512,   exp_sum_avx512, silu_avx512,
+                                         sum_avx512, sumsq_avx512, dot_avx512,     silu_grad_avx512};
 #endif
