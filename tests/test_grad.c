@@ -274,6 +274,7 @@ int main(void) {
     test_attention(1, 8, 6, 2, 4, 1.0f);
     test_attention(2, 6, 5, 1, 6, 1.41421356f);
     test_attention(1, 10, 7, 3, 3, 1.0f);
+    test_attention(1, 3, 300, 1, 4, 1.0f); /* several query and key blocks in both backward passes */
     test_resample(1);
     test_resample(0);
     test_time_cond(0);

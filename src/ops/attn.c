@@ -138,6 +138,76 @@ void dfs_attention_forward_train(float *out, float *saved, float *scratch, const
     }
 }
 
+/* P = softmax rows of a score block S (rows × cols, leading dimension ld) given each row's
+ * maximum m and sum l: S·scale − m exponentiated, divided by l; then, with dP = dO·Vᵀ for the same
+ * block, dS = P ⊙ (dP − D)·scale, the gradient of the scores (D = Σ dO ⊙ O of the row). */
+static void probs_and_grads(const dfs_vmath_impl *vm, float *S, float *dP, int rows, int cols, int ld, const float *stats,
+                            const float *D, float scale) {
+    for (int r = 0; r < rows; r++) {
+        float *s = S + (size_t)r * ld, *dp = dP + (size_t)r * ld;
+        const float inv_l = 1.0f / stats[2 * r + 1];
+        vm->exp_sum(s, (size_t)cols, scale, stats[2 * r]);
+        for (int j = 0; j < cols; j++) {
+            s[j] *= inv_l;
+            dp[j] = s[j] * (dp[j] - D[r]) * scale;
+        }
+    }
+}
+
+#define ATTB_Q 64  /* query rows per dQ task; keys per dK, dV task */
+#define ATTB_K 256 /* keys per block of a dQ task; queries per block of a dK, dV task */
+
+/* dQ, dK, dV of O = softmax(Q Kᵀ·scale) V for one image, recomputing the probabilities block by
+ * block from the saved row statistics: first tasks of (head, query rows) that each own their dQ
+ * rows, then tasks of (head, key rows) that each own their dK and dV rows; every product is a GEMM
+ * on the micro-kernel, summed in an order that does not depend on the thread count. */
+static void attend_backward(float *dQ, float *dK, float *dV, const float *Q, const float *K, const float *V,
+                            const float *dO, const float *stats, const float *D, int HW, int heads, int dh, float scale) {
+    const int inner = heads * dh, n_qb = (HW + ATTB_Q - 1) / ATTB_Q;
+    const dfs_vmath_impl *vm = dfs_vmath_best();
+#pragma omp parallel
+    {
+        static _Thread_local _Alignas(64) float S[ATTB_Q * ATTB_K], dP[ATTB_Q * ATTB_K];
+#pragma omp for schedule(static)
+        for (int task = 0; task < heads * n_qb; task++) {
+            const int h = task / n_qb, i0 = task % n_qb * ATTB_Q, rows = HW - i0 < ATTB_Q ? HW - i0 : ATTB_Q;
+            const size_t qi = (size_t)i0 * inner + (size_t)h * dh;
+            for (int r = 0; r < rows; r++) memset(dQ + qi + (size_t)r * inner, 0, sizeof(float) * (size_t)dh);
+            for (int j0 = 0; j0 < HW; j0 += ATTB_K) {
+                const int cols = HW - j0 < ATTB_K ? HW - j0 : ATTB_K;
+                const size_t kj = (size_t)j0 * inner + (size_t)h * dh;
+                memset(S, 0, sizeof(float) * (size_t)rows * ATTB_K), memset(dP, 0, sizeof(float) * (size_t)rows * ATTB_K);
+                dfs_gemm_1t(rows, cols, dh, Q + qi, (size_t)inner, 1, K + kj, 1, (size_t)inner, S, ATTB_K);
+                dfs_gemm_1t(rows, cols, dh, dO + qi, (size_t)inner, 1, V + kj, 1, (size_t)inner, dP, ATTB_K);
+                probs_and_grads(vm, S, dP, rows, cols, ATTB_K, stats + ((size_t)h * HW + i0) * 2, D + (size_t)h * HW + i0,
+                                scale);
+                dfs_gemm_1t(rows, dh, cols, dP, ATTB_K, 1, K + kj, (size_t)inner, 1, dQ + qi, (size_t)inner);
+            }
+        }
+#pragma omp for schedule(static)
+        for (int task = 0; task < heads * n_qb; task++) {
+            const int h = task / n_qb, j0 = task % n_qb * ATTB_Q, cols = HW - j0 < ATTB_Q ? HW - j0 : ATTB_Q;
+            const size_t kj = (size_t)j0 * inner + (size_t)h * dh;
+            for (int r = 0; r < cols; r++) {
+                memset(dK + kj + (size_t)r * inner, 0, sizeof(float) * (size_t)dh);
+                memset(dV + kj + (size_t)r * inner, 0, sizeof(float) * (size_t)dh);
+            }
+            for (int i0 = 0; i0 < HW; i0 += ATTB_K) {
+                const int rows = HW - i0 < ATTB_K ? HW - i0 : ATTB_K;
+                const size_t qi = (size_t)i0 * inner + (size_t)h * dh;
+                memset(S, 0, sizeof(float) * (size_t)rows * ATTB_Q), memset(dP, 0, sizeof(float) * (size_t)rows * ATTB_Q);
+                dfs_gemm_1t(rows, cols, dh, Q + qi, (size_t)inner, 1, K + kj, 1, (size_t)inner, S, ATTB_Q);
+                dfs_gemm_1t(rows, cols, dh, dO + qi, (size_t)inner, 1, V + kj, 1, (size_t)inner, dP, ATTB_Q);
+                probs_and_grads(vm, S, dP, rows, cols, ATTB_Q, stats + ((size_t)h * HW + i0) * 2, D + (size_t)h * HW + i0,
+                                scale);
+                /* dV += Pᵀ dO, dK += dSᵀ Q: the blocks read transposed */
+                dfs_gemm_1t(cols, dh, rows, S, 1, ATTB_Q, dO + qi, (size_t)inner, 1, dV + kj, (size_t)inner);
+                dfs_gemm_1t(cols, dh, rows, dP, 1, ATTB_Q, Q + qi, (size_t)inner, 1, dK + kj, (size_t)inner);
+            }
+        }
+    }
+}
+
 size_t dfs_attention_backward_scratch(int B, int C, int HW, int heads, int dh) {
     return (size_t)HW * (3 * (size_t)C + 4 * (size_t)heads * dh) + (size_t)heads * HW;
 }
@@ -168,40 +238,7 @@ void dfs_attention_backward(float *dxn, float *dres, const dfs_attn_grads *g, fl
         for (int h = 0; h < heads; h++)
             for (int i = 0; i < HW; i++)
                 D[(size_t)h * HW + i] = dfs_dot(dO + (size_t)i * inner + (size_t)h * dh, O + (size_t)i * inner + (size_t)h * dh, dh);
-        /* dQ: one writer per query row, recomputing that row's probabilities */
-#pragma omp parallel for collapse(2) schedule(static)
-        for (int h = 0; h < heads; h++)
-            for (int i = 0; i < HW; i++) {
-                const size_t qi = (size_t)i * inner + (size_t)h * dh;
-                const float m = stats[((size_t)h * HW + i) * 2], inv_l = 1.0f / stats[((size_t)h * HW + i) * 2 + 1];
-                float *dq = dQ + qi;
-                memset(dq, 0, sizeof(float) * (size_t)dh);
-                for (int j = 0; j < HW; j++) {
-                    const size_t kj = (size_t)j * inner + (size_t)h * dh;
-                    const float p = expf(dfs_dot(Q + qi, K + kj, dh) * scale - m) * inv_l;
-                    const float ds = p * (dfs_dot(dO + qi, V + kj, dh) - D[(size_t)h * HW + i]) * scale;
-                    for (int d = 0; d < dh; d++) dq[d] += ds * K[kj + d];
-                }
-            }
-        /* dK, dV: one writer per key row */
-#pragma omp parallel for collapse(2) schedule(static)
-        for (int h = 0; h < heads; h++)
-            for (int j = 0; j < HW; j++) {
-                const size_t kj = (size_t)j * inner + (size_t)h * dh;
-                float *dk = dK + kj, *dv = dV + kj;
-                memset(dk, 0, sizeof(float) * (size_t)dh);
-                memset(dv, 0, sizeof(float) * (size_t)dh);
-                for (int i = 0; i < HW; i++) {
-                    const size_t qi = (size_t)i * inner + (size_t)h * dh;
-                    const float m = stats[((size_t)h * HW + i) * 2], inv_l = 1.0f / stats[((size_t)h * HW + i) * 2 + 1];
-                    const float p = expf(dfs_dot(Q + qi, K + kj, dh) * scale - m) * inv_l;
-                    const float ds = p * (dfs_dot(dO + qi, V + kj, dh) - D[(size_t)h * HW + i]) * scale;
-                    for (int d = 0; d < dh; d++) {
-                        dk[d] += ds * Q[qi + d];
-                        dv[d] += p * dO[qi + d];
-                    }
-                }
-            }
+        attend_backward(dQ, dK, dV, Q, K, V, dO, stats, D, HW, heads, dh, scale);
         transpose(T, xn + img, C, HW);
         memset(dT, 0, sizeof(float) * (size_t)HW * C);
         dfs_linear_backward(dT, g->dwq, g->dbq, dQ, T, wq, HW, C, inner);
