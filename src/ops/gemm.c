@@ -62,12 +62,13 @@ static void pack_b(float *dst, int NR, const float *b, size_t b_rs, size_t b_cs,
         for (int j = cols; j < NR; j++) dst[(size_t)k * NR + j] = 0.0f;
 }
 
-/* Tile t of C: rows [m0, m0+CHUNK_M) of strip j0. */
-static void gemm_tile(const dfs_gemm_impl *g, long t, int n_strips, int M, int N, int K, const float *a, size_t a_rs,
-                      size_t a_cs, const float *b, size_t b_rs, size_t b_cs, float *c, size_t ldc) {
+/* Tile t of C: rows [m0, m0+chunk) of strip j0. A chunk of more than CHUNK_M rows needs A read
+ * in place (a_cs = 1). */
+static void gemm_tile(const dfs_gemm_impl *g, long t, int n_strips, int chunk, int M, int N, int K, const float *a,
+                      size_t a_rs, size_t a_cs, const float *b, size_t b_rs, size_t b_cs, float *c, size_t ldc) {
     static _Thread_local _Alignas(64) float bp[DFS_GEMM_KC * MAX_NR], ap[CHUNK_M * DFS_GEMM_KC];
-    const int NR = g->nr, m0 = (int)(t / n_strips) * CHUNK_M, j0 = (int)(t % n_strips) * NR;
-    const int rows = M - m0 < CHUNK_M ? M - m0 : CHUNK_M, cols = N - j0 < NR ? N - j0 : NR;
+    const int NR = g->nr, m0 = (int)(t / n_strips) * chunk, j0 = (int)(t % n_strips) * NR;
+    const int rows = M - m0 < chunk ? M - m0 : chunk, cols = N - j0 < NR ? N - j0 : NR;
     for (int k0 = 0; k0 < K; k0 += DFS_GEMM_KC) {
         const int kc = K - k0 < DFS_GEMM_KC ? K - k0 : DFS_GEMM_KC;
         pack_b(bp, NR, b, b_rs, b_cs, k0, kc, j0, cols);
@@ -86,14 +87,18 @@ static void gemm_tile(const dfs_gemm_impl *g, long t, int n_strips, int M, int N
     }
 }
 
+/* With strips enough for every thread and A read in place, a tile is a whole strip: its B panels
+ * are packed once for all rows instead of once per chunk of rows. */
 void dfs_gemm(int M, int N, int K, const float *a, size_t a_rs, size_t a_cs, const float *b, size_t b_rs,
               size_t b_cs, float *c, size_t ldc) {
     const dfs_gemm_impl *g = dfs_gemm_best();
-    const int n_strips = (N + g->nr - 1) / g->nr, n_chunks = (M + CHUNK_M - 1) / CHUNK_M;
+    const int n_strips = (N + g->nr - 1) / g->nr;
+    const int chunk = a_cs == 1 && n_strips >= 2 * dfs_ops_max_threads() ? M : CHUNK_M, n_chunks = (M + chunk - 1) / chunk;
     DFS_ASSERT(g->nr <= MAX_NR);
     if (M <= 0 || N <= 0 || K <= 0) return;
 #pragma omp parallel for schedule(static)
-    for (long t = 0; t < (long)n_chunks * n_strips; t++) gemm_tile(g, t, n_strips, M, N, K, a, a_rs, a_cs, b, b_rs, b_cs, c, ldc);
+    for (long t = 0; t < (long)n_chunks * n_strips; t++)
+        gemm_tile(g, t, n_strips, chunk, M, N, K, a, a_rs, a_cs, b, b_rs, b_cs, c, ldc);
 }
 
 void dfs_gemm_1t(int M, int N, int K, const float *a, size_t a_rs, size_t a_cs, const float *b, size_t b_rs,
@@ -101,5 +106,6 @@ void dfs_gemm_1t(int M, int N, int K, const float *a, size_t a_rs, size_t a_cs, 
     const dfs_gemm_impl *g = dfs_gemm_best();
     const int n_strips = (N + g->nr - 1) / g->nr, n_chunks = (M + CHUNK_M - 1) / CHUNK_M;
     if (M <= 0 || N <= 0 || K <= 0) return;
-    for (long t = 0; t < (long)n_chunks * n_strips; t++) gemm_tile(g, t, n_strips, M, N, K, a, a_rs, a_cs, b, b_rs, b_cs, c, ldc);
+    for (long t = 0; t < (long)n_chunks * n_strips; t++)
+        gemm_tile(g, t, n_strips, CHUNK_M, M, N, K, a, a_rs, a_cs, b, b_rs, b_cs, c, ldc);
 }
