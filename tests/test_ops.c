@@ -192,7 +192,8 @@ static void test_timestep_embedding(void) {
     TEST_CHECK(e[32] == 0.0f && e[65] == 0.0f); /* odd width: zero padded */
 }
 
-/* Every micro-kernel this CPU runs against a double-precision product, full and partial tiles. */
+/* Every micro-kernel this CPU runs against a double-precision product, full and partial tiles,
+ * adding to C and overwriting it. */
 static void test_gemm_kernels(void) {
     const dfs_gemm_impl *impls[4];
     int n = dfs_gemm_available(impls, 4);
@@ -203,26 +204,29 @@ static void test_gemm_kernels(void) {
         float *a = rand_buf((size_t)DFS_GEMM_MR * lda, 1), *b = rand_buf((size_t)kc * NR, 1);
         for (int mr = 1; mr <= DFS_GEMM_MR; mr += 3) {
             for (int nr = 1; nr <= NR; nr += NR / 3 + 1) {
-                const int ldc = NR + 3;
-                float *c = rand_buf((size_t)DFS_GEMM_MR * ldc, 1), *c0 = dfs_malloc(sizeof(float) * DFS_GEMM_MR * ldc);
-                memcpy(c0, c, sizeof(float) * DFS_GEMM_MR * ldc);
-                impls[i]->kernel(kc, a, lda, b, (size_t)NR, c, ldc, mr, nr);
-                double worst = 0;
-                int untouched = 1;
-                for (int r = 0; r < DFS_GEMM_MR; r++)
-                    for (int j = 0; j < ldc; j++) {
-                        if (r >= mr || j >= nr) {
-                            untouched &= c[r * ldc + j] == c0[r * ldc + j];
-                            continue;
+                for (int add = 0; add <= 1; add++) {
+                    const int ldc = NR + 3;
+                    float *c = rand_buf((size_t)DFS_GEMM_MR * ldc, 1), *c0 = dfs_malloc(sizeof(float) * DFS_GEMM_MR * ldc);
+                    memcpy(c0, c, sizeof(float) * DFS_GEMM_MR * ldc);
+                    impls[i]->kernel(kc, a, lda, b, (size_t)NR, c, ldc, mr, nr, add);
+                    double worst = 0;
+                    int untouched = 1;
+                    for (int r = 0; r < DFS_GEMM_MR; r++)
+                        for (int j = 0; j < ldc; j++) {
+                            if (r >= mr || j >= nr) {
+                                untouched &= c[r * ldc + j] == c0[r * ldc + j];
+                                continue;
+                            }
+                            double ref = add ? c0[r * ldc + j] : 0.0; /* add = 0 overwrites */
+                            for (int k = 0; k < kc; k++) ref += (double)a[r * lda + k] * b[k * NR + j];
+                            worst = fmax(worst, fabs(c[r * ldc + j] - ref));
                         }
-                        double ref = c0[r * ldc + j];
-                        for (int k = 0; k < kc; k++) ref += (double)a[r * lda + k] * b[k * NR + j];
-                        worst = fmax(worst, fabs(c[r * ldc + j] - ref));
-                    }
-                if (!TEST_CHECK(worst < 1e-4 && untouched))
-                    fprintf(stderr, "  gemm %s mr %d nr %d: err %g, untouched %d\n", impls[i]->name, mr, nr, worst, untouched);
-                dfs_free(c);
-                dfs_free(c0);
+                    if (!TEST_CHECK(worst < 1e-4 && untouched))
+                        fprintf(stderr, "  gemm %s mr %d nr %d add %d: err %g, untouched %d\n", impls[i]->name, mr, nr, add,
+                                worst, untouched);
+                    dfs_free(c);
+                    dfs_free(c0);
+                }
             }
         }
         dfs_free(a);

@@ -78,7 +78,6 @@ typedef struct s1_conv {
 static void s1_tile(const s1_conv *v, const float *pad, float *qout, int t) {
     const int NR = v->g->nr, q0 = t % v->n_strips * NR, m0 = t / v->n_strips * OC_CHUNK;
     const int nr = v->Q - q0 < NR ? v->Q - q0 : NR, rows = v->OC - m0 < OC_CHUNK ? v->OC - m0 : OC_CHUNK;
-    for (int i = 0; i < rows; i++) memset(qout + (size_t)(m0 + i) * v->Q + q0, 0, sizeof(float) * (size_t)nr);
     for (int r = 0; r < v->ksz; r++) {
         const float *br = pad + (size_t)(r / v->KW) * v->Wp + r % v->KW + q0;
         for (int c0 = 0; c0 < v->C; c0 += DFS_GEMM_KC) {
@@ -86,7 +85,7 @@ static void s1_tile(const s1_conv *v, const float *pad, float *qout, int t) {
             for (int i0 = 0; i0 < rows; i0 += DFS_GEMM_MR) {
                 const int mr = rows - i0 < DFS_GEMM_MR ? rows - i0 : DFS_GEMM_MR;
                 v->g->kernel(kc, v->wr + (size_t)(m0 + i0) * v->K + (size_t)r * v->C + c0, (size_t)v->K, br + c0 * v->plane,
-                             v->plane, qout + (size_t)(m0 + i0) * v->Q + q0, (size_t)v->Q, mr, nr);
+                             v->plane, qout + (size_t)(m0 + i0) * v->Q + q0, (size_t)v->Q, mr, nr, r > 0 || c0 > 0);
             }
         }
     }
@@ -234,7 +233,7 @@ static void conv_gemm(float *out, float *ws, const float *inp, const float *w, c
             pack_strip(panel, NR, img, H, W, KH, KW, stride, pad_t, pad_l, OW, k0, kc, p0, cols);
             for (int m0 = 0; m0 < OC; m0 += DFS_GEMM_MR) {
                 const int mr = OC - m0 < DFS_GEMM_MR ? OC - m0 : DFS_GEMM_MR;
-                g->kernel(kc, w + (size_t)m0 * K + k0, (size_t)K, panel, (size_t)NR, ob + (size_t)m0 * P, (size_t)P, mr, cols);
+                g->kernel(kc, w + (size_t)m0 * K + k0, (size_t)K, panel, (size_t)NR, ob + (size_t)m0 * P, (size_t)P, mr, cols, 1);
             }
         }
     }
@@ -359,7 +358,7 @@ static void conv_dw_stride1(float *dw, float *ws, const float *dout, const float
             float *cp = dwt + ((size_t)r * C + c0) * OC + (size_t)s * NR;
             for (int q0 = 0; q0 < Q; q0 += DFS_GEMM_KC) {
                 const int kc = Q - q0 < DFS_GEMM_KC ? Q - q0 : DFS_GEMM_KC;
-                g->kernel(kc, a + q0, plane, bp + ((size_t)s * Q + q0) * NR, (size_t)NR, cp, (size_t)OC, mr, nr);
+                g->kernel(kc, a + q0, plane, bp + ((size_t)s * Q + q0) * NR, (size_t)NR, cp, (size_t)OC, mr, nr, 1);
             }
         }
     }
@@ -406,7 +405,7 @@ void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const flo
                     for (int m0 = 0; m0 < OC; m0 += DFS_GEMM_MR) {
                         const int mr = OC - m0 < DFS_GEMM_MR ? OC - m0 : DFS_GEMM_MR;
                         g->kernel(kc, dout + ((size_t)b * OC + m0) * P + p0, (size_t)P, panel, (size_t)NR, dw + (size_t)m0 * K + k0,
-                                  (size_t)K, mr, nk);
+                                  (size_t)K, mr, nk, 1);
                     }
                 }
             }
@@ -442,7 +441,7 @@ void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const flo
                     pack_rows(panel, NR, db_, P, o0, kc, p0, cols);
                     for (int m0 = 0; m0 < K; m0 += DFS_GEMM_MR) {
                         const int mr = K - m0 < DFS_GEMM_MR ? K - m0 : DFS_GEMM_MR;
-                        g->kernel(kc, wt + (size_t)m0 * OC + o0, (size_t)OC, panel, (size_t)NR, dp + (size_t)m0 * NR, (size_t)NR, mr, cols);
+                        g->kernel(kc, wt + (size_t)m0 * OC + o0, (size_t)OC, panel, (size_t)NR, dp + (size_t)m0 * NR, (size_t)NR, mr, cols, 1);
                     }
                 }
                 int oyj[64], oxj[64];

@@ -8,7 +8,7 @@
 #define SCALAR_NR 16
 
 static void kernel_scalar(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c, size_t ldc, int mr,
-                          int nr) {
+                          int nr, int add) {
     float acc[DFS_GEMM_MR][SCALAR_NR] = {{0}};
     for (int i = 0; i < mr; i++) {
         const float *ar = a + (size_t)i * lda;
@@ -19,7 +19,7 @@ static void kernel_scalar(int kc, const float *a, size_t lda, const float *b, si
         }
     }
     for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++) c[(size_t)i * ldc + j] += acc[i][j];
+        for (int j = 0; j < nr; j++) c[(size_t)i * ldc + j] = add ? c[(size_t)i * ldc + j] + acc[i][j] : acc[i][j];
 }
 
 const dfs_gemm_impl dfs_gemm_scalar = {"scalar", SCALAR_NR, kernel_scalar};
@@ -82,7 +82,7 @@ static void gemm_tile(const dfs_gemm_impl *g, long t, int n_strips, int chunk, i
         }
         for (int i0 = 0; i0 < rows; i0 += DFS_GEMM_MR) {
             const int mr = rows - i0 < DFS_GEMM_MR ? rows - i0 : DFS_GEMM_MR;
-            g->kernel(kc, ar + (size_t)i0 * lda, lda, bp, (size_t)NR, c + (size_t)(m0 + i0) * ldc + j0, ldc, mr, cols);
+            g->kernel(kc, ar + (size_t)i0 * lda, lda, bp, (size_t)NR, c + (size_t)(m0 + i0) * ldc + j0, ldc, mr, cols, 1);
         }
     }
 }

@@ -13,12 +13,13 @@
 #define DFS_GEMM_MR 8   /* rows of C per micro-kernel call */
 #define DFS_GEMM_KC 256 /* depth of one packed panel */
 
-/* C[i·ldc + j] += Σ_k a[i·lda + k] · b[k·ldb + j] for i < mr, j < nr. Rows i >= mr are neither
+/* C[i·ldc + j] += Σ_k a[i·lda + k] · b[k·ldb + j] for i < mr, j < nr, or = when add is 0 (C is then
+ * not read, so it need not be zeroed first). Rows i >= mr are neither
  * read past A's last row nor stored. All NR columns of each B row are read (columns past nr
  * only reach C columns that are not stored): a packed strip has ldb = NR; a B read in place
  * needs NR − nr readable floats past its last row's nr-th column. */
 typedef void (*dfs_gemm_kernel_fn)(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c, size_t ldc,
-                                   int mr, int nr);
+                                   int mr, int nr, int add);
 
 typedef struct dfs_gemm_impl {
     const char *name; /* "avx512", "avx2", "scalar" */

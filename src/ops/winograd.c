@@ -182,7 +182,6 @@ static void strip_task(const dfs_wg_impl *wg, float *out, float *V, float *M, co
     for (int ob = ob0; ob < ob1; ob++) {
         const int oc0 = ob * OCB, ocs = OC - oc0 < OCB ? OC - oc0 : OCB;
         const size_t mxs = (size_t)ocs * NR;
-        memset(M, 0, sizeof(float) * 16 * mxs);
         for (int x = 0; x < 16; x++) {
             const float *u = U + (size_t)x * OC * C + (size_t)oc0 * C, *v = V + (size_t)x * vxs;
             float *m = M + (size_t)x * mxs;
@@ -190,7 +189,7 @@ static void strip_task(const dfs_wg_impl *wg, float *out, float *V, float *M, co
                 const int kc = C - c0 < DFS_GEMM_KC ? C - c0 : DFS_GEMM_KC;
                 for (int i0 = 0; i0 < ocs; i0 += DFS_GEMM_MR)
                     g->kernel(kc, u + (size_t)i0 * C + c0, (size_t)C, v + (size_t)c0 * NR, (size_t)NR, m + (size_t)i0 * NR,
-                              (size_t)NR, ocs - i0 < DFS_GEMM_MR ? ocs - i0 : DFS_GEMM_MR, nt);
+                              (size_t)NR, ocs - i0 < DFS_GEMM_MR ? ocs - i0 : DFS_GEMM_MR, nt, c0 > 0);
             }
         }
         for (int o = 0; o < ocs; o++)

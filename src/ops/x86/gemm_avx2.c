@@ -8,7 +8,7 @@
 #define NR 16
 
 __attribute__((target("avx2,fma"))) static void kernel(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c,
-                                                       size_t ldc, int mr, int nr) {
+                                                       size_t ldc, int mr, int nr, int add) {
     __m256 acc[8][2];
     for (int i = 0; i < 8; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
     const float *ar[8];
@@ -26,13 +26,16 @@ __attribute__((target("avx2,fma"))) static void kernel(int kc, const float *a, s
     float tmp[16];
     for (int i = 0; i < mr; i++) {
         float *cp = c + (size_t)i * ldc;
-        if (nr == NR) {
+        if (nr == NR && add) {
             _mm256_storeu_ps(cp, _mm256_add_ps(_mm256_loadu_ps(cp), acc[i][0]));
             _mm256_storeu_ps(cp + 8, _mm256_add_ps(_mm256_loadu_ps(cp + 8), acc[i][1]));
+        } else if (nr == NR) {
+            _mm256_storeu_ps(cp, acc[i][0]);
+            _mm256_storeu_ps(cp + 8, acc[i][1]);
         } else {
             _mm256_storeu_ps(tmp, acc[i][0]);
             _mm256_storeu_ps(tmp + 8, acc[i][1]);
-            for (int j = 0; j < nr; j++) cp[j] += tmp[j];
+            for (int j = 0; j < nr; j++) cp[j] = add ? cp[j] + tmp[j] : tmp[j];
         }
     }
 }

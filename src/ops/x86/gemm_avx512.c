@@ -9,7 +9,7 @@
 #define NR 48
 
 __attribute__((target("avx512f,fma"))) static void kernel(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c,
-                                                          size_t ldc, int mr, int nr) {
+                                                          size_t ldc, int mr, int nr, int add) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
     __m512 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
     __m512 c40 = c00, c41 = c00, c42 = c00, c50 = c00, c51 = c00, c52 = c00;
@@ -47,7 +47,7 @@ __attribute__((target("avx512f,fma"))) static void kernel(int kc, const float *a
         const __mmask16 m = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
         for (int i = 0; i < mr; i++) {
             float *cp = c + (size_t)i * ldc + 16 * v;
-            _mm512_mask_storeu_ps(cp, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, cp), acc[i][v]));
+            _mm512_mask_storeu_ps(cp, m, add ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, cp), acc[i][v]) : acc[i][v]);
         }
     }
 }
