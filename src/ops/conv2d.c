@@ -53,15 +53,18 @@ static void zero_slack(float *pad, int C, int KH, int KW, int OH, int OW) {
 static void pad_planes(float *pad, const float *img, int c0, int c1, int H, int W, int Hp, int Wp, int pad_t, int pad_l) {
     const size_t plane = (size_t)Hp * Wp;
     const int x0 = pad_l < 0 ? -pad_l : 0, x1 = W < Wp - pad_l ? W : Wp - pad_l;
-    for (int c = c0; c < c1; c++) {
-        float *d = pad + c * plane;
-        memset(d, 0, sizeof(float) * plane);
-        for (int y = 0; y < H; y++) {
-            const int py = y + pad_t;
-            if (py >= 0 && py < Hp && x1 > x0)
-                memcpy(d + (size_t)py * Wp + x0 + pad_l, img + ((size_t)c * H + y) * W + x0, sizeof(float) * (size_t)(x1 - x0));
+    for (int c = c0; c < c1; c++)
+        for (int py = 0; py < Hp; py++) { /* each float written once */
+            float *row = pad + c * plane + (size_t)py * Wp;
+            const int y = py - pad_t;
+            if (y < 0 || y >= H || x1 <= x0) {
+                memset(row, 0, sizeof(float) * (size_t)Wp);
+                continue;
+            }
+            memset(row, 0, sizeof(float) * (size_t)(x0 + pad_l));
+            memcpy(row + x0 + pad_l, img + ((size_t)c * H + y) * W + x0, sizeof(float) * (size_t)(x1 - x0));
+            memset(row + x1 + pad_l, 0, sizeof(float) * (size_t)(Wp - x1 - pad_l));
         }
-    }
 }
 
 #define OC_CHUNK 64 /* output channels per tile */
@@ -117,6 +120,7 @@ static void reorder_weights(float *wr, const float *w, int C, int OC, int ksz) {
 static void conv_stride1(float *out, float *ws, const float *inp, const float *w, const float *wr_given, const float *bias,
                          int B, int C, int H, int W, int OC, int KH, int KW, int pad_t, int pad_l, int OH, int OW,
                          int accumulate) {
+    if (KH * KW == 1) wr_given = w; /* (OC, 1, 1, C) is already the order */
     s1_conv v = {dfs_gemm_best(), wr_given ? wr_given : ws, C, OC, KW, KH * KW, C * KH * KW, OW + KW - 1,
                  OH * (OW + KW - 1), OH, OW, 0, 0, 0};
     const int Hp = OH + KH - 1, threads = dfs_ops_max_threads();
