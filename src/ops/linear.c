@@ -1,10 +1,21 @@
 /* Fully connected layers as GEMMs (src/ops/gemm.c), which read the transposed operands in
- * place. */
+ * place; a forward pass of a few rows (the time embedding at small batches) as dot products. */
 #include "core/internal.h"
 #include "ops/gemm.h"
 #include "ops/ops.h"
+#include "ops/vmath.h"
+
+#define FEW_ROWS 8 /* below this many rows, dot products beat packing all of wᵀ for the GEMM */
 
 void dfs_linear_forward(float *out, const float *inp, const float *w, const float *bias, int N, int I, int O) {
+    if (N < FEW_ROWS) {
+        const dfs_vmath_impl *vm = dfs_vmath_best();
+#pragma omp parallel for schedule(static)
+        for (int o = 0; o < O; o++)
+            for (int n = 0; n < N; n++)
+                out[(size_t)n * O + o] = (float)vm->dot(inp + (size_t)n * I, w + (size_t)o * I, (size_t)I) + (bias ? bias[o] : 0.0f);
+        return;
+    }
     for (int n = 0; n < N; n++)
         for (int o = 0; o < O; o++) out[(size_t)n * O + o] = bias ? bias[o] : 0.0f;
     /* out (N × O) += inp (N × I) · wᵀ (I × O) */
