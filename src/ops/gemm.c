@@ -37,8 +37,10 @@ int dfs_gemm_available(const dfs_gemm_impl **out, int max) {
 
 const dfs_gemm_impl *dfs_gemm_best(void) {
     const dfs_gemm_impl *impls[4];
-    dfs_gemm_available(impls, 4);
-    return impls[0];
+    const int n = dfs_gemm_available(impls, 4);
+    for (int i = 0; i < n - 1; i++)
+        if (dfs_isa_permits(impls[i]->name)) return impls[i];
+    return impls[n - 1];
 }
 
 #define CHUNK_M 64 /* rows of C per tile: a packed B strip is reused by CHUNK_M / MR kernel calls */

@@ -9,6 +9,9 @@
 /* Sets the number of worker threads used by the ops called from this thread. */
 void dfs_ops_set_threads(int n_threads);
 int dfs_ops_max_threads(void); /* the count set for this thread's parallel regions */
+/* Whether the implementation named "avx512", "avx2" or "scalar" may be chosen: what cpuid allows,
+ * lowered by DIFFUSE_ISA (src/ops/isa.c). */
+int dfs_isa_permits(const char *impl_name);
 int dfs_ops_thread_id(void);   /* inside a parallel region: 0 .. max_threads - 1 */
 
 typedef enum dfs_act {

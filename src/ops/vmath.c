@@ -1,4 +1,5 @@
 /* The portable vector-math implementation and the choice among them (see vmath.h). */
+#include "ops/ops.h"
 #include "ops/vmath.h"
 
 static void exp_scalar(float *y, const float *x, size_t n) {
@@ -74,6 +75,8 @@ int dfs_vmath_available(const dfs_vmath_impl **out, int max) {
 
 const dfs_vmath_impl *dfs_vmath_best(void) {
     const dfs_vmath_impl *impls[4];
-    dfs_vmath_available(impls, 4);
-    return impls[0];
+    const int n = dfs_vmath_available(impls, 4);
+    for (int i = 0; i < n - 1; i++)
+        if (dfs_isa_permits(impls[i]->name)) return impls[i];
+    return impls[n - 1];
 }

@@ -156,8 +156,10 @@ int dfs_winograd_available(const dfs_wg_impl **out, int max) {
 
 static const dfs_wg_impl *best(void) {
     const dfs_wg_impl *impls[2];
-    dfs_winograd_available(impls, 2);
-    return impls[0];
+    const int n = dfs_winograd_available(impls, 2);
+    for (int i = 0; i < n - 1; i++)
+        if (dfs_isa_permits(impls[i]->name)) return impls[i];
+    return impls[n - 1];
 }
 
 /* One task's share: transform the strip's tiles, then for each block of output channels the 16
