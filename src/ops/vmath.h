@@ -14,6 +14,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #define DFS_EXP_LO (-87.33654f) /* ln of the smallest normal float: n >= -126 */
@@ -42,11 +43,11 @@ static inline float dfs_exp1(float x) {
     y = fmaf(y, r, DFS_EXP_P4);
     y = fmaf(y, r, DFS_EXP_P5);
     y = fmaf(y, r * r, r) + 1.0f;
-    int ti, mi;
+    uint32_t ti, mi; /* unsigned: for NaN the difference is garbage, and must not overflow */
     memcpy(&ti, &t, sizeof ti);
     const float magic = DFS_EXP_MAGIC;
     memcpy(&mi, &magic, sizeof mi);
-    const int bits = (ti - mi + 127) << 23;
+    const uint32_t bits = (ti - mi + 127u) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return y * scale;
