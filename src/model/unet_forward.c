@@ -143,8 +143,7 @@ static ten act(run *r, ten in, dfs_act a) {
     ten out = push(r, in.C, in.H, in.W);
     dfs_tape_op op = {OP_ACT, in.off, 0, out.off, 0, numel(r, in), NULL, 0, 0, 0, 0, 0, 0, 0, a, 0, 0};
     if (record(r, &op)) {
-        memcpy(A(r, out), A(r, in), numel(r, in) * sizeof(float));
-        dfs_act_forward(A(r, out), numel(r, in), a);
+        dfs_act_apply(A(r, out), A(r, in), numel(r, in), a);
     }
     return out;
 }

@@ -1,5 +1,6 @@
 /* Element-wise activations, as torch defines them. */
 #include <math.h>
+#include <string.h>
 
 #include "ops/ops.h"
 #include "ops/vmath.h"
@@ -22,7 +23,16 @@ void dfs_act_forward(float *x, size_t n, dfs_act act) {
     }
 }
 
-#define CHUNK 4096 /* values per task of the vectorised SiLU gradient */
+#define CHUNK 4096 /* values per task of the whole-tensor loops below */
+
+void dfs_act_apply(float *out, const float *in, size_t n, dfs_act act) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i += CHUNK) {
+        const size_t m = n - i < CHUNK ? n - i : CHUNK;
+        if (out != in) memcpy(out + i, in + i, m * sizeof(float));
+        dfs_act_forward(out + i, m, act);
+    }
+}
 
 void dfs_act_backward(float *dinp, const float *dout, const float *inp, size_t n, dfs_act act) {
     if (act == DFS_ACT_SILU) {

@@ -1,7 +1,14 @@
-/* Element-wise sums and channel concatenation. */
+/* Element-wise sums, channel concatenation and zeroing, shared out among the threads. */
 #include <string.h>
 
 #include "ops/ops.h"
+
+#define ZERO_CHUNK 65536 /* floats per task of dfs_zero */
+
+void dfs_zero(float *p, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i += ZERO_CHUNK) memset(p + i, 0, sizeof(float) * (n - i < ZERO_CHUNK ? n - i : ZERO_CHUNK));
+}
 
 void dfs_add_div(float *out, const float *a, const float *b, size_t n, float div) {
 #pragma omp parallel for schedule(static)
@@ -10,6 +17,7 @@ void dfs_add_div(float *out, const float *a, const float *b, size_t n, float div
 
 void dfs_concat_channels(float *out, const float *a, int Ca, const float *b, int Cb, int B, int HW) {
     const size_t na = (size_t)Ca * HW, nb = (size_t)Cb * HW;
+#pragma omp parallel for schedule(static)
     for (int i = 0; i < B; i++) {
         memcpy(out + (size_t)i * (na + nb), a + (size_t)i * na, na * sizeof(float));
         memcpy(out + (size_t)i * (na + nb) + na, b + (size_t)i * nb, nb * sizeof(float));

@@ -64,6 +64,10 @@ void dfs_groupnorm_forward(float *out, const float *inp, const float *gamma, con
 
 /* x[i] = act(x[i]) for n values, in place. */
 void dfs_act_forward(float *x, size_t n, dfs_act act);
+/* out = act(in) over a whole tensor, shared out among the threads; out may be in. */
+void dfs_act_apply(float *out, const float *in, size_t n, dfs_act act);
+/* p[0..n) = 0, shared out among the threads. */
+void dfs_zero(float *p, size_t n);
 /* dinp += dout · act'(inp), inp being the activation's input. */
 void dfs_act_backward(float *dinp, const float *dout, const float *inp, size_t n, dfs_act act);
 
