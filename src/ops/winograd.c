@@ -169,29 +169,28 @@ static void strip_task(const dfs_wg_impl *wg, float *out, float *V, float *M, co
                        int accumulate) {
     const dfs_gemm_impl *g = dfs_gemm_best();
     const int NR = g->nr, Hp = (H + 1) / 2 * 2 + 2, Wp = padded_w(W);
+    const size_t row = 16 * (size_t)NR; /* V is [c][ξ][NR] and M [oc][ξ][NR]: a tile's 16 values lie close */
     wg_run runs[64];
     const int n_runs = runs_of(runs, g0, nt, T, TW);
-    const size_t vxs = (size_t)C * NR;
     for (int c = 0; c < C; c++) {
-        float *v = V + (size_t)c * NR;
+        float *v = V + (size_t)c * row;
         for (int k = 0; k < n_runs; k++) {
             const wg_run *r = &runs[k];
             const float *p = pad + (((size_t)r->b * C + c) * Hp + 2 * (size_t)r->ty) * Wp + 2 * (size_t)r->tx;
-            wg->in_run(v + r->j, vxs, p, (size_t)Wp, r->len);
+            wg->in_run(v + r->j, (size_t)NR, p, (size_t)Wp, r->len);
         }
-        for (int x = 0; x < 16; x++) memset(v + x * vxs + nt, 0, sizeof(float) * (size_t)(NR - nt));
+        for (int x = 0; x < 16; x++) memset(v + x * NR + nt, 0, sizeof(float) * (size_t)(NR - nt));
     }
     for (int ob = ob0; ob < ob1; ob++) {
         const int oc0 = ob * OCB, ocs = OC - oc0 < OCB ? OC - oc0 : OCB;
-        const size_t mxs = (size_t)ocs * NR;
         for (int x = 0; x < 16; x++) {
-            const float *u = U + (size_t)x * OC * C + (size_t)oc0 * C, *v = V + (size_t)x * vxs;
-            float *m = M + (size_t)x * mxs;
+            const float *u = U + (size_t)x * OC * C + (size_t)oc0 * C, *v = V + (size_t)x * NR;
+            float *m = M + (size_t)x * NR;
             for (int c0 = 0; c0 < C; c0 += DFS_GEMM_KC) {
                 const int kc = C - c0 < DFS_GEMM_KC ? C - c0 : DFS_GEMM_KC;
                 for (int i0 = 0; i0 < ocs; i0 += DFS_GEMM_MR)
-                    g->kernel(kc, u + (size_t)i0 * C + c0, (size_t)C, v + (size_t)c0 * NR, (size_t)NR, m + (size_t)i0 * NR,
-                              (size_t)NR, ocs - i0 < DFS_GEMM_MR ? ocs - i0 : DFS_GEMM_MR, nt, c0 > 0);
+                    g->kernel(kc, u + (size_t)i0 * C + c0, (size_t)C, v + (size_t)c0 * row, row, m + (size_t)i0 * row, row,
+                              ocs - i0 < DFS_GEMM_MR ? ocs - i0 : DFS_GEMM_MR, nt, c0 > 0);
             }
         }
         for (int o = 0; o < ocs; o++)
@@ -200,8 +199,8 @@ static void strip_task(const dfs_wg_impl *wg, float *out, float *V, float *M, co
                 const int y0 = 2 * r->ty, x0 = 2 * r->tx;
                 const int rows = H - y0 < 2 ? H - y0 : 2, cols = W - x0 < 2 * r->len ? W - x0 : 2 * r->len;
                 float *dst = out + (((size_t)r->b * OC + oc0 + o) * H + y0) * W + x0;
-                wg->out_run(dst, (size_t)W, M + (size_t)o * NR + r->j, mxs, r->len, rows, cols, bias ? bias[oc0 + o] : 0.0f,
-                            accumulate);
+                wg->out_run(dst, (size_t)W, M + (size_t)o * row + r->j, (size_t)NR, r->len, rows, cols,
+                            bias ? bias[oc0 + o] : 0.0f, accumulate);
             }
     }
 }
