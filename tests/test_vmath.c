@@ -171,6 +171,30 @@ static void test_silu_grad(const dfs_vmath_impl **impls, int n_impls) {
     dfs_free(x), dfs_free(dy), dfs_free(g0), dfs_free(g);
 }
 
+/* y = x·scale + shift, optionally through SiLU (GroupNorm's last pass): against double, and the
+ * same bits from every version. */
+static void test_affine(const dfs_vmath_impl **impls, int n_impls) {
+    float *x = dfs_malloc(N * sizeof(float)), *y0 = dfs_malloc(N * sizeof(float)), *y = dfs_malloc(N * sizeof(float));
+    inputs(x, -30.0f, 30.0f);
+    for (int silu = 0; silu <= 1; silu++) {
+        dfs_vmath_scalar.affine(y0, x, N, 0.75f, -0.5f, silu);
+        double worst = 0;
+        for (int i = 0; i < N; i++) {
+            if (isnan(x[i])) continue;
+            const double v = (double)x[i] * 0.75 - 0.5, r = silu ? v / (1.0 + exp(-v)) : v;
+            const double e = fabs(y0[i] - r) / (1.0 + fabs(r));
+            if (e > worst) worst = e;
+        }
+        if (!TEST_CHECK(worst < 5e-7)) fprintf(stderr, "  affine silu %d: worst %.3g\n", silu, worst);
+        for (int k = 0; k < n_impls; k++) {
+            memcpy(y, x, N * sizeof(float));
+            impls[k]->affine(y, y, N, 0.75f, -0.5f, silu); /* in place, as GroupNorm may call it */
+            if (!TEST_CHECK(same_bits(y, y0, N))) fprintf(stderr, "  affine: %s differs from scalar\n", impls[k]->name);
+        }
+    }
+    dfs_free(x), dfs_free(y0), dfs_free(y);
+}
+
 int main(void) {
     const dfs_vmath_impl *impls[4];
     const int n = dfs_vmath_available(impls, 4);
@@ -185,5 +209,6 @@ int main(void) {
     test_exp_sum(impls, n);
     test_sums(impls, n);
     test_silu_grad(impls, n);
+    test_affine(impls, n);
     return test_summary("vmath");
 }

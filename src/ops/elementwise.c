@@ -11,6 +11,11 @@ void dfs_zero(float *p, size_t n) {
 }
 
 void dfs_add_div(float *out, const float *a, const float *b, size_t n, float div) {
+    if (div == 1.0f) { /* the usual output_scale_factor: x / 1 is x, skip the divisions */
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+        return;
+    }
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) out[i] = (a[i] + b[i]) / div;
 }

@@ -36,8 +36,12 @@ void dfs_groupnorm_forward(float *out, const float *inp, const float *gamma, con
                 const float shift = beta[ch] - meanf * scale;
                 float *yr = y + (size_t)c * HW;
                 const float *xr = x + (size_t)c * HW;
-                for (int i = 0; i < HW; i++) yr[i] = xr[i] * scale + shift;
-                dfs_act_forward(yr, (size_t)HW, act);
+                if (act == DFS_ACT_NONE || act == DFS_ACT_SILU) {
+                    vm->affine(yr, xr, (size_t)HW, scale, shift, act == DFS_ACT_SILU);
+                } else {
+                    for (int i = 0; i < HW; i++) yr[i] = xr[i] * scale + shift;
+                    dfs_act_forward(yr, (size_t)HW, act);
+                }
             }
         }
     }

@@ -59,8 +59,15 @@ static void silu_grad_scalar(float *dx, const float *dy, const float *x, size_t 
     for (size_t i = 0; i < n; i++) dx[i] = fmaf(dy[i], dfs_silu_grad1(x[i]), dx[i]);
 }
 
+static void affine_scalar(float *y, const float *x, size_t n, float scale, float shift, int silu) {
+    for (size_t i = 0; i < n; i++) {
+        const float v = x[i] * scale + shift;
+        y[i] = silu ? v / (1.0f + dfs_exp1(-v)) : v;
+    }
+}
+
 const dfs_vmath_impl dfs_vmath_scalar = {"scalar", exp_scalar, exp_sum_scalar, silu_scalar, sum_scalar, sumsq_scalar,
-                                         dot_scalar, silu_grad_scalar};
+                                         dot_scalar, silu_grad_scalar, affine_scalar};
 
 int dfs_vmath_available(const dfs_vmath_impl **out, int max) {
     int n = 0;

@@ -77,6 +77,8 @@ typedef struct dfs_vmath_impl {
     double (*sumsq)(const float *x, size_t n, float c);          /* Σ (x − c)² */
     double (*dot)(const float *x, const float *y, size_t n);     /* Σ x·y */
     void (*silu_grad)(float *dx, const float *dy, const float *x, size_t n); /* dx += dy·silu'(x) */
+    /* y = x·scale + shift (a product, then a sum), then SiLU when silu is set; y may be x */
+    void (*affine)(float *y, const float *x, size_t n, float scale, float shift, int silu);
 } dfs_vmath_impl;
 
 /* The fastest implementation this CPU runs, chosen once from cpuid. */

@@ -121,5 +121,20 @@ TARGET static void silu_grad_avx2(float *dx, const float *dy, const float *x, si
     for (; i < n; i++) dx[i] = fmaf(dy[i], dfs_silu_grad1(x[i]), dx[i]);
 }
 
-const dfs_vmath_impl dfs_vmath_avx2 = {"avx2", exp_avx2, exp_sum_avx2, silu_avx2, sum_avx2, sumsq_avx2, dot_avx2, silu_grad_avx2};
+TARGET static void affine_avx2(float *y, const float *x, size_t n, float scale, float shift, int silu) {
+    const __m256 vs = _mm256_set1_ps(scale), vh = _mm256_set1_ps(shift), one = _mm256_set1_ps(1.0f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs), vh);
+        if (silu) v = _mm256_div_ps(v, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+        _mm256_storeu_ps(y + i, v);
+    }
+    for (; i < n; i++) {
+        const float v = x[i] * scale + shift;
+        y[i] = silu ? v / (1.0f + dfs_exp1(-v)) : v;
+    }
+}
+
+const dfs_vmath_impl dfs_vmath_avx2 = {"avx2",   exp_avx2, exp_sum_avx2,   silu_avx2,  sum_avx2,
+                                       sumsq_avx2, dot_avx2, silu_grad_avx2, affine_avx2};
 #endif

@@ -118,6 +118,20 @@ TARGET static void silu_grad_avx512(float *dx, const float *dy, const float *x, 
     for (; i < n; i++) dx[i] = fmaf(dy[i], dfs_silu_grad1(x[i]), dx[i]);
 }
 
-const dfs_vmath_impl dfs_vmath_avx512 = {"avx512", exp_avx512,   exp_sum_avx512, silu_avx512,
-                                         sum_avx512, sumsq_avx512, dot_avx512,     silu_grad_avx512};
+TARGET static void affine_avx512(float *y, const float *x, size_t n, float scale, float shift, int silu) {
+    const __m512 vs = _mm512_set1_ps(scale), vh = _mm512_set1_ps(shift), one = _mm512_set1_ps(1.0f);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), vs), vh);
+        if (silu) v = _mm512_div_ps(v, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+        _mm512_storeu_ps(y + i, v);
+    }
+    for (; i < n; i++) {
+        const float v = x[i] * scale + shift;
+        y[i] = silu ? v / (1.0f + dfs_exp1(-v)) : v;
+    }
+}
+
+const dfs_vmath_impl dfs_vmath_avx512 = {"avx512",     exp_avx512,   exp_sum_avx512, silu_avx512,     sum_avx512,
+                                         sumsq_avx512, dot_avx512,   silu_grad_avx512, affine_avx512};
 #endif
