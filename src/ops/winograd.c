@@ -35,10 +35,13 @@ int dfs_winograd_applies(int B, int KH, int KW, int stride, int pad_t, int pad_l
            tiles >= 16; /* fewer tiles: the direct path is faster */
 }
 
-static size_t per_thread(int C) {
-    const size_t NR = (size_t)dfs_gemm_best()->nr;
-    return lines(16 * (size_t)C * NR) + lines(16 * (size_t)OCB * NR);
-}
+/* V is [ξ][c][NR] and M [ξ][oc][NR]: each product reads its operand rows contiguously. One slab
+ * per ξ, one cache line longer than its rows, so that the 16 values a tile transform writes (or
+ * the output transform reads) do not all fall in the same L1 set, as they would with slabs a
+ * power of two (times 3) apart. */
+static size_t slab(int rows) { return (size_t)rows * dfs_gemm_best()->nr + 16; }
+
+static size_t per_thread(int C) { return lines(16 * slab(C)) + lines(16 * slab(OCB)); }
 
 size_t dfs_winograd_workspace(int B, int C, int OC, int H, int W) {
     return lines(16 * (size_t)OC * C) + padded_n(B, C, H, W) + (size_t)dfs_ops_max_threads() * per_thread(C);
@@ -169,28 +172,28 @@ static void strip_task(const dfs_wg_impl *wg, float *out, float *V, float *M, co
                        int accumulate) {
     const dfs_gemm_impl *g = dfs_gemm_best();
     const int NR = g->nr, Hp = (H + 1) / 2 * 2 + 2, Wp = padded_w(W);
-    const size_t row = 16 * (size_t)NR; /* V is [c][ξ][NR] and M [oc][ξ][NR]: a tile's 16 values lie close */
+    const size_t vxs = slab(C), mxs = slab(OCB);
     wg_run runs[64];
     const int n_runs = runs_of(runs, g0, nt, T, TW);
     for (int c = 0; c < C; c++) {
-        float *v = V + (size_t)c * row;
+        float *v = V + (size_t)c * NR;
         for (int k = 0; k < n_runs; k++) {
             const wg_run *r = &runs[k];
             const float *p = pad + (((size_t)r->b * C + c) * Hp + 2 * (size_t)r->ty) * Wp + 2 * (size_t)r->tx;
-            wg->in_run(v + r->j, (size_t)NR, p, (size_t)Wp, r->len);
+            wg->in_run(v + r->j, vxs, p, (size_t)Wp, r->len);
         }
-        for (int x = 0; x < 16; x++) memset(v + x * NR + nt, 0, sizeof(float) * (size_t)(NR - nt));
+        for (int x = 0; x < 16; x++) memset(v + x * vxs + nt, 0, sizeof(float) * (size_t)(NR - nt));
     }
     for (int ob = ob0; ob < ob1; ob++) {
         const int oc0 = ob * OCB, ocs = OC - oc0 < OCB ? OC - oc0 : OCB;
         for (int x = 0; x < 16; x++) {
-            const float *u = U + (size_t)x * OC * C + (size_t)oc0 * C, *v = V + (size_t)x * NR;
-            float *m = M + (size_t)x * NR;
+            const float *u = U + (size_t)x * OC * C + (size_t)oc0 * C, *v = V + (size_t)x * vxs;
+            float *m = M + (size_t)x * mxs;
             for (int c0 = 0; c0 < C; c0 += DFS_GEMM_KC) {
                 const int kc = C - c0 < DFS_GEMM_KC ? C - c0 : DFS_GEMM_KC;
                 for (int i0 = 0; i0 < ocs; i0 += DFS_GEMM_MR)
-                    g->kernel(kc, u + (size_t)i0 * C + c0, (size_t)C, v + (size_t)c0 * row, row, m + (size_t)i0 * row, row,
-                              ocs - i0 < DFS_GEMM_MR ? ocs - i0 : DFS_GEMM_MR, nt, c0 > 0);
+                    g->kernel(kc, u + (size_t)i0 * C + c0, (size_t)C, v + (size_t)c0 * NR, (size_t)NR, m + (size_t)i0 * NR,
+                              (size_t)NR, ocs - i0 < DFS_GEMM_MR ? ocs - i0 : DFS_GEMM_MR, nt, c0 > 0);
             }
         }
         for (int o = 0; o < ocs; o++)
@@ -199,8 +202,8 @@ static void strip_task(const dfs_wg_impl *wg, float *out, float *V, float *M, co
                 const int y0 = 2 * r->ty, x0 = 2 * r->tx;
                 const int rows = H - y0 < 2 ? H - y0 : 2, cols = W - x0 < 2 * r->len ? W - x0 : 2 * r->len;
                 float *dst = out + (((size_t)r->b * OC + oc0 + o) * H + y0) * W + x0;
-                wg->out_run(dst, (size_t)W, M + (size_t)o * row + r->j, (size_t)NR, r->len, rows, cols,
-                            bias ? bias[oc0 + o] : 0.0f, accumulate);
+                wg->out_run(dst, (size_t)W, M + (size_t)o * NR + r->j, mxs, r->len, rows, cols, bias ? bias[oc0 + o] : 0.0f,
+                            accumulate);
             }
     }
 }
@@ -223,7 +226,7 @@ void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *
     {
         if (!U_given) transform_weights(U, w, C, OC);
         pad_images(pad, inp, B * C, H, W);
-        float *V = bufs + (size_t)dfs_ops_thread_id() * per_thread(C), *M = V + lines(16 * (size_t)C * NR);
+        float *V = bufs + (size_t)dfs_ops_thread_id() * per_thread(C), *M = V + lines(16 * slab(C));
 #pragma omp for schedule(static)
         for (long task = 0; task < n_strips * groups; task++) {
             const long g0 = task / groups * NR;
