@@ -218,9 +218,17 @@ void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *
     const dfs_wg_impl *wg = best();
     const int NR = dfs_gemm_best()->nr, TW = (W + 1) / 2, T = (H + 1) / 2 * TW, n_ocb = (OC + OCB - 1) / OCB;
     DFS_ASSERT(NR <= 64);
-    const long n_strips = ((long)B * T + NR - 1) / NR;
+    const long tiles = (long)B * T, threads = dfs_ops_max_threads();
+    long n_strips = (tiles + NR - 1) / NR;
     int groups = 1; /* split the output channels too when there are too few strips to share out */
-    while (groups < n_ocb && n_strips * groups < 2L * dfs_ops_max_threads()) groups++;
+    while (groups < n_ocb && n_strips * groups < 2 * threads) groups++;
+    /* Few tasks: as many strips as it takes for every thread to get the same number, each
+     * narrower (the narrow kernels make a strip cost about its width; the outputs do not depend
+     * on how tiles are split). */
+    if (n_strips * groups < 4 * threads)
+        while ((n_strips * groups) % threads && n_strips < tiles) n_strips++;
+    const long per = (tiles + n_strips - 1) / n_strips; /* tiles per strip, at most NR */
+    n_strips = (tiles + per - 1) / per;
     float *U = ws, *pad = U + lines(16 * (size_t)OC * C), *bufs = pad + padded_n(B, C, H, W);
 #pragma omp parallel
     {
@@ -229,8 +237,8 @@ void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *
         float *V = bufs + (size_t)dfs_ops_thread_id() * per_thread(C), *M = V + lines(16 * slab(C));
 #pragma omp for schedule(static)
         for (long task = 0; task < n_strips * groups; task++) {
-            const long g0 = task / groups * NR;
-            const int gi = (int)(task % groups), nt = (long)B * T - g0 < NR ? (int)((long)B * T - g0) : NR;
+            const long g0 = task / groups * per;
+            const int gi = (int)(task % groups), nt = (int)(tiles - g0 < per ? tiles - g0 : per);
             strip_task(wg, out, V, M, U_given ? U_given : U, pad, bias, C, OC, H, W, T, TW, g0, nt, gi * n_ocb / groups,
                        (gi + 1) * n_ocb / groups, accumulate);
         }
