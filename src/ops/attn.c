@@ -154,6 +154,17 @@ static void probs_and_grads(const dfs_vmath_impl *vm, float *S, float *dP, int r
     }
 }
 
+/* For a block of rows queries × cols keys: S = P (the probabilities) and dP = dS (the score
+ * gradients), both with leading dimension ld, from Q, dO rows at q, dq and K, V rows at k, v. */
+static void score_block(const dfs_vmath_impl *vm, float *S, float *dP, int ld, int rows, int cols, int dh, size_t inner,
+                        const float *q, const float *dq, const float *k, const float *v, const float *stats,
+                        const float *D, float scale) {
+    memset(S, 0, sizeof(float) * (size_t)rows * ld), memset(dP, 0, sizeof(float) * (size_t)rows * ld);
+    dfs_gemm_1t(rows, cols, dh, q, inner, 1, k, 1, inner, S, (size_t)ld);
+    dfs_gemm_1t(rows, cols, dh, dq, inner, 1, v, 1, inner, dP, (size_t)ld);
+    probs_and_grads(vm, S, dP, rows, cols, ld, stats, D, scale);
+}
+
 #define ATTB_Q 64  /* query rows per dQ task; keys per dK, dV task */
 #define ATTB_K 256 /* keys per block of a dQ task; queries per block of a dK, dV task */
 
@@ -176,11 +187,8 @@ static void attend_backward(float *dQ, float *dK, float *dV, const float *Q, con
             for (int j0 = 0; j0 < HW; j0 += ATTB_K) {
                 const int cols = HW - j0 < ATTB_K ? HW - j0 : ATTB_K;
                 const size_t kj = (size_t)j0 * inner + (size_t)h * dh;
-                memset(S, 0, sizeof(float) * (size_t)rows * ATTB_K), memset(dP, 0, sizeof(float) * (size_t)rows * ATTB_K);
-                dfs_gemm_1t(rows, cols, dh, Q + qi, (size_t)inner, 1, K + kj, 1, (size_t)inner, S, ATTB_K);
-                dfs_gemm_1t(rows, cols, dh, dO + qi, (size_t)inner, 1, V + kj, 1, (size_t)inner, dP, ATTB_K);
-                probs_and_grads(vm, S, dP, rows, cols, ATTB_K, stats + ((size_t)h * HW + i0) * 2, D + (size_t)h * HW + i0,
-                                scale);
+                score_block(vm, S, dP, ATTB_K, rows, cols, dh, (size_t)inner, Q + qi, dO + qi, K + kj, V + kj,
+                            stats + ((size_t)h * HW + i0) * 2, D + (size_t)h * HW + i0, scale);
                 dfs_gemm_1t(rows, dh, cols, dP, ATTB_K, 1, K + kj, (size_t)inner, 1, dQ + qi, (size_t)inner);
             }
         }
@@ -195,11 +203,8 @@ static void attend_backward(float *dQ, float *dK, float *dV, const float *Q, con
             for (int i0 = 0; i0 < HW; i0 += ATTB_K) {
                 const int rows = HW - i0 < ATTB_K ? HW - i0 : ATTB_K;
                 const size_t qi = (size_t)i0 * inner + (size_t)h * dh;
-                memset(S, 0, sizeof(float) * (size_t)rows * ATTB_Q), memset(dP, 0, sizeof(float) * (size_t)rows * ATTB_Q);
-                dfs_gemm_1t(rows, cols, dh, Q + qi, (size_t)inner, 1, K + kj, 1, (size_t)inner, S, ATTB_Q);
-                dfs_gemm_1t(rows, cols, dh, dO + qi, (size_t)inner, 1, V + kj, 1, (size_t)inner, dP, ATTB_Q);
-                probs_and_grads(vm, S, dP, rows, cols, ATTB_Q, stats + ((size_t)h * HW + i0) * 2, D + (size_t)h * HW + i0,
-                                scale);
+                score_block(vm, S, dP, ATTB_Q, rows, cols, dh, (size_t)inner, Q + qi, dO + qi, K + kj, V + kj,
+                            stats + ((size_t)h * HW + i0) * 2, D + (size_t)h * HW + i0, scale);
                 /* dV += Pᵀ dO, dK += dSᵀ Q: the blocks read transposed */
                 dfs_gemm_1t(cols, dh, rows, S, 1, ATTB_Q, dO + qi, (size_t)inner, 1, dV + kj, (size_t)inner);
                 dfs_gemm_1t(cols, dh, rows, dP, 1, ATTB_Q, Q + qi, (size_t)inner, 1, dK + kj, (size_t)inner);

@@ -19,51 +19,24 @@ static void silu_scalar(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + dfs_exp1(-x[i]));
 }
 
-static double sum_scalar(const float *x, size_t n) {
-    double total = 0.0;
-    for (size_t b = 0; b < n; b += DFS_SUM_BLOCK) {
-        const size_t e = n - b < DFS_SUM_BLOCK ? n : b + DFS_SUM_BLOCK;
-        float acc[16] = {0};
-        for (size_t i = b; i < e; i++) acc[(i - b) % 16] += x[i];
-        total += dfs_lanes_sum(acc);
-    }
-    return total;
+/* One block of at most DFS_SUM_BLOCK values in 16 lanes: Σ x·y when y is given, else Σ (x − c)²
+ * when square, else Σ x; the vector versions do the same per lane. */
+static float block_sum(const float *x, const float *y, size_t n, float c, int square) {
+    float acc[16] = {0};
+    for (size_t i = 0; i < n; i++) dfs_lane_add(acc, x, y, i, c, square);
+    return dfs_lanes_sum(acc);
 }
 
-static double sumsq_scalar(const float *x, size_t n, float c) {
-    double total = 0.0;
-    for (size_t b = 0; b < n; b += DFS_SUM_BLOCK) {
-        const size_t e = n - b < DFS_SUM_BLOCK ? n : b + DFS_SUM_BLOCK;
-        float acc[16] = {0};
-        for (size_t i = b; i < e; i++) {
-            const float d = x[i] - c;
-            acc[(i - b) % 16] = fmaf(d, d, acc[(i - b) % 16]);
-        }
-        total += dfs_lanes_sum(acc);
-    }
-    return total;
-}
-
-static double dot_scalar(const float *x, const float *y, size_t n) {
-    double total = 0.0;
-    for (size_t b = 0; b < n; b += DFS_SUM_BLOCK) {
-        const size_t e = n - b < DFS_SUM_BLOCK ? n : b + DFS_SUM_BLOCK;
-        float acc[16] = {0};
-        for (size_t i = b; i < e; i++) acc[(i - b) % 16] = fmaf(x[i], y[i], acc[(i - b) % 16]);
-        total += dfs_lanes_sum(acc);
-    }
-    return total;
-}
+static double sum_scalar(const float *x, size_t n) { return dfs_blocks(block_sum, x, NULL, n, 0.0f, 0); }
+static double sumsq_scalar(const float *x, size_t n, float c) { return dfs_blocks(block_sum, x, NULL, n, c, 1); }
+static double dot_scalar(const float *x, const float *y, size_t n) { return dfs_blocks(block_sum, x, y, n, 0.0f, 0); }
 
 static void silu_grad_scalar(float *dx, const float *dy, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) dx[i] = fmaf(dy[i], dfs_silu_grad1(x[i]), dx[i]);
 }
 
 static void affine_scalar(float *y, const float *x, size_t n, float scale, float shift, int silu) {
-    for (size_t i = 0; i < n; i++) {
-        const float v = x[i] * scale + shift;
-        y[i] = silu ? v / (1.0f + dfs_exp1(-v)) : v;
-    }
+    for (size_t i = 0; i < n; i++) y[i] = dfs_affine1(x[i], scale, shift, silu);
 }
 
 const dfs_vmath_impl dfs_vmath_scalar = {"scalar", exp_scalar, exp_sum_scalar, silu_scalar, sum_scalar, sumsq_scalar,

@@ -61,6 +61,28 @@ static inline float dfs_silu_grad1(float x) {
     return s * (1.0f + x * (1.0f - s));
 }
 
+/* y = x·scale + shift, then SiLU when silu is set: affine's formula for one value. */
+static inline float dfs_affine1(float x, float scale, float shift, int silu) {
+    const float v = x * scale + shift;
+    return silu ? v / (1.0f + dfs_exp1(-v)) : v;
+}
+
+/* What value i of a block adds to its lane in sum (y NULL, !square), sumsq (square) and dot (y). */
+static inline void dfs_lane_add(float lanes[16], const float *x, const float *y, size_t i, float c, int square) {
+    const float d = x[i] - c;
+    lanes[i % 16] = y ? fmaf(x[i], y[i], lanes[i % 16]) : square ? fmaf(d, d, lanes[i % 16]) : lanes[i % 16] + x[i];
+}
+
+/* sum, sumsq and dot over whole arrays: blocks of DFS_SUM_BLOCK summed by an implementation's
+ * block function, the blocks' totals added in double. */
+typedef float (*dfs_block_fn)(const float *x, const float *y, size_t n, float c, int square);
+static inline double dfs_blocks(dfs_block_fn block, const float *x, const float *y, size_t n, float c, int square) {
+    double total = 0.0;
+    for (size_t b = 0; b < n; b += DFS_SUM_BLOCK)
+        total += block(x + b, y ? y + b : NULL, n - b < DFS_SUM_BLOCK ? n - b : DFS_SUM_BLOCK, c, square);
+    return total;
+}
+
 /* The 16 lane sums of exp_sum, sum, sumsq and dot, added in the tree every implementation uses. */
 static inline float dfs_lanes_sum(float acc[16]) {
     for (int w = 8; w >= 1; w /= 2)

@@ -78,33 +78,13 @@ TARGET static float block_sum(const float *x, const float *y, size_t n, float c,
     }
     float lanes[16];
     _mm512_storeu_ps(lanes, acc);
-    for (; i < n; i++) {
-        const float d = x[i] - c;
-        lanes[i % 16] = y ? fmaf(x[i], y[i], lanes[i % 16]) : square ? fmaf(d, d, lanes[i % 16]) : lanes[i % 16] + x[i];
-    }
+    for (; i < n; i++) dfs_lane_add(lanes, x, y, i, c, square);
     return dfs_lanes_sum(lanes);
 }
 
-TARGET static double sum_avx512(const float *x, size_t n) {
-    double total = 0.0;
-    for (size_t b = 0; b < n; b += DFS_SUM_BLOCK)
-        total += block_sum(x + b, NULL, n - b < DFS_SUM_BLOCK ? n - b : DFS_SUM_BLOCK, 0.0f, 0);
-    return total;
-}
-
-TARGET static double sumsq_avx512(const float *x, size_t n, float c) {
-    double total = 0.0;
-    for (size_t b = 0; b < n; b += DFS_SUM_BLOCK)
-        total += block_sum(x + b, NULL, n - b < DFS_SUM_BLOCK ? n - b : DFS_SUM_BLOCK, c, 1);
-    return total;
-}
-
-TARGET static double dot_avx512(const float *x, const float *y, size_t n) {
-    double total = 0.0;
-    for (size_t b = 0; b < n; b += DFS_SUM_BLOCK)
-        total += block_sum(x + b, y + b, n - b < DFS_SUM_BLOCK ? n - b : DFS_SUM_BLOCK, 0.0f, 0);
-    return total;
-}
+TARGET static double sum_avx512(const float *x, size_t n) { return dfs_blocks(block_sum, x, NULL, n, 0.0f, 0); }
+TARGET static double sumsq_avx512(const float *x, size_t n, float c) { return dfs_blocks(block_sum, x, NULL, n, c, 1); }
+TARGET static double dot_avx512(const float *x, const float *y, size_t n) { return dfs_blocks(block_sum, x, y, n, 0.0f, 0); }
 
 TARGET static void silu_grad_avx512(float *dx, const float *dy, const float *x, size_t n) {
     const __m512 one = _mm512_set1_ps(1.0f);
@@ -126,10 +106,7 @@ TARGET static void affine_avx512(float *y, const float *x, size_t n, float scale
         if (silu) v = _mm512_div_ps(v, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), v))));
         _mm512_storeu_ps(y + i, v);
     }
-    for (; i < n; i++) {
-        const float v = x[i] * scale + shift;
-        y[i] = silu ? v / (1.0f + dfs_exp1(-v)) : v;
-    }
+    for (; i < n; i++) y[i] = dfs_affine1(x[i], scale, shift, silu);
 }
 
 const dfs_vmath_impl dfs_vmath_avx512 = {"avx512",     exp_avx512,   exp_sum_avx512, silu_avx512,     sum_avx512,
