@@ -1,8 +1,9 @@
 /* Self-attention over image positions with an online softmax: each query row keeps a running
  * maximum and sum while it walks the keys, so memory stays O(HW·C) instead of O(HW²).
- * Scratch layout per image (reused image by image): T (HW, C) tokens, Q (HW, inner), Kᵀ (inner, HW),
- * V, O (HW, inner), Y (HW, C); when training, Q, K, V and O go to the saved buffer instead and
- * Kᵀ follows Y. */
+ * Inference goes image by image in scratch reused for each: T (HW, C) tokens, Q (HW, inner),
+ * Kᵀ (inner, HW), V, O (HW, inner), Y (HW, C). Training keeps Q, K, V and O of every image in the
+ * saved buffer and runs each projection (and its gradients) as one GEMM over the batch. */
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -13,8 +14,9 @@
 #include "ops/vmath.h"
 
 size_t dfs_attention_scratch(int B, int C, int HW, int heads, int dh) {
-    size_t inner = (size_t)heads * dh;
-    return (size_t)HW * (2 * (size_t)C + 4 * inner);
+    const size_t inner = (size_t)heads * dh, infer = (size_t)HW * (2 * (size_t)C + 4 * inner);
+    const size_t train = (size_t)HW * (2 * (size_t)B * C + inner);
+    return infer > train ? infer : train;
 }
 
 static void transpose(float *dst, const float *src, int rows, int cols) {
@@ -86,23 +88,27 @@ static void keys_transposed(float *KT, const float *xn, const float *wk, const f
     dfs_gemm(inner, HW, C, wk, (size_t)C, 1, xn, (size_t)HW, 1, KT, (size_t)HW);
 }
 
-/* One image: tokens → Q, Kᵀ, V → O → out. Q, V, O, stats: this image's (possibly saved) buffers;
- * K, when not NULL, receives the keys as (HW, inner) rows for the backward pass. */
-static void forward_image(float *dst, float *T, float *Y, float *Q, float *KT, float *K, float *V, float *O,
-                          float *stats, const float *xn, const float *res, const float *wq, const float *bq,
-                          const float *wk, const float *bk, const float *wv, const float *bv, const float *wo,
-                          const float *bo, int C, int HW, int heads, int dh, float rescale) {
+/* dst (C, HW) = (Yᵀ + res) / rescale for one image; dst may be res. */
+static void add_residual(float *dst, const float *Y, const float *res, int C, int HW, float rescale) {
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++)
+        for (int p = 0; p < HW; p++) dst[(size_t)c * HW + p] = (Y[(size_t)p * C + c] + res[(size_t)c * HW + p]) / rescale;
+}
+
+/* One image in inference: tokens → Q, Kᵀ, V → O → out, in scratch reused image by image (each
+ * image's operands stay in cache). */
+static void forward_image(float *dst, float *T, float *Y, float *Q, float *KT, float *V, float *O, const float *xn,
+                          const float *res, const float *wq, const float *bq, const float *wk, const float *bk,
+                          const float *wv, const float *bv, const float *wo, const float *bo, int C, int HW, int heads,
+                          int dh, float rescale) {
     const int inner = heads * dh;
     transpose(T, xn, C, HW);
     dfs_linear_forward(Q, T, wq, bq, HW, C, inner);
     keys_transposed(KT, xn, wk, bk, C, HW, inner);
-    if (K) transpose(K, KT, inner, HW);
     dfs_linear_forward(V, T, wv, bv, HW, C, inner);
-    attend(O, stats, Q, KT, V, HW, heads, dh, 1.0f / sqrtf((float)dh));
+    attend(O, NULL, Q, KT, V, HW, heads, dh, 1.0f / sqrtf((float)dh));
     dfs_linear_forward(Y, O, wo, bo, HW, inner, C);
-#pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++)
-        for (int p = 0; p < HW; p++) dst[(size_t)c * HW + p] = (Y[(size_t)p * C + c] + res[(size_t)c * HW + p]) / rescale;
+    add_residual(dst, Y, res, C, HW, rescale);
 }
 
 void dfs_attention_forward(float *out, float *scratch, const float *xn, const float *residual,
@@ -114,28 +120,41 @@ void dfs_attention_forward(float *out, float *scratch, const float *xn, const fl
     float *V = K + (size_t)HW * inner, *O = V + (size_t)HW * inner, *Y = O + (size_t)HW * inner;
     for (int b = 0; b < B; b++) {
         const size_t img = (size_t)b * C * HW;
-        forward_image(out + img, T, Y, Q, K, NULL, V, O, NULL, xn + img, residual + img, wq, bq, wk, bk, wv, bv, wo, bo,
-                      C, HW, heads, dh, rescale);
+        forward_image(out + img, T, Y, Q, K, V, O, xn + img, residual + img, wq, bq, wk, bk, wv, bv, wo, bo, C, HW, heads,
+                      dh, rescale);
     }
 }
 
-/* Saved layout per image: Q, K, V, O (HW, inner) each, then stats (heads, HW, 2). */
-static float *saved_image(float *saved, int b, int HW, int heads, int dh) {
-    return saved + (size_t)b * HW * (4 * (size_t)heads * dh + 2 * (size_t)heads);
+/* Saved for the backward pass: Q, K, V, O as (B·HW, inner) rows each, then stats (B, heads, HW, 2). */
+typedef struct saved_parts { float *Q, *K, *V, *O, *stats; } saved_parts;
+
+static saved_parts parts_of(float *saved, int B, int HW, int heads, int dh) {
+    const size_t n = (size_t)B * HW * heads * dh;
+    saved_parts p = {saved, saved + n, saved + 2 * n, saved + 3 * n, saved + 4 * n};
+    return p;
 }
 
+/* Training keeps every image's Q, K, V and O, so the projections run as one GEMM over the whole
+ * batch (their weights packed once, not once per image). Scratch: T and Y (B·HW, C), Kᵀ of one image. */
 void dfs_attention_forward_train(float *out, float *saved, float *scratch, const float *xn, const float *residual,
                                  const float *wq, const float *bq, const float *wk, const float *bk, const float *wv,
                                  const float *bv, const float *wo, const float *bo, int B, int C, int HW, int heads,
                                  int dh, float rescale) {
-    const size_t inner = (size_t)heads * dh;
-    float *T = scratch, *Y = T + (size_t)HW * C, *KT = Y + (size_t)HW * C;
+    const size_t inner = (size_t)heads * dh, n = (size_t)B * HW, img = (size_t)C * HW, tok = (size_t)HW * inner;
+    float *T = scratch, *Y = T + n * C, *KT = Y + n * C;
+    const saved_parts s = parts_of(saved, B, HW, heads, dh);
+    DFS_ASSERT(n <= INT_MAX);
+    for (int b = 0; b < B; b++) transpose(T + b * img, xn + b * img, C, HW);
+    dfs_linear_forward(s.Q, T, wq, bq, (int)n, C, (int)inner);
+    dfs_linear_forward(s.V, T, wv, bv, (int)n, C, (int)inner);
     for (int b = 0; b < B; b++) {
-        const size_t img = (size_t)b * C * HW;
-        float *Q = saved_image(saved, b, HW, heads, dh), *K = Q + HW * inner, *V = K + HW * inner, *O = V + HW * inner;
-        forward_image(out + img, T, Y, Q, KT, K, V, O, O + HW * inner, xn + img, residual + img, wq, bq, wk, bk, wv, bv,
-                      wo, bo, C, HW, heads, dh, rescale);
+        keys_transposed(KT, xn + b * img, wk, bk, C, HW, (int)inner);
+        transpose(s.K + b * tok, KT, (int)inner, HW);
+        attend(s.O + b * tok, s.stats + (size_t)b * heads * HW * 2, s.Q + b * tok, KT, s.V + b * tok, HW, heads, dh,
+               1.0f / sqrtf((float)dh));
     }
+    dfs_linear_forward(Y, s.O, wo, bo, (int)n, (int)inner, C);
+    for (int b = 0; b < B; b++) add_residual(out + b * img, Y + b * img, residual + b * img, C, HW, rescale);
 }
 
 /* P = softmax rows of a score block S (rows × cols, leading dimension ld) given each row's
@@ -214,45 +233,52 @@ static void attend_backward(float *dQ, float *dK, float *dV, const float *Q, con
 }
 
 size_t dfs_attention_backward_scratch(int B, int C, int HW, int heads, int dh) {
-    return (size_t)HW * (3 * (size_t)C + 4 * (size_t)heads * dh) + (size_t)heads * HW;
+    return (size_t)B * HW * (3 * (size_t)C + 4 * (size_t)heads * dh) + (size_t)heads * HW;
 }
 
+/* The projections' gradients as GEMMs over the whole batch, like the training forward; the
+ * attention itself image by image. Scratch: T, dY, dT (B·HW, C), dO, dQ, dK, dV (B·HW, inner), D. */
 void dfs_attention_backward(float *dxn, float *dres, const dfs_attn_grads *g, float *scratch, const float *dout,
                             const float *saved, const float *xn, const float *wq, const float *wk, const float *wv,
                             const float *wo, int B, int C, int HW, int heads, int dh, float rescale) {
-    const int inner = heads * dh;
+    const size_t inner = (size_t)heads * dh, n = (size_t)B * HW, img = (size_t)C * HW, tok = (size_t)HW * inner;
     const float scale = 1.0f / sqrtf((float)dh);
-    float *T = scratch, *dY = T + (size_t)HW * C, *dT = dY + (size_t)HW * C;
-    float *dO = dT + (size_t)HW * C, *dQ = dO + (size_t)HW * inner, *dK = dQ + (size_t)HW * inner;
-    float *dV = dK + (size_t)HW * inner, *D = dV + (size_t)HW * inner;
+    float *T = scratch, *dY = T + n * C, *dT = dY + n * C;
+    float *dO = dT + n * C, *dQ = dO + n * inner, *dK = dQ + n * inner, *dV = dK + n * inner, *D = dV + n * inner;
+    const saved_parts s = parts_of((float *)saved, B, HW, heads, dh);
+    DFS_ASSERT(n <= INT_MAX);
     for (int b = 0; b < B; b++) {
-        const size_t img = (size_t)b * C * HW;
-        const float *Q = saved_image((float *)saved, b, HW, heads, dh), *K = Q + (size_t)HW * inner;
-        const float *V = K + (size_t)HW * inner, *O = V + (size_t)HW * inner, *stats = O + (size_t)HW * inner;
-        const float *go = dout + img;
+        const float *go = dout + b * img;
+        float *dy = dY + b * img;
 #pragma omp parallel for schedule(static)
         for (int c = 0; c < C; c++)
             for (int p = 0; p < HW; p++) {
                 const float d = go[(size_t)c * HW + p] / rescale;
-                dY[(size_t)p * C + c] = d;
-                if (dres) dres[img + (size_t)c * HW + p] += d;
+                dy[(size_t)p * C + c] = d;
+                if (dres) dres[b * img + (size_t)c * HW + p] += d;
             }
-        memset(dO, 0, sizeof(float) * (size_t)HW * inner);
-        dfs_linear_backward(dO, g->dwo, g->dbo, dY, O, wo, HW, inner, C);
+    }
+    memset(dO, 0, sizeof(float) * n * inner);
+    dfs_linear_backward(dO, g->dwo, g->dbo, dY, s.O, wo, (int)n, (int)inner, C);
+    for (int b = 0; b < B; b++) {
+        const float *o = s.O + b * tok, *d_o = dO + b * tok;
 #pragma omp parallel for collapse(2) schedule(static)
         for (int h = 0; h < heads; h++)
             for (int i = 0; i < HW; i++)
-                D[(size_t)h * HW + i] = dfs_dot(dO + (size_t)i * inner + (size_t)h * dh, O + (size_t)i * inner + (size_t)h * dh, dh);
-        attend_backward(dQ, dK, dV, Q, K, V, dO, stats, D, HW, heads, dh, scale);
-        transpose(T, xn + img, C, HW);
-        memset(dT, 0, sizeof(float) * (size_t)HW * C);
-        dfs_linear_backward(dT, g->dwq, g->dbq, dQ, T, wq, HW, C, inner);
-        dfs_linear_backward(dT, g->dwk, g->dbk, dK, T, wk, HW, C, inner);
-        dfs_linear_backward(dT, g->dwv, g->dbv, dV, T, wv, HW, C, inner);
-        if (dxn) {
+                D[(size_t)h * HW + i] = dfs_dot(d_o + (size_t)i * inner + (size_t)h * dh, o + (size_t)i * inner + (size_t)h * dh, dh);
+        attend_backward(dQ + b * tok, dK + b * tok, dV + b * tok, s.Q + b * tok, s.K + b * tok, s.V + b * tok, d_o,
+                        s.stats + (size_t)b * heads * HW * 2, D, HW, heads, dh, scale);
+        transpose(T + b * img, xn + b * img, C, HW);
+    }
+    memset(dT, 0, sizeof(float) * n * C);
+    dfs_linear_backward(dT, g->dwq, g->dbq, dQ, T, wq, (int)n, C, (int)inner);
+    dfs_linear_backward(dT, g->dwk, g->dbk, dK, T, wk, (int)n, C, (int)inner);
+    dfs_linear_backward(dT, g->dwv, g->dbv, dV, T, wv, (int)n, C, (int)inner);
+    if (dxn)
+        for (int b = 0; b < B; b++) {
+            const float *dt = dT + b * img;
 #pragma omp parallel for schedule(static)
             for (int c = 0; c < C; c++)
-                for (int p = 0; p < HW; p++) dxn[img + (size_t)c * HW + p] += dT[(size_t)p * C + c];
+                for (int p = 0; p < HW; p++) dxn[b * img + (size_t)c * HW + p] += dt[(size_t)p * C + c];
         }
-    }
 }
