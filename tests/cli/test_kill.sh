@@ -5,14 +5,18 @@ D=$T/data
 tiny_training_set $D 64
 TRAIN="$DIFFUSE train --data $D --unet-config $T/unet.json --max-steps 300 --batch-size 32 --checkpoint-every 7 --sample-every 0 --threads 2 -q"
 
+start=$(date +%s%N)
 check "uninterrupted run" $TRAIN --out $T/ref
+run_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 kills=0
 i=0
 while [ $i -lt 20 ]; do
     $TRAIN --out $T/run --resume &
     pid=$!
-    # a random moment in the first 0.05 to 0.45 s (the whole run takes several seconds)
-    sleep "0.$(printf '%02d' $(( $(od -An -N1 -tu1 /dev/urandom | tr -dc 0-9) % 40 + 5 )))"
+    # a random moment 0.9% to 4.4% of the uninterrupted run's time after the start: the 20 runs
+    # together last less than that one, so none of them can finish, however fast the machine
+    ms=$(( run_ms * ($(od -An -N1 -tu1 /dev/urandom | tr -dc 0-9) % 36 + 9) / 1000 ))
+    sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
     kill -9 $pid 2>/dev/null && kills=$((kills + 1))
     wait $pid 2>/dev/null
     # whatever checkpoint is there is whole: it loads
