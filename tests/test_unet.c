@@ -11,6 +11,7 @@
 #include "io/json.h"
 #include "io/npy.h"
 #include "model/model.h"
+#include "ops/ops.h"
 #include "test.h"
 
 static int is_dir(const char *p) {
@@ -153,6 +154,41 @@ static void check_time_proj(dfs_ctx *ctx, const char *case_dir, int dim) {
     dfs_npy_free(&tp);
 }
 
+/* The weights a model prepares for inference change no bit: its first pass (preparing them), its
+ * second (using them) and a model that had no room for them under --max-memory agree exactly. */
+static void check_prepared(void) {
+    const char *path = "tests/fixtures/unet/tiny/model", *dir = "tests/fixtures/unet/tiny/cases/b2_int_t10_t999";
+    dfs_ctx *ctx = dfs_ctx_new(), *tight = dfs_ctx_new();
+    dfs_model_params mp;
+    dfs_model_params_default(&mp);
+    mp.path = path;
+    dfs_model *a = NULL, *b = NULL;
+    dfs_npy x = {0}, t = {0};
+    float *o[3] = {NULL, NULL, NULL};
+    if (!TEST_CHECK(dfs_model_load(ctx, &mp, &a) == DFS_OK && dfs_model_load(ctx, &mp, &b) == DFS_OK &&
+                    read_npy(ctx, dir, "sample.npy", &x) == DFS_OK && read_npy(ctx, dir, "timesteps.npy", &t) == DFS_OK &&
+                    t.dtype == DFS_DTYPE_I64 && t.numel == 2)) {
+        fprintf(stderr, "  prepared weights: %s\n", dfs_errmsg(ctx));
+        goto done;
+    }
+    const int B = (int)x.shape[0], H = (int)x.shape[2], W = (int)x.shape[3];
+    const float ts[2] = {(float)((int64_t *)t.data)[0], (float)((int64_t *)t.data)[1]};
+    for (int i = 0; i < 3; i++) o[i] = dfs_malloc(x.numel * sizeof(float));
+    dfs_ctx_set_threads(ctx, 1), dfs_ctx_set_threads(tight, 1);
+    dfs_ops_set_threads(1); /* the plan's scratch depends on the thread count */
+    const dfs_unet_plan plan = dfs_unet_plan_forward(b->unet, B, H, W);
+    dfs_ctx_set_max_memory(tight, (plan.arena_floats + dfs_unet_prepared_floats(b->unet)) * sizeof(float) - 1);
+    TEST_CHECK(dfs_model_forward(ctx, a, x.data, B, H, W, ts, NULL, o[0]) == DFS_OK);
+    TEST_CHECK(dfs_model_forward(ctx, a, x.data, B, H, W, ts, NULL, o[1]) == DFS_OK && a->prep && a->prep_ready);
+    TEST_CHECK(dfs_model_forward(tight, b, x.data, B, H, W, ts, NULL, o[2]) == DFS_OK && !b->prep && b->prep_skipped);
+    TEST_CHECK(memcmp(o[0], o[1], x.numel * sizeof(float)) == 0 && memcmp(o[0], o[2], x.numel * sizeof(float)) == 0);
+done:
+    for (int i = 0; i < 3; i++) dfs_free(o[i]);
+    dfs_npy_free(&x), dfs_npy_free(&t);
+    dfs_model_free(a), dfs_model_free(b);
+    dfs_ctx_free(ctx), dfs_ctx_free(tight);
+}
+
 int main(void) {
     dfs_ctx *ctx = dfs_ctx_new();
     int n = run_fixture_dir(ctx, "tests/fixtures/unet");
@@ -162,6 +198,7 @@ int main(void) {
     check_param_counts(ctx, "tests/fixtures/unet_extra");
     check_time_proj(ctx, "tests/fixtures/unet/tiny/cases/b2_int_t10_t999", 32);
     check_time_proj(ctx, "tests/fixtures/unet/tiny/cases/b2_float_t0.5_t537.25", 32);
+    check_prepared();
     dfs_ctx_free(ctx);
     return test_summary("unet");
 }

@@ -23,6 +23,8 @@ dfs_status dfs_fail(dfs_ctx *ctx, dfs_status code, const char *fmt, ...) DFS_PRI
 /* Refuses, with a message giving the number, to allocate `bytes` for `what` when that exceeds the
  * context's memory limit or, without one, the machine's free memory. */
 dfs_status dfs_check_memory(dfs_ctx *ctx, double bytes, const char *what);
+/* The bytes dfs_check_memory allows (--max-memory, else free memory; 0: unknown), and which. */
+double dfs_memory_limit(const dfs_ctx *ctx, const char **source);
 
 /* Programmer errors (our own functions called wrongly) abort with file:line. Data errors never do. */
 #define DFS_ASSERT(cond)                                                                           \

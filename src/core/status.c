@@ -21,14 +21,20 @@ int dfs_ctx_threads(const dfs_ctx *ctx) { return ctx ? ctx->n_threads : 1; }
 
 void dfs_ctx_set_max_memory(dfs_ctx *ctx, size_t bytes) { ctx->max_memory = bytes; }
 
-dfs_status dfs_check_memory(dfs_ctx *ctx, double bytes, const char *what) {
+double dfs_memory_limit(const dfs_ctx *ctx, const char **source) {
     double limit = ctx && ctx->max_memory ? (double)ctx->max_memory : 0;
-    const char *source = "--max-memory";
+    if (source) *source = "--max-memory";
     if (!limit) {
         const long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
         if (pages > 0 && page > 0) limit = (double)pages * (double)page;
-        source = "the memory this machine has free";
+        if (source) *source = "the memory this machine has free";
     }
+    return limit;
+}
+
+dfs_status dfs_check_memory(dfs_ctx *ctx, double bytes, const char *what) {
+    const char *source;
+    const double limit = dfs_memory_limit(ctx, &source);
     if (limit && bytes > limit)
         return dfs_fail(ctx, DFS_ERR_NOMEM, "%s needs %.0f MiB, more than %s (%.0f MiB): use a smaller batch or size", what,
                         bytes / 1048576.0, source, limit / 1048576.0);

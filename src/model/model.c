@@ -349,13 +349,19 @@ dfs_status dfs_model_run(dfs_ctx *ctx, dfs_model *m, const float *x, int B, int 
         if (!m->arena)
             return dfs_fail(ctx, DFS_ERR_NOMEM, "out of memory: a forward pass at batch %d, %dx%d needs %.1f MiB", B, H, W,
                             plan.arena_floats * 4.0 / 1048576.0);
+        m->arena_floats = plan.arena_floats;
         m->plan_b = B;
         m->plan_h = H;
         m->plan_w = W;
         m->plan_threads = dfs_ctx_threads(ctx);
     }
-    if (!m->prep) { /* only a speed-up: without the memory for it, each pass prepares its own */
-        m->prep = dfs_malloc(dfs_mul_size(dfs_unet_prepared_floats(m->unet), sizeof(float)));
+    if (!m->prep && !m->prep_skipped) {
+        /* only a speed-up: without the memory for it (or under --max-memory), each pass prepares its own */
+        const size_t n = dfs_unet_prepared_floats(m->unet);
+        const double limit = dfs_memory_limit(ctx, NULL);
+        if (!limit || ((double)n + (double)m->arena_floats) * sizeof(float) <= limit)
+            m->prep = dfs_malloc(dfs_mul_size(n, sizeof(float)));
+        m->prep_skipped = m->prep == NULL;
         m->prep_ready = 0;
     }
     dfs_unet_forward(m->unet, m->params, m->arena, m->prep, m->prep_ready, x, B, H, W, t, labels, class_vec, out);

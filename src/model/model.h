@@ -14,8 +14,10 @@ struct dfs_model {
     float *params;            /* (unet->n_floats) */
     const char *weight_dtype; /* how the file stored them */
     float *arena;             /* activation arena for (plan_b, plan_h, plan_w) */
+    size_t arena_floats;
     float *prep;              /* conv weights prepared for inference (dfs_unet_prepared_floats), or NULL */
     int prep_ready;           /* prep matches params: clear it whenever params change */
+    int prep_skipped;         /* no memory for prep (or not within --max-memory): passes go without */
     int plan_b, plan_h, plan_w, plan_threads;
 };
 
