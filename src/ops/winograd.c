@@ -7,7 +7,8 @@
  * subtract and halve, so results stay within a few rounding errors of the direct sum.
  * The images are first copied into zero-padded planes, so no tile needs bounds checks. Tiles of
  * all images are numbered together (tile g = image·T + tile), so small images still fill the
- * kernel's strips. A task is one strip of NR tiles and a group of output channels: it transforms
+ * kernel's strips. A task is one strip of at most NR tiles (narrower when that evens out the
+ * threads' shares) and a group of output channels: it transforms
  * its tiles, runs the GEMMs over the channels in order and writes its outputs, so each output has
  * one writer and the same bits whatever the thread count. The tile transforms work on runs of up
  * to 16 neighbouring tiles of one tile row (winograd.h), vectorised where the CPU allows; every
