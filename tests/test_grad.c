@@ -287,5 +287,6 @@ int main(void) {
     test_conv(2, 11, 17, 19, 50, 3, 1, 1); /* several pixel panels, channel and output-channel tails */
     test_conv(1, 9, 20, 20, 7, 1, 1, 0);
     test_conv(2, 4, 9, 7, 3, 3, 1, 0);     /* no padding */
+    test_conv(3, 20, 23, 21, 17, 3, 1, 1); /* Winograd weight gradient over two chunks of tiles, odd sizes */
     return test_summary("grad");
 }

@@ -61,7 +61,7 @@ static void test_winograd_impls(void) {
     const dfs_wg_impl *impls[4];
     const int n = dfs_winograd_available(impls, 4);
     const size_t Wp = 40, xs = 20;
-    float *p = rand_buf(4 * Wp + 64, 1), *m = rand_buf(16 * xs, 1);
+    float *p = rand_buf(16 * Wp + 64, 1), *m = rand_buf(16 * xs, 1);
     float v0[16 * 20], v1[16 * 20], o0[2 * 40], o1[2 * 40];
     int same = 1;
     for (int k = 0; k < n; k++)
@@ -78,7 +78,25 @@ static void test_winograd_impls(void) {
                         impls[k]->out_run(o1, 40, m, xs, len, rows, cols, 0.5f, acc);
                         same &= memcmp(o0, o1, sizeof o0) == 0;
                     }
+            for (int rows = 1; rows <= 2; rows++)
+                for (int cols = 2 * len - 1; cols <= 2 * len; cols++) {
+                    memset(v0, 0, sizeof v0), memset(v1, 0, sizeof v1);
+                    impls[n - 1]->grad_run(v0, xs, p + 3, Wp, len, rows, cols);
+                    impls[k]->grad_run(v1, xs, p + 3, Wp, len, rows, cols);
+                    same &= memcmp(v0, v1, sizeof v0) == 0;
+                }
         }
+    /* transposes of every block size, against the definition */
+    float t[16 * 20];
+    for (int k = 0; k < n; k++)
+        for (int rows = 1; rows <= 16; rows++)
+            for (int cols = 1; cols <= 16; cols++) {
+                for (int i = 0; i < 16 * 20; i++) t[i] = -1.0f;
+                impls[k]->transpose(t, 20, p, Wp, rows, cols);
+                for (int i = 0; i < 16; i++)
+                    for (int j = 0; j < 20; j++)
+                        same &= t[i * 20 + j] == (i < rows && j < cols ? p[(size_t)j * Wp + i] : -1.0f);
+            }
     if (!TEST_CHECK(same)) fprintf(stderr, "  winograd transforms differ between versions\n");
     TEST_CHECK(n >= 1 && strcmp(impls[n - 1]->name, "scalar") == 0);
     dfs_free(p), dfs_free(m);

@@ -320,7 +320,9 @@ size_t dfs_conv2d_backward_workspace(int B, int C, int OC, int KH, int KW, int O
      * flipped weights and the workspace of the forward convolution that gives dinp */
     const size_t dw1 = lines(K * OC) + padded_floats(C, KH, KW, OH, OW) + lines(Q * ocp);
     const size_t dx1 = lines(K * OC) + dfs_conv2d_workspace(B, OC, C, KH, KW, OH + KH - 1, OW + KW - 1);
-    const size_t m = general > dw1 ? general : dw1;
+    const size_t wg = dfs_winograd_applies(B, KH, KW, 1, 1, 1, OH, OW, OH, OW) ? dfs_winograd_dw_workspace(B, C, OC, OH, OW) : 0;
+    size_t m = general > dw1 ? general : dw1;
+    m = m > wg ? m : wg;
     return m > dx1 ? m : dx1;
 }
 
@@ -392,7 +394,9 @@ void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const flo
             db[oc] += (float)s;
         }
     }
-    if (dw && stride == 1) {
+    if (dw && dfs_winograd_applies(B, KH, KW, stride, pad_t, pad_l, H, W, OH, OW)) {
+        dfs_conv3x3_winograd_dw(dw, ws, dout, inp, B, C, H, W, OC);
+    } else if (dw && stride == 1) {
         conv_dw_stride1(dw, ws, dout, inp, B, C, H, W, OC, KH, KW, pad_t, pad_l, OH, OW);
     } else if (dw) {
         /* dW (OC × K) += Σ_b dout_b (OC × P) · patches_bᵀ (P × K); a thread owns strips of K */

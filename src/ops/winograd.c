@@ -146,7 +146,32 @@ static void out_run_scalar(float *o, size_t W, const float *m, size_t xs, int le
     }
 }
 
-static const dfs_wg_impl wg_scalar = {"scalar", in_run_scalar, out_run_scalar};
+static void grad_run_scalar(float *z, size_t xs, const float *dy, size_t W, int len, int rows, int cols) {
+    for (int j = 0; j < len; j++) {
+        float y[2][2], t[4][2];
+        for (int r = 0; r < 2; r++)
+            for (int k = 0; k < 2; k++) y[r][k] = r < rows && 2 * j + k < cols ? dy[(size_t)r * W + 2 * j + k] : 0.0f;
+        for (int k = 0; k < 2; k++) { /* A' dY */
+            t[0][k] = y[0][k];
+            t[1][k] = y[0][k] + y[1][k];
+            t[2][k] = y[0][k] - y[1][k];
+            t[3][k] = y[1][k];
+        }
+        for (int i = 0; i < 4; i++) { /* (A' dY) A'ᵀ */
+            z[(4 * i + 0) * xs + j] = t[i][0];
+            z[(4 * i + 1) * xs + j] = t[i][0] + t[i][1];
+            z[(4 * i + 2) * xs + j] = t[i][0] - t[i][1];
+            z[(4 * i + 3) * xs + j] = t[i][1];
+        }
+    }
+}
+
+static void transpose_scalar(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols) {
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++) dst[(size_t)i * ldd + j] = src[(size_t)j * lds + i];
+}
+
+static const dfs_wg_impl wg_scalar = {"scalar", in_run_scalar, out_run_scalar, grad_run_scalar, transpose_scalar};
 
 int dfs_winograd_available(const dfs_wg_impl **out, int max) {
     int n = 0;
@@ -243,5 +268,89 @@ void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *
             strip_task(wg, out, V, M, U_given ? U_given : U, pad, bias, C, OC, H, W, T, TW, g0, nt, gi * n_ocb / groups,
                        (gi + 1) * n_ocb / groups, accumulate);
         }
+    }
+}
+
+/* The weight gradient. Tiles are taken in chunks of DW_KT (all images numbered together, as in
+ * the forward pass). For each chunk the threads first transform the input tiles (V_ξ, [ξ][c][tile])
+ * and the output-gradient blocks (Z_ξ, [ξ][oc][tile]); then a task per (ξ, strip of NR input
+ * channels) transposes its part of V_ξ into a panel [tile][NR] and adds Z_ξ · panel to
+ * dU_ξ (OC × C) on the micro-kernel. Chunks follow one another in order and each dU element has
+ * one writer, so the sums are the same whatever the thread count. Last, dw += G'ᵀ dU G' for each
+ * (oc, c), with G' = G whose last row is negated (see grad_run). */
+#define DW_KT DFS_GEMM_KC
+
+static size_t dw_panel(void) { return lines((size_t)DW_KT * dfs_gemm_best()->nr); }
+
+size_t dfs_winograd_dw_workspace(int B, int C, int OC, int H, int W) {
+    return padded_n(B, C, H, W) + lines(16 * (size_t)C * DW_KT) + lines(16 * (size_t)OC * DW_KT) +
+           lines(16 * (size_t)OC * C) + (size_t)dfs_ops_max_threads() * dw_panel();
+}
+
+/* dw[0..9) += G'ᵀ u G' for one (oc, c); u holds the 16 values of dU at stride n. */
+static void dw_transform(float *dw, const float *u, size_t n) {
+    float t[3][4];
+    for (int k = 0; k < 4; k++) { /* G'ᵀ u, column k */
+        const float u0 = u[(0 + k) * n], u1 = u[(4 + k) * n], u2 = u[(8 + k) * n], u3 = u[(12 + k) * n];
+        const float s = u1 + u2;
+        t[0][k] = u0 + 0.5f * s;
+        t[1][k] = 0.5f * (u1 - u2);
+        t[2][k] = 0.5f * s - u3;
+    }
+    for (int i = 0; i < 3; i++) { /* (G'ᵀ u) G', row i */
+        const float s = t[i][1] + t[i][2];
+        dw[3 * i + 0] += t[i][0] + 0.5f * s;
+        dw[3 * i + 1] += 0.5f * (t[i][1] - t[i][2]);
+        dw[3 * i + 2] += 0.5f * s - t[i][3];
+    }
+}
+
+void dfs_conv3x3_winograd_dw(float *dw, float *ws, const float *dout, const float *inp, int B, int C, int H, int W,
+                             int OC) {
+    const dfs_wg_impl *wg = best();
+    const dfs_gemm_impl *g = dfs_gemm_best();
+    const int NR = g->nr, TW = (W + 1) / 2, T = (H + 1) / 2 * TW, Hp = (H + 1) / 2 * 2 + 2, Wp = padded_w(W);
+    const int n_strips = (C + NR - 1) / NR;
+    const long tiles = (long)B * T;
+    const size_t vxs = (size_t)C * DW_KT, zxs = (size_t)OC * DW_KT, un = (size_t)OC * C;
+    float *pad = ws, *V = pad + padded_n(B, C, H, W), *Z = V + lines(16 * vxs), *dU = Z + lines(16 * zxs);
+    float *panels = dU + lines(16 * un);
+#pragma omp parallel
+    {
+        float *panel = panels + (size_t)dfs_ops_thread_id() * dw_panel();
+        wg_run runs[DW_KT];
+        pad_images(pad, inp, B * C, H, W);
+        for (long t0 = 0; t0 < tiles; t0 += DW_KT) {
+            const int nt = (int)(tiles - t0 < DW_KT ? tiles - t0 : DW_KT), n_runs = runs_of(runs, t0, nt, T, TW);
+#pragma omp for schedule(static)
+            for (int ch = 0; ch < C + OC; ch++)
+                for (int k = 0; k < n_runs; k++) {
+                    const wg_run *r = &runs[k];
+                    if (ch < C) {
+                        const float *p = pad + (((size_t)r->b * C + ch) * Hp + 2 * (size_t)r->ty) * Wp + 2 * (size_t)r->tx;
+                        wg->in_run(V + (size_t)ch * DW_KT + r->j, vxs, p, (size_t)Wp, r->len);
+                    } else {
+                        const int oc = ch - C, y0 = 2 * r->ty, x0 = 2 * r->tx;
+                        const int rows = H - y0 < 2 ? H - y0 : 2, cols = W - x0 < 2 * r->len ? W - x0 : 2 * r->len;
+                        const float *dy = dout + (((size_t)r->b * OC + oc) * H + y0) * W + x0;
+                        wg->grad_run(Z + (size_t)oc * DW_KT + r->j, zxs, dy, (size_t)W, r->len, rows, cols);
+                    }
+                }
+#pragma omp for schedule(static)
+            for (int task = 0; task < 16 * n_strips; task++) {
+                const int x = task / n_strips, c0 = task % n_strips * NR, nc = C - c0 < NR ? C - c0 : NR;
+                const float *v = V + x * vxs + (size_t)c0 * DW_KT;
+                for (int i0 = 0; i0 < nt; i0 += 16) /* columns past nc are never stored: left as they are */
+                    for (int j0 = 0; j0 < nc; j0 += 16)
+                        wg->transpose(panel + (size_t)i0 * NR + j0, (size_t)NR, v + (size_t)j0 * DW_KT + i0, DW_KT,
+                                      nt - i0 < 16 ? nt - i0 : 16, nc - j0 < 16 ? nc - j0 : 16);
+                for (int oc0 = 0; oc0 < OC; oc0 += DFS_GEMM_MR)
+                    g->kernel(nt, Z + x * zxs + (size_t)oc0 * DW_KT, DW_KT, panel, (size_t)NR, dU + x * un + (size_t)oc0 * C + c0,
+                              (size_t)C, OC - oc0 < DFS_GEMM_MR ? OC - oc0 : DFS_GEMM_MR, nc, t0 > 0);
+            }
+        }
+#pragma omp for schedule(static)
+        for (int oc = 0; oc < OC; oc++)
+            for (int c = 0; c < C; c++) dw_transform(dw + ((size_t)oc * C + c) * 9, dU + (size_t)oc * C + c, un);
     }
 }

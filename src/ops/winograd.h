@@ -15,18 +15,31 @@ void dfs_winograd_weights(float *U, const float *w, int C, int OC);
  * by dfs_winograd_weights, or NULL to transform w here. */
 void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *w, const float *U, const float *bias,
                           int B, int C, int H, int W, int OC, int accumulate);
+/* The weight gradient of the same convolution: dw (OC, C, 3, 3) += Σ over images and pixels of
+ * dout · the input patch, as dw = Gᵀ [Σ_tiles (A dY Aᵀ) ⊙ (Bᵀ d B)] G: 16 GEMMs that reduce over
+ * tiles, 4/9 of the direct product's multiplications. Workspace: dfs_winograd_dw_workspace. */
+size_t dfs_winograd_dw_workspace(int B, int C, int OC, int H, int W);
+void dfs_conv3x3_winograd_dw(float *dw, float *ws, const float *dout, const float *inp, int B, int C, int H, int W,
+                             int OC);
 
 /* The tile transforms for a run of len <= 16 neighbouring tiles of one tile row.
  * in_run: p is the run's first 4×4 input tile in a padded plane with rows Wp apart (tile j starts
  *   2j floats further; up to 34 floats past the last tile's start may be read); writes
  *   V_ξ[j] = v[ξ·xs + j] for the 16 positions ξ.
  * out_run: m holds M_ξ[j] = m[ξ·xs + j]; writes the 2×2 output blocks of the run to o (rows W
- *   apart), only `rows` rows and `cols` columns of them, adding to o or setting bias + value. */
+ *   apart), only `rows` rows and `cols` columns of them, adding to o or setting bias + value.
+ * grad_run: the reverse of out_run's last step for the weight gradient: reads the run's 2×2
+ *   blocks of output gradient from dy (rows W apart; only `rows` rows and `cols` columns exist,
+ *   the rest count as zero) and writes Z_ξ[j] = z[ξ·xs + j] = (A' dY A'ᵀ)_ξ, where A' is A with
+ *   its last row negated (the sign comes back in dfs_conv3x3_winograd_dw's last transform).
+ * transpose: dst[i·ldd + j] = src[j·lds + i] for i < rows, j < cols (both at most 16). */
 typedef struct dfs_wg_impl {
     const char *name;
     void (*in_run)(float *v, size_t xs, const float *p, size_t Wp, int len);
     void (*out_run)(float *o, size_t W, const float *m, size_t xs, int len, int rows, int cols, float bias,
                     int accumulate);
+    void (*grad_run)(float *z, size_t xs, const float *dy, size_t W, int len, int rows, int cols);
+    void (*transpose)(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols);
 } dfs_wg_impl;
 
 /* The versions this CPU runs, fastest first, the portable one last (for tests); returns the count. */
