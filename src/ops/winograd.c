@@ -8,9 +8,10 @@
  * The images are first copied into zero-padded planes, so no tile needs bounds checks. Tiles of
  * all images are numbered together (tile g = image·T + tile), so small images still fill the
  * kernel's strips. A task is one strip of at most NR tiles (narrower when that evens out the
- * threads' shares) and a group of output channels: it transforms
- * its tiles, runs the GEMMs over the channels in order and writes its outputs, so each output has
- * one writer and the same bits whatever the thread count. The tile transforms work on runs of up
+ * threads' shares) and a group of output channels: it transforms its tiles (or, when a strip is
+ * split into several groups, finds them transformed once by all threads together), runs the
+ * GEMMs over the channels in order and writes its outputs, so each output has one writer and the
+ * same bits whatever the thread count. The tile transforms work on runs of up
  * to 16 neighbouring tiles of one tile row (winograd.h), vectorised where the CPU allows; every
  * version does the same additions in the same order. */
 #include <string.h>
@@ -42,10 +43,10 @@ int dfs_winograd_applies(int B, int KH, int KW, int stride, int pad_t, int pad_l
  * power of two (times 3) apart. */
 static size_t slab(int rows) { return (size_t)rows * dfs_gemm_best()->nr + 16; }
 
-static size_t per_thread(int C) { return lines(16 * slab(C)) + lines(16 * slab(OCB)); }
-
 size_t dfs_winograd_workspace(int B, int C, int OC, int H, int W) {
-    return lines(16 * (size_t)OC * C) + padded_n(B, C, H, W) + (size_t)dfs_ops_max_threads() * per_thread(C);
+    const size_t threads = (size_t)dfs_ops_max_threads();
+    return lines(16 * (size_t)OC * C) + padded_n(B, C, H, W) + 2 * threads * lines(16 * slab(C)) +
+           threads * lines(16 * slab(OCB));
 }
 
 /* U_ξ = G g Gᵀ for every (oc, c), stored [ξ][oc][c]. Shared out among the team's threads. */
@@ -191,17 +192,14 @@ static const dfs_wg_impl *best(void) {
     return impls[n - 1];
 }
 
-/* One task's share: transform the strip's tiles, then for each block of output channels the 16
- * GEMMs over all channels and the output transform. */
-static void strip_task(const dfs_wg_impl *wg, float *out, float *V, float *M, const float *U, const float *pad,
-                       const float *bias, int C, int OC, int H, int W, int T, int TW, long g0, int nt, int ob0, int ob1,
-                       int accumulate) {
-    const dfs_gemm_impl *g = dfs_gemm_best();
-    const int NR = g->nr, Hp = (H + 1) / 2 * 2 + 2, Wp = padded_w(W);
-    const size_t vxs = slab(C), mxs = slab(OCB);
+/* Transforms channels [c0, c1) of a strip's tiles into V ([ξ][c][NR], zero past nt). */
+static void strip_transform(const dfs_wg_impl *wg, float *V, const float *pad, int C, int H, int W, int T, int TW,
+                            long g0, int nt, int c0, int c1) {
+    const int NR = dfs_gemm_best()->nr, Hp = (H + 1) / 2 * 2 + 2, Wp = padded_w(W);
+    const size_t vxs = slab(C);
     wg_run runs[64];
     const int n_runs = runs_of(runs, g0, nt, T, TW);
-    for (int c = 0; c < C; c++) {
+    for (int c = c0; c < c1; c++) {
         float *v = V + (size_t)c * NR;
         for (int k = 0; k < n_runs; k++) {
             const wg_run *r = &runs[k];
@@ -210,6 +208,18 @@ static void strip_task(const dfs_wg_impl *wg, float *out, float *V, float *M, co
         }
         for (int x = 0; x < 16; x++) memset(v + x * vxs + nt, 0, sizeof(float) * (size_t)(NR - nt));
     }
+}
+
+/* A task's share of a transformed strip: for each block of output channels in [ob0, ob1) the 16
+ * GEMMs over all channels and the output transform. */
+static void strip_multiply(const dfs_wg_impl *wg, float *out, const float *V, float *M, const float *U,
+                           const float *bias, int C, int OC, int H, int W, int T, int TW, long g0, int nt, int ob0,
+                           int ob1, int accumulate) {
+    const dfs_gemm_impl *g = dfs_gemm_best();
+    const int NR = g->nr;
+    const size_t vxs = slab(C), mxs = slab(OCB);
+    wg_run runs[64];
+    const int n_runs = runs_of(runs, g0, nt, T, TW);
     for (int ob = ob0; ob < ob1; ob++) {
         const int oc0 = ob * OCB, ocs = OC - oc0 < OCB ? OC - oc0 : OCB;
         for (int x = 0; x < 16; x++) {
@@ -255,18 +265,36 @@ void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *
         while ((n_strips * groups) % threads && n_strips < tiles) n_strips++;
     const long per = (tiles + n_strips - 1) / n_strips; /* tiles per strip, at most NR */
     n_strips = (tiles + per - 1) / per;
-    float *U = ws, *pad = U + lines(16 * (size_t)OC * C), *bufs = pad + padded_n(B, C, H, W);
+    float *U = ws, *pad = U + lines(16 * (size_t)OC * C), *vbufs = pad + padded_n(B, C, H, W);
+    float *mbufs = vbufs + 2 * threads * lines(16 * slab(C));
+    /* When strips are split into groups of output channels, each strip is transformed once, by
+     * all threads together, before the products; else each task transforms its own strip. */
+    const int shared = groups > 1, cb = 16; /* channels per transform task */
+    DFS_ASSERT(!shared || n_strips <= 2 * threads);
 #pragma omp parallel
     {
         if (!U_given) transform_weights(U, w, C, OC);
         pad_images(pad, inp, B * C, H, W);
-        float *V = bufs + (size_t)dfs_ops_thread_id() * per_thread(C), *M = V + lines(16 * slab(C));
+        const int id = dfs_ops_thread_id();
+        float *M = mbufs + (size_t)id * lines(16 * slab(OCB));
+        if (shared) {
+            const int n_cb = (C + cb - 1) / cb;
+#pragma omp for schedule(static)
+            for (long t = 0; t < n_strips * n_cb; t++) {
+                const long s = t / n_cb, g0 = s * per;
+                const int c0 = (int)(t % n_cb) * cb, c1 = C - c0 < cb ? C : c0 + cb;
+                strip_transform(wg, vbufs + (size_t)s * lines(16 * slab(C)), pad, C, H, W, T, TW, g0,
+                                (int)(tiles - g0 < per ? tiles - g0 : per), c0, c1);
+            }
+        }
 #pragma omp for schedule(static)
         for (long task = 0; task < n_strips * groups; task++) {
-            const long g0 = task / groups * per;
+            const long s = task / groups, g0 = s * per;
             const int gi = (int)(task % groups), nt = (int)(tiles - g0 < per ? tiles - g0 : per);
-            strip_task(wg, out, V, M, U_given ? U_given : U, pad, bias, C, OC, H, W, T, TW, g0, nt, gi * n_ocb / groups,
-                       (gi + 1) * n_ocb / groups, accumulate);
+            float *V = vbufs + (size_t)(shared ? s : id) * lines(16 * slab(C));
+            if (!shared) strip_transform(wg, V, pad, C, H, W, T, TW, g0, nt, 0, C);
+            strip_multiply(wg, out, V, M, U_given ? U_given : U, bias, C, OC, H, W, T, TW, g0, nt, gi * n_ocb / groups,
+                           (gi + 1) * n_ocb / groups, accumulate);
         }
     }
 }
