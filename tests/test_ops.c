@@ -143,6 +143,7 @@ static void test_attention(int B, int C, int HW, int heads, int dh, float rescal
     float *wq = rand_buf((size_t)inner * C, 0.4f), *wk = rand_buf((size_t)inner * C, 0.4f), *wv = rand_buf((size_t)inner * C, 0.4f);
     float *wo = rand_buf((size_t)C * inner, 0.4f), *bq = rand_buf(inner, 0.1f), *bk = rand_buf(inner, 0.1f);
     float *bv = rand_buf(inner, 0.1f), *bo = rand_buf(C, 0.1f);
+    dfs_ops_set_threads(2); /* the scratch size depends on the thread count */
     float *scratch = rand_buf(dfs_attention_scratch(B, C, HW, heads, dh), 1);
     float *o1 = rand_buf(n, 1), *o2 = rand_buf(n, 1), *r = rand_buf(n, 1);
     dfs_attention_forward_ref(r, x, res, wq, bq, wk, bk, wv, bv, wo, bo, B, C, HW, heads, dh, rescale);
@@ -155,6 +156,13 @@ static void test_attention(int B, int C, int HW, int heads, int dh, float rescal
     double e = rel_err(o1, r, n);
     if (!TEST_CHECK(e < 1e-5)) fprintf(stderr, "  attention B%d C%d HW%d heads %d dh %d: err %g\n", B, C, HW, heads, dh, e);
     TEST_CHECK(memcmp(o1, o2, n * sizeof(float)) == 0);
+    /* a batch is shared out image by image, one image step by step: the same bits either way */
+    const size_t img = (size_t)C * HW;
+    for (int b = 0; b < B && B > 1; b++) {
+        dfs_attention_forward(o2, scratch, x + b * img, res + b * img, wq, bq, wk, bk, wv, bv, wo, bo, 1, C, HW, heads, dh,
+                              rescale);
+        TEST_CHECK(memcmp(o2, o1 + b * img, img * sizeof(float)) == 0);
+    }
     dfs_free(x); dfs_free(res); dfs_free(wq); dfs_free(wk); dfs_free(wv); dfs_free(wo); dfs_free(bq); dfs_free(bk);
     dfs_free(bv); dfs_free(bo); dfs_free(scratch); dfs_free(o1); dfs_free(o2); dfs_free(r);
 }
@@ -310,6 +318,7 @@ int main(void) {
     test_groupnorm(1, 15, 25, 5, DFS_ACT_MISH);
     test_attention(1, 8, 9, 1, 8, 1.0f);
     test_attention(2, 16, 17, 2, 8, 1.0f);
+    test_attention(5, 16, 49, 4, 4, 1.0f); /* more images than threads */
     test_attention(1, 12, 16, 3, 4, 1.41421356f);
     test_attention(1, 10, 5, 3, 3, 1.0f); /* heads·dh < C, as diffusers allows */
     test_attention(1, 8, 300, 2, 4, 1.0f);  /* several query tasks and key blocks per head */

@@ -1,7 +1,10 @@
 /* Self-attention over image positions with an online softmax: each query row keeps a running
  * maximum and sum while it walks the keys, so memory stays O(HW·C) instead of O(HW²).
  * Inference goes image by image in scratch reused for each: T (HW, C) tokens, Q (HW, inner),
- * Kᵀ (inner, HW), V, O (HW, inner), Y (HW, C). Training keeps Q, K, V and O of every image in the
+ * Kᵀ (inner, HW), V, O (HW, inner), Y (HW, C). One image is shared out among the threads step by
+ * step; a batch of several is shared out image by image (each thread with its own scratch), which
+ * saves the many short parallel steps of small images. Both do the same arithmetic, so the bits
+ * do not depend on which is taken. Training keeps Q, K, V and O of every image in the
  * saved buffer and runs each projection (and its gradients) as one GEMM over the batch. */
 #include <limits.h>
 #include <math.h>
@@ -14,13 +17,32 @@
 #include "ops/vmath.h"
 
 size_t dfs_attention_scratch(int B, int C, int HW, int heads, int dh) {
-    const size_t inner = (size_t)heads * dh, infer = (size_t)HW * (2 * (size_t)C + 4 * inner);
-    const size_t train = (size_t)HW * (2 * (size_t)B * C + inner);
+    const size_t inner = (size_t)heads * dh, copies = B > 1 ? (size_t)dfs_ops_max_threads() : 1;
+    const size_t infer = copies * (size_t)HW * (2 * (size_t)C + 4 * inner);
+    const size_t train = (size_t)HW * (2 * (size_t)B * C + copies * inner);
     return infer > train ? infer : train;
 }
 
-static void transpose(float *dst, const float *src, int rows, int cols) {
-#pragma omp parallel for schedule(static)
+/* Runs the statements for b = 0 .. B−1 with `one` set when B is 1: one image has each of its
+ * steps shared among the threads (one = 1), several are shared out image by image, each image's
+ * steps on its thread alone (one = 0). Never both: nested parallel regions would start new
+ * thread teams. */
+#define FOR_IMAGES(B, ...)                                                                                             \
+    do {                                                                                                           \
+        if ((B) == 1) {                                                                                            \
+            const int b = 0, one = 1;                                                                              \
+            __VA_ARGS__;                                                                                           \
+        } else {                                                                                                   \
+            _Pragma("omp parallel for schedule(static)") for (int b = 0; b < (B); b++) {                           \
+                const int one = 0;                                                                                 \
+                __VA_ARGS__;                                                                                       \
+            }                                                                                                      \
+        }                                                                                                          \
+    } while (0)
+
+/* The steps below share their work among the threads when `threaded`, else run on the caller's. */
+static void transpose(float *dst, const float *src, int rows, int cols, int threaded) {
+#pragma omp parallel for schedule(static) if (threaded)
     for (int c = 0; c < cols; c++)
         for (int r = 0; r < rows; r++) dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
 }
@@ -34,10 +56,10 @@ static void transpose(float *dst, const float *src, int rows, int cols) {
  * time, scores the block with one GEMM, rescales its rows' running sums and outputs to the block's
  * new maximum, and adds P·V with another GEMM. Tasks do not depend on the thread count. */
 static void attend(float *O, float *stats, const float *Q, const float *KT, const float *V, int HW, int heads, int dh,
-                   float scale) {
+                   float scale, int threaded) {
     const int inner = heads * dh, n_qb = (HW + ATT_BQ - 1) / ATT_BQ;
     const dfs_vmath_impl *vm = dfs_vmath_best();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (threaded)
     for (int task = 0; task < heads * n_qb; task++) {
         static _Thread_local _Alignas(64) float S[ATT_BQ * ATT_BK];
         float m[ATT_BQ], l[ATT_BQ];
@@ -81,16 +103,17 @@ size_t dfs_attention_saved_size(int B, int C, int HW, int heads, int dh) {
 }
 
 /* Kᵀ (inner, HW) = Wk (inner, C) · xn (C, HW) + bk: straight from the image, no transpose. */
-static void keys_transposed(float *KT, const float *xn, const float *wk, const float *bk, int C, int HW, int inner) {
-#pragma omp parallel for schedule(static)
+static void keys_transposed(float *KT, const float *xn, const float *wk, const float *bk, int C, int HW, int inner,
+                            int threaded) {
+#pragma omp parallel for schedule(static) if (threaded)
     for (int d = 0; d < inner; d++)
         for (int p = 0; p < HW; p++) KT[(size_t)d * HW + p] = bk ? bk[d] : 0.0f;
-    dfs_gemm(inner, HW, C, wk, (size_t)C, 1, xn, (size_t)HW, 1, KT, (size_t)HW);
+    (threaded ? dfs_gemm : dfs_gemm_1t)(inner, HW, C, wk, (size_t)C, 1, xn, (size_t)HW, 1, KT, (size_t)HW);
 }
 
 /* dst (C, HW) = (Yᵀ + res) / rescale for one image; dst may be res. */
-static void add_residual(float *dst, const float *Y, const float *res, int C, int HW, float rescale) {
-#pragma omp parallel for schedule(static)
+static void add_residual(float *dst, const float *Y, const float *res, int C, int HW, float rescale, int threaded) {
+#pragma omp parallel for schedule(static) if (threaded)
     for (int c = 0; c < C; c++)
         for (int p = 0; p < HW; p++) dst[(size_t)c * HW + p] = (Y[(size_t)p * C + c] + res[(size_t)c * HW + p]) / rescale;
 }
@@ -100,29 +123,29 @@ static void add_residual(float *dst, const float *Y, const float *res, int C, in
 static void forward_image(float *dst, float *T, float *Y, float *Q, float *KT, float *V, float *O, const float *xn,
                           const float *res, const float *wq, const float *bq, const float *wk, const float *bk,
                           const float *wv, const float *bv, const float *wo, const float *bo, int C, int HW, int heads,
-                          int dh, float rescale) {
+                          int dh, float rescale, int threaded) {
     const int inner = heads * dh;
-    transpose(T, xn, C, HW);
-    dfs_linear_forward(Q, T, wq, bq, HW, C, inner);
-    keys_transposed(KT, xn, wk, bk, C, HW, inner);
-    dfs_linear_forward(V, T, wv, bv, HW, C, inner);
-    attend(O, NULL, Q, KT, V, HW, heads, dh, 1.0f / sqrtf((float)dh));
-    dfs_linear_forward(Y, O, wo, bo, HW, inner, C);
-    add_residual(dst, Y, res, C, HW, rescale);
+    void (*linear)(float *, const float *, const float *, const float *, int, int, int) =
+        threaded ? dfs_linear_forward : dfs_linear_forward_1t;
+    transpose(T, xn, C, HW, threaded);
+    linear(Q, T, wq, bq, HW, C, inner);
+    keys_transposed(KT, xn, wk, bk, C, HW, inner, threaded);
+    linear(V, T, wv, bv, HW, C, inner);
+    attend(O, NULL, Q, KT, V, HW, heads, dh, 1.0f / sqrtf((float)dh), threaded);
+    linear(Y, O, wo, bo, HW, inner, C);
+    add_residual(dst, Y, res, C, HW, rescale, threaded);
 }
 
 void dfs_attention_forward(float *out, float *scratch, const float *xn, const float *residual,
                            const float *wq, const float *bq, const float *wk, const float *bk,
                            const float *wv, const float *bv, const float *wo, const float *bo,
                            int B, int C, int HW, int heads, int dh, float rescale) {
-    const size_t inner = (size_t)heads * dh;
-    float *T = scratch, *Q = T + (size_t)HW * C, *K = Q + (size_t)HW * inner;
-    float *V = K + (size_t)HW * inner, *O = V + (size_t)HW * inner, *Y = O + (size_t)HW * inner;
-    for (int b = 0; b < B; b++) {
-        const size_t img = (size_t)b * C * HW;
-        forward_image(out + img, T, Y, Q, K, V, O, xn + img, residual + img, wq, bq, wk, bk, wv, bv, wo, bo, C, HW, heads,
-                      dh, rescale);
-    }
+    const size_t inner = (size_t)heads * dh, per = (size_t)HW * (2 * (size_t)C + 4 * inner);
+    FOR_IMAGES(B, float *T = scratch + (one ? 0 : (size_t)dfs_ops_thread_id() * per), *Q = T + (size_t)HW * C;
+               float *K = Q + (size_t)HW * inner, *V = K + (size_t)HW * inner, *O = V + (size_t)HW * inner;
+               const size_t img = (size_t)b * C * HW;
+               forward_image(out + img, T, O + (size_t)HW * inner, Q, K, V, O, xn + img, residual + img, wq, bq, wk, bk,
+                             wv, bv, wo, bo, C, HW, heads, dh, rescale, one));
 }
 
 /* Saved for the backward pass: Q, K, V, O as (B·HW, inner) rows each, then stats (B, heads, HW, 2). */
@@ -141,20 +164,19 @@ void dfs_attention_forward_train(float *out, float *saved, float *scratch, const
                                  const float *bv, const float *wo, const float *bo, int B, int C, int HW, int heads,
                                  int dh, float rescale) {
     const size_t inner = (size_t)heads * dh, n = (size_t)B * HW, img = (size_t)C * HW, tok = (size_t)HW * inner;
-    float *T = scratch, *Y = T + n * C, *KT = Y + n * C;
+    float *T = scratch, *Y = T + n * C;
     const saved_parts s = parts_of(saved, B, HW, heads, dh);
     DFS_ASSERT(n <= INT_MAX);
-    for (int b = 0; b < B; b++) transpose(T + b * img, xn + b * img, C, HW);
+    FOR_IMAGES(B, transpose(T + b * img, xn + b * img, C, HW, one));
     dfs_linear_forward(s.Q, T, wq, bq, (int)n, C, (int)inner);
     dfs_linear_forward(s.V, T, wv, bv, (int)n, C, (int)inner);
-    for (int b = 0; b < B; b++) {
-        keys_transposed(KT, xn + b * img, wk, bk, C, HW, (int)inner);
-        transpose(s.K + b * tok, KT, (int)inner, HW);
-        attend(s.O + b * tok, s.stats + (size_t)b * heads * HW * 2, s.Q + b * tok, KT, s.V + b * tok, HW, heads, dh,
-               1.0f / sqrtf((float)dh));
-    }
+    FOR_IMAGES(B, float *KT = Y + n * C + (one ? 0 : (size_t)dfs_ops_thread_id() * tok);
+               keys_transposed(KT, xn + b * img, wk, bk, C, HW, (int)inner, one);
+               transpose(s.K + b * tok, KT, (int)inner, HW, one);
+               attend(s.O + b * tok, s.stats + (size_t)b * heads * HW * 2, s.Q + b * tok, KT, s.V + b * tok, HW, heads,
+                      dh, 1.0f / sqrtf((float)dh), one));
     dfs_linear_forward(Y, s.O, wo, bo, (int)n, (int)inner, C);
-    for (int b = 0; b < B; b++) add_residual(out + b * img, Y + b * img, residual + b * img, C, HW, rescale);
+    FOR_IMAGES(B, add_residual(out + b * img, Y + b * img, residual + b * img, C, HW, rescale, one));
 }
 
 /* P = softmax rows of a score block S (rows × cols, leading dimension ld) given each row's
@@ -192,10 +214,11 @@ static void score_block(const dfs_vmath_impl *vm, float *S, float *dP, int ld, i
  * rows, then tasks of (head, key rows) that each own their dK and dV rows; every product is a GEMM
  * on the micro-kernel, summed in an order that does not depend on the thread count. */
 static void attend_backward(float *dQ, float *dK, float *dV, const float *Q, const float *K, const float *V,
-                            const float *dO, const float *stats, const float *D, int HW, int heads, int dh, float scale) {
+                            const float *dO, const float *stats, const float *D, int HW, int heads, int dh, float scale,
+                            int threaded) {
     const int inner = heads * dh, n_qb = (HW + ATTB_Q - 1) / ATTB_Q;
     const dfs_vmath_impl *vm = dfs_vmath_best();
-#pragma omp parallel
+#pragma omp parallel if (threaded)
     {
         static _Thread_local _Alignas(64) float S[ATTB_Q * ATTB_K], dP[ATTB_Q * ATTB_K];
 #pragma omp for schedule(static)
@@ -232,8 +255,35 @@ static void attend_backward(float *dQ, float *dK, float *dV, const float *Q, con
     }
 }
 
+/* dy (HW, C) = go (C, HW)ᵀ / rescale for one image, also added to dres (C, HW) when not NULL. */
+static void output_grad(float *dy, float *dres, const float *go, int C, int HW, float rescale, int threaded) {
+#pragma omp parallel for schedule(static) if (threaded)
+    for (int c = 0; c < C; c++)
+        for (int p = 0; p < HW; p++) {
+            const float d = go[(size_t)c * HW + p] / rescale;
+            dy[(size_t)p * C + c] = d;
+            if (dres) dres[(size_t)c * HW + p] += d;
+        }
+}
+
+/* D (heads, HW) = Σ_d dO ⊙ O for each head's row of one image. */
+static void row_dots(float *D, const float *dO, const float *O, int HW, int heads, int dh, int threaded) {
+    const size_t inner = (size_t)heads * dh;
+#pragma omp parallel for collapse(2) schedule(static) if (threaded)
+    for (int h = 0; h < heads; h++)
+        for (int i = 0; i < HW; i++)
+            D[(size_t)h * HW + i] = dfs_dot(dO + (size_t)i * inner + (size_t)h * dh, O + (size_t)i * inner + (size_t)h * dh, dh);
+}
+
+/* dst (C, HW) += src (HW, C)ᵀ for one image. */
+static void add_transposed(float *dst, const float *src, int C, int HW, int threaded) {
+#pragma omp parallel for schedule(static) if (threaded)
+    for (int c = 0; c < C; c++)
+        for (int p = 0; p < HW; p++) dst[(size_t)c * HW + p] += src[(size_t)p * C + c];
+}
+
 size_t dfs_attention_backward_scratch(int B, int C, int HW, int heads, int dh) {
-    return (size_t)B * HW * (3 * (size_t)C + 4 * (size_t)heads * dh) + (size_t)heads * HW;
+    return (size_t)B * HW * (3 * (size_t)C + 4 * (size_t)heads * dh) + (size_t)B * heads * HW;
 }
 
 /* The projections' gradients as GEMMs over the whole batch, like the training forward; the
@@ -247,38 +297,17 @@ void dfs_attention_backward(float *dxn, float *dres, const dfs_attn_grads *g, fl
     float *dO = dT + n * C, *dQ = dO + n * inner, *dK = dQ + n * inner, *dV = dK + n * inner, *D = dV + n * inner;
     const saved_parts s = parts_of((float *)saved, B, HW, heads, dh);
     DFS_ASSERT(n <= INT_MAX);
-    for (int b = 0; b < B; b++) {
-        const float *go = dout + b * img;
-        float *dy = dY + b * img;
-#pragma omp parallel for schedule(static)
-        for (int c = 0; c < C; c++)
-            for (int p = 0; p < HW; p++) {
-                const float d = go[(size_t)c * HW + p] / rescale;
-                dy[(size_t)p * C + c] = d;
-                if (dres) dres[b * img + (size_t)c * HW + p] += d;
-            }
-    }
+    FOR_IMAGES(B, output_grad(dY + b * img, dres ? dres + b * img : NULL, dout + b * img, C, HW, rescale, one));
     memset(dO, 0, sizeof(float) * n * inner);
     dfs_linear_backward(dO, g->dwo, g->dbo, dY, s.O, wo, (int)n, (int)inner, C);
-    for (int b = 0; b < B; b++) {
-        const float *o = s.O + b * tok, *d_o = dO + b * tok;
-#pragma omp parallel for collapse(2) schedule(static)
-        for (int h = 0; h < heads; h++)
-            for (int i = 0; i < HW; i++)
-                D[(size_t)h * HW + i] = dfs_dot(d_o + (size_t)i * inner + (size_t)h * dh, o + (size_t)i * inner + (size_t)h * dh, dh);
-        attend_backward(dQ + b * tok, dK + b * tok, dV + b * tok, s.Q + b * tok, s.K + b * tok, s.V + b * tok, d_o,
-                        s.stats + (size_t)b * heads * HW * 2, D, HW, heads, dh, scale);
-        transpose(T + b * img, xn + b * img, C, HW);
-    }
+    FOR_IMAGES(B, float *Db = D + (size_t)b * heads * HW;
+               row_dots(Db, dO + b * tok, s.O + b * tok, HW, heads, dh, one);
+               attend_backward(dQ + b * tok, dK + b * tok, dV + b * tok, s.Q + b * tok, s.K + b * tok, s.V + b * tok,
+                               dO + b * tok, s.stats + (size_t)b * heads * HW * 2, Db, HW, heads, dh, scale, one);
+               transpose(T + b * img, xn + b * img, C, HW, one));
     memset(dT, 0, sizeof(float) * n * C);
     dfs_linear_backward(dT, g->dwq, g->dbq, dQ, T, wq, (int)n, C, (int)inner);
     dfs_linear_backward(dT, g->dwk, g->dbk, dK, T, wk, (int)n, C, (int)inner);
     dfs_linear_backward(dT, g->dwv, g->dbv, dV, T, wv, (int)n, C, (int)inner);
-    if (dxn)
-        for (int b = 0; b < B; b++) {
-            const float *dt = dT + b * img;
-#pragma omp parallel for schedule(static)
-            for (int c = 0; c < C; c++)
-                for (int p = 0; p < HW; p++) dxn[b * img + (size_t)c * HW + p] += dt[(size_t)p * C + c];
-        }
+    if (dxn) FOR_IMAGES(B, add_transposed(dxn + b * img, dT + b * img, C, HW, one));
 }

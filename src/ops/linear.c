@@ -7,10 +7,11 @@
 
 #define FEW_ROWS 8 /* below this many rows, dot products beat packing all of wᵀ for the GEMM */
 
-void dfs_linear_forward(float *out, const float *inp, const float *w, const float *bias, int N, int I, int O) {
+static void linear_forward(float *out, const float *inp, const float *w, const float *bias, int N, int I, int O,
+                           int threaded) {
     if (N < FEW_ROWS) {
         const dfs_vmath_impl *vm = dfs_vmath_best();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (threaded)
         for (int o = 0; o < O; o++)
             for (int n = 0; n < N; n++)
                 out[(size_t)n * O + o] = (float)vm->dot(inp + (size_t)n * I, w + (size_t)o * I, (size_t)I) + (bias ? bias[o] : 0.0f);
@@ -19,7 +20,15 @@ void dfs_linear_forward(float *out, const float *inp, const float *w, const floa
     for (int n = 0; n < N; n++)
         for (int o = 0; o < O; o++) out[(size_t)n * O + o] = bias ? bias[o] : 0.0f;
     /* out (N × O) += inp (N × I) · wᵀ (I × O) */
-    dfs_gemm(N, O, I, inp, (size_t)I, 1, w, 1, (size_t)I, out, (size_t)O);
+    (threaded ? dfs_gemm : dfs_gemm_1t)(N, O, I, inp, (size_t)I, 1, w, 1, (size_t)I, out, (size_t)O);
+}
+
+void dfs_linear_forward(float *out, const float *inp, const float *w, const float *bias, int N, int I, int O) {
+    linear_forward(out, inp, w, bias, N, I, O, 1);
+}
+
+void dfs_linear_forward_1t(float *out, const float *inp, const float *w, const float *bias, int N, int I, int O) {
+    linear_forward(out, inp, w, bias, N, I, O, 0);
 }
 
 /* dX (N × I) += dY (N × O) · W (O × I) and dW (O × I) += dYᵀ · X; db sums over rows in order. */

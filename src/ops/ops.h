@@ -51,6 +51,8 @@ void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const flo
 
 /* out (N, O) = inp (N, I) · w (O, I)^T + bias (O, or NULL). As torch.nn.Linear. */
 void dfs_linear_forward(float *out, const float *inp, const float *w, const float *bias, int N, int I, int O);
+/* The same, computed by the calling thread alone (same bits), for work already split among threads. */
+void dfs_linear_forward_1t(float *out, const float *inp, const float *w, const float *bias, int N, int I, int O);
 
 /* Gradients of dfs_linear_forward, += into dinp, dw, db (each may be NULL). */
 void dfs_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w, int N,
