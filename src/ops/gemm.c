@@ -22,7 +22,12 @@ static void kernel_scalar(int kc, const float *a, size_t lda, const float *b, si
         for (int j = 0; j < nr; j++) c[(size_t)i * ldc + j] = add ? c[(size_t)i * ldc + j] + acc[i][j] : acc[i][j];
 }
 
-const dfs_gemm_impl dfs_gemm_scalar = {"scalar", SCALAR_NR, kernel_scalar};
+void dfs_gemm_transpose_scalar(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols) {
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++) dst[(size_t)i * ldd + j] = src[(size_t)j * lds + i];
+}
+
+const dfs_gemm_impl dfs_gemm_scalar = {"scalar", SCALAR_NR, kernel_scalar, dfs_gemm_transpose_scalar};
 
 int dfs_gemm_available(const dfs_gemm_impl **out, int max) {
     int n = 0;
@@ -46,8 +51,24 @@ const dfs_gemm_impl *dfs_gemm_best(void) {
 #define CHUNK_M 64 /* rows of C per tile: a packed B strip is reused by CHUNK_M / MR kernel calls */
 #define MAX_NR 64
 
+/* Rows [0, rows) and columns [0, cols) of a matrix stored transposed (element (i, j) at
+ * src[j·lds + i]) into dst (leading dimension ldd), 16×16 blocks at a time. */
+static void transpose_into(const dfs_gemm_impl *g, float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols) {
+    for (int i0 = 0; i0 < rows; i0 += 16)
+        for (int j0 = 0; j0 < cols; j0 += 16)
+            g->transpose(dst + (size_t)i0 * ldd + j0, ldd, src + (size_t)j0 * lds + i0, lds, rows - i0 < 16 ? rows - i0 : 16,
+                         cols - j0 < 16 ? cols - j0 : 16);
+}
+
 /* B rows [k0, k0+kc), columns [j0, j0+cols) as one strip [k][NR], zero-padded. */
-static void pack_b(float *dst, int NR, const float *b, size_t b_rs, size_t b_cs, int k0, int kc, int j0, int cols) {
+static void pack_b(const dfs_gemm_impl *g, float *dst, int NR, const float *b, size_t b_rs, size_t b_cs, int k0, int kc,
+                   int j0, int cols) {
+    if (b_rs == 1) { /* B stored transposed */
+        transpose_into(g, dst, (size_t)NR, b + (size_t)j0 * b_cs + k0, b_cs, kc, cols);
+        for (int k = 0; k < kc; k++)
+            for (int j = cols; j < NR; j++) dst[(size_t)k * NR + j] = 0.0f;
+        return;
+    }
     if (b_cs == 1) {
         for (int k = 0; k < kc; k++) {
             float *d = dst + (size_t)k * NR;
@@ -73,12 +94,15 @@ static void gemm_tile(const dfs_gemm_impl *g, long t, int n_strips, int chunk, i
     const int rows = M - m0 < chunk ? M - m0 : chunk, cols = N - j0 < NR ? N - j0 : NR;
     for (int k0 = 0; k0 < K; k0 += DFS_GEMM_KC) {
         const int kc = K - k0 < DFS_GEMM_KC ? K - k0 : DFS_GEMM_KC;
-        pack_b(bp, NR, b, b_rs, b_cs, k0, kc, j0, cols);
+        pack_b(g, bp, NR, b, b_rs, b_cs, k0, kc, j0, cols);
         const float *ar = a + (size_t)m0 * a_rs + (size_t)k0 * a_cs;
         size_t lda = a_rs;
         if (a_cs != 1) {
-            for (int k = 0; k < kc; k++)
-                for (int i = 0; i < rows; i++) ap[(size_t)i * DFS_GEMM_KC + k] = ar[(size_t)i * a_rs + (size_t)k * a_cs];
+            if (a_rs == 1) /* A stored transposed */
+                transpose_into(g, ap, DFS_GEMM_KC, ar, a_cs, rows, kc);
+            else
+                for (int k = 0; k < kc; k++)
+                    for (int i = 0; i < rows; i++) ap[(size_t)i * DFS_GEMM_KC + k] = ar[(size_t)i * a_rs + (size_t)k * a_cs];
             ar = ap;
             lda = DFS_GEMM_KC;
         }

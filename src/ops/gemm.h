@@ -21,10 +21,15 @@
 typedef void (*dfs_gemm_kernel_fn)(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c, size_t ldc,
                                    int mr, int nr, int add);
 
+/* dst[i·ldd + j] = src[j·lds + i] for i < rows, j < cols (both at most 16): packing transposed
+ * operands a 16×16 block at a time. */
+typedef void (*dfs_transpose_fn)(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols);
+
 typedef struct dfs_gemm_impl {
     const char *name; /* "avx512", "avx2", "scalar" */
     int nr;           /* columns per strip */
     dfs_gemm_kernel_fn kernel;
+    dfs_transpose_fn transpose;
 } dfs_gemm_impl;
 
 /* The fastest implementation this CPU runs, chosen once from cpuid. */
@@ -44,6 +49,7 @@ void dfs_gemm_1t(int M, int N, int K, const float *a, size_t a_rs, size_t a_cs, 
                  size_t b_cs, float *c, size_t ldc);
 
 /* Implementations, each defined in its own file (src/ops/x86/ for the SIMD ones). */
+void dfs_gemm_transpose_scalar(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols);
 extern const dfs_gemm_impl dfs_gemm_scalar;
 #if defined(__x86_64__) || defined(__i386__)
 extern const dfs_gemm_impl dfs_gemm_avx2;

@@ -167,12 +167,7 @@ static void grad_run_scalar(float *z, size_t xs, const float *dy, size_t W, int 
     }
 }
 
-static void transpose_scalar(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols) {
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < cols; j++) dst[(size_t)i * ldd + j] = src[(size_t)j * lds + i];
-}
-
-static const dfs_wg_impl wg_scalar = {"scalar", in_run_scalar, out_run_scalar, grad_run_scalar, transpose_scalar};
+static const dfs_wg_impl wg_scalar = {"scalar", in_run_scalar, out_run_scalar, grad_run_scalar};
 
 int dfs_winograd_available(const dfs_wg_impl **out, int max) {
     int n = 0;
@@ -370,7 +365,7 @@ void dfs_conv3x3_winograd_dw(float *dw, float *ws, const float *dout, const floa
                 const float *v = V + x * vxs + (size_t)c0 * DW_KT;
                 for (int i0 = 0; i0 < nt; i0 += 16) /* columns past nc are never stored: left as they are */
                     for (int j0 = 0; j0 < nc; j0 += 16)
-                        wg->transpose(panel + (size_t)i0 * NR + j0, (size_t)NR, v + (size_t)j0 * DW_KT + i0, DW_KT,
+                        g->transpose(panel + (size_t)i0 * NR + j0, (size_t)NR, v + (size_t)j0 * DW_KT + i0, DW_KT,
                                       nt - i0 < 16 ? nt - i0 : 16, nc - j0 < 16 ? nc - j0 : 16);
                 for (int oc0 = 0; oc0 < OC; oc0 += DFS_GEMM_MR)
                     g->kernel(nt, Z + x * zxs + (size_t)oc0 * DW_KT, DW_KT, panel, (size_t)NR, dU + x * un + (size_t)oc0 * C + c0,

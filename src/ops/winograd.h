@@ -31,15 +31,13 @@ void dfs_conv3x3_winograd_dw(float *dw, float *ws, const float *dout, const floa
  * grad_run: the reverse of out_run's last step for the weight gradient: reads the run's 2×2
  *   blocks of output gradient from dy (rows W apart; only `rows` rows and `cols` columns exist,
  *   the rest count as zero) and writes Z_ξ[j] = z[ξ·xs + j] = (A' dY A'ᵀ)_ξ, where A' is A with
- *   its last row negated (the sign comes back in dfs_conv3x3_winograd_dw's last transform).
- * transpose: dst[i·ldd + j] = src[j·lds + i] for i < rows, j < cols (both at most 16). */
+ *   its last row negated (the sign comes back in dfs_conv3x3_winograd_dw's last transform). */
 typedef struct dfs_wg_impl {
     const char *name;
     void (*in_run)(float *v, size_t xs, const float *p, size_t Wp, int len);
     void (*out_run)(float *o, size_t W, const float *m, size_t xs, int len, int rows, int cols, float bias,
                     int accumulate);
     void (*grad_run)(float *z, size_t xs, const float *dy, size_t W, int len, int rows, int cols);
-    void (*transpose)(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols);
 } dfs_wg_impl;
 
 /* The versions this CPU runs, fastest first, the portable one last (for tests); returns the count. */

@@ -67,5 +67,41 @@ TARGET static void kernel(int kc, const float *a, size_t lda, const float *b, si
     else tile(3, kc, a, lda, b, ldb, c, ldc, mr, nr, add);
 }
 
-const dfs_gemm_impl dfs_gemm_avx512 = {"avx512", NR, kernel};
+/* A 16×16 block transposed in registers: pairs of rows interleaved at 1, 2, 4 and 8 floats. */
+TARGET static void transpose(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols) {
+    const __mmask16 in = (__mmask16)(rows >= 16 ? 0xFFFF : (1u << rows) - 1);
+    const __mmask16 out = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1);
+    __m512 r[16], t[16];
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; j++) r[j] = j < cols ? _mm512_maskz_loadu_ps(in, src + (size_t)j * lds) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int j = 0; j < 16; j += 2) {
+        t[j] = _mm512_unpacklo_ps(r[j], r[j + 1]);
+        t[j + 1] = _mm512_unpackhi_ps(r[j], r[j + 1]);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < 16; j += 4) {
+        r[j] = _mm512_shuffle_ps(t[j], t[j + 2], 0x44);
+        r[j + 1] = _mm512_shuffle_ps(t[j], t[j + 2], 0xEE);
+        r[j + 2] = _mm512_shuffle_ps(t[j + 1], t[j + 3], 0x44);
+        r[j + 3] = _mm512_shuffle_ps(t[j + 1], t[j + 3], 0xEE);
+    }
+#pragma GCC unroll 2
+    for (int j = 0; j < 16; j += 8)
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            t[j + k] = _mm512_shuffle_f32x4(r[j + k], r[j + k + 4], 0x88);
+            t[j + k + 4] = _mm512_shuffle_f32x4(r[j + k], r[j + k + 4], 0xDD);
+        }
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) {
+        r[k] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0x88);
+        r[k + 8] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0xDD);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++)
+        if (i < rows) _mm512_mask_storeu_ps(dst + (size_t)i * ldd, out, r[i]);
+}
+
+const dfs_gemm_impl dfs_gemm_avx512 = {"avx512", NR, kernel, transpose};
 #endif
