@@ -72,11 +72,10 @@ static void attend(float *O, float *stats, const float *Q, const float *KT, cons
         }
         for (int j0 = 0; j0 < HW; j0 += ATT_BK) {
             const int cols = HW - j0 < ATT_BK ? HW - j0 : ATT_BK;
-            memset(S, 0, sizeof(float) * (size_t)rows * ATT_BK);
+            for (int r = 0; r < rows; r++) memset(S + (size_t)r * ATT_BK, 0, sizeof(float) * (size_t)cols);
             dfs_gemm_1t(rows, cols, dh, q, (size_t)inner, 1, KT + (size_t)h * dh * HW + j0, (size_t)HW, 1, S, ATT_BK);
             for (int r = 0; r < rows; r++) {
-                float *s = S + (size_t)r * ATT_BK, mx = s[0];
-                for (int j = 1; j < cols; j++) mx = s[j] > mx ? s[j] : mx;
+                float *s = S + (size_t)r * ATT_BK, mx = dfs_max(s, cols);
                 const float mnew = m[r] > mx * scale ? m[r] : mx * scale; /* scale > 0: max of the scaled row */
                 const float corr = expf(m[r] - mnew);                        /* 0 on the first block */
                 l[r] = l[r] * corr + vm->exp_sum(s, (size_t)cols, scale, mnew);
@@ -120,6 +119,25 @@ static void add_residual(float *dst, const float *Y, const float *res, int C, in
 
 /* One image in inference: tokens → Q, Kᵀ, V → O → out, in scratch reused image by image (each
  * image's operands stay in cache). */
+/* dst (C, HW) = (Wo·Oᵀ + bo + res) / rescale for one image: the output projection computed
+ * transposed (into YT, (C, HW)), so that it lands in the image's layout. */
+static void project_out(float *dst, float *YT, const float *O, const float *wo, const float *bo, const float *res, int C,
+                        int HW, int inner, float rescale, int threaded) {
+#pragma omp parallel for schedule(static) if (threaded)
+    for (int c = 0; c < C; c++)
+        for (int p = 0; p < HW; p++) YT[(size_t)c * HW + p] = bo ? bo[c] : 0.0f;
+    (threaded ? dfs_gemm : dfs_gemm_1t)(C, HW, inner, wo, (size_t)inner, 1, O, 1, (size_t)inner, YT, (size_t)HW);
+#pragma omp parallel for schedule(static) if (threaded)
+    for (int c = 0; c < C; c++) {
+        float *d = dst + (size_t)c * HW;
+        const float *y = YT + (size_t)c * HW, *r = res + (size_t)c * HW;
+        if (rescale == 1.0f) /* x / 1 is x: the vectorisable form */
+            for (int p = 0; p < HW; p++) d[p] = y[p] + r[p];
+        else
+            for (int p = 0; p < HW; p++) d[p] = (y[p] + r[p]) / rescale;
+    }
+}
+
 static void forward_image(float *dst, float *T, float *Y, float *Q, float *KT, float *V, float *O, const float *xn,
                           const float *res, const float *wq, const float *bq, const float *wk, const float *bk,
                           const float *wv, const float *bv, const float *wo, const float *bo, int C, int HW, int heads,
@@ -132,8 +150,7 @@ static void forward_image(float *dst, float *T, float *Y, float *Q, float *KT, f
     keys_transposed(KT, xn, wk, bk, C, HW, inner, threaded);
     linear(V, T, wv, bv, HW, C, inner);
     attend(O, NULL, Q, KT, V, HW, heads, dh, 1.0f / sqrtf((float)dh), threaded);
-    linear(Y, O, wo, bo, HW, inner, C);
-    add_residual(dst, Y, res, C, HW, rescale, threaded);
+    project_out(dst, Y, O, wo, bo, res, C, HW, inner, rescale, threaded);
 }
 
 void dfs_attention_forward(float *out, float *scratch, const float *xn, const float *residual,

@@ -16,4 +16,18 @@ static inline float dfs_dot(const float *a, const float *b, int n) {
     return s;
 }
 
+/* max(x[0], …, x[n−1]) for n >= 1, with sixteen running maxima (the compiler can keep them in
+ * vector registers); the maximum does not depend on the order. */
+static inline float dfs_max(const float *x, int n) {
+    float m[16];
+    for (int k = 0; k < 16; k++) m[k] = x[0];
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++) m[k] = x[i + k] > m[k] ? x[i + k] : m[k];
+    for (; i < n; i++) m[0] = x[i] > m[0] ? x[i] : m[0];
+    float r = m[0];
+    for (int k = 1; k < 16; k++) r = m[k] > r ? m[k] : r;
+    return r;
+}
+
 #endif
