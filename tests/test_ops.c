@@ -1,5 +1,6 @@
 /* Each op against its naive reference (src/ops/ref) on random inputs and odd shapes, with 1 and 2
  * threads (the results must be bit-identical). */
+#include <stdint.h>
 #include <string.h>
 
 #include "core/internal.h"
@@ -110,10 +111,10 @@ static void test_conv_prepared(int B, int C, int H, int W, int OC) {
     float *x = rand_buf((size_t)B * C * H * W, 1), *w = rand_buf((size_t)OC * C * 9, 0.3f), *b = rand_buf(OC, 1);
     float *o1 = rand_buf(no, 1), *o2 = rand_buf(no, 1), *ws = rand_buf(nws, 1);
     float *prep = rand_buf(dfs_conv2d_prepared_floats(C, OC, 3, 3), 1);
-    dfs_conv2d_prepare(prep, w, C, OC, 3, 3);
+    dfs_conv2d_prepare(prep, w, C, OC, 3, 3, 0);
     dfs_conv2d_forward(o1, ws, x, w, b, B, C, H, W, OC, 3, 3, 1, 1, 1, H, W);
     for (size_t i = 0; i < nws; i++) ws[i] = NAN;
-    dfs_conv2d_forward_prepared(o2, ws, x, w, prep, b, B, C, H, W, OC, 3, 3, 1, 1, 1, H, W);
+    dfs_conv2d_forward_prepared(o2, ws, x, w, prep, b, B, C, H, W, OC, 3, 3, 1, 1, 1, H, W, 0);
     TEST_CHECK(memcmp(o1, o2, no * sizeof(float)) == 0);
     dfs_free(x), dfs_free(w), dfs_free(b), dfs_free(o1), dfs_free(o2), dfs_free(ws), dfs_free(prep);
 }
@@ -264,6 +265,78 @@ static void test_gemm_kernels(void) {
 
 /* The strided GEMM driver, each operand plain or transposed, against a double-precision product
  * (sizes crossing row chunks, strips and K panels), and bit-identical with 1 and 2 threads. */
+static float bits_float(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* The BF16 kernels: rounding against hand-worked cases, every version's packing and products with
+ * the portable one's bits, and the portable products against a double-precision sum of the same
+ * rounded values. */
+static void test_gemm_bf16(void) {
+    static const struct { uint32_t in; uint16_t out; } cases[] = {
+        {0x3f800000u, 0x3f80}, {0x3f808000u, 0x3f80}, {0x3f818000u, 0x3f82}, {0x3f808001u, 0x3f81},
+        {0x7f7fffffu, 0x7f80}, {0x7f800000u, 0x7f80}, {0xff800000u, 0xff80}, {0x00000001u, 0x0000},
+        {0x807fffffu, 0x8000}, {0x00800000u, 0x0080}, {0x7fc00001u, 0x7fc0}, {0x7f800001u, 0x7fc0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        if (!TEST_CHECK(dfs_bf16_round(bits_float(cases[i].in)) == cases[i].out))
+            fprintf(stderr, "  bf16 of %08x: %04x\n", cases[i].in, dfs_bf16_round(bits_float(cases[i].in)));
+    const dfs_gemm_bf16_impl *impls[4];
+    const int n = dfs_gemm_bf16_available(impls, 4);
+    TEST_CHECK(n >= 1 && strcmp(impls[n - 1]->name, "scalar") == 0);
+    enum { KC2 = 130, M = 8, NCOL = 48 };
+    float lo[KC2 * NCOL], hi[KC2 * NCOL], alo[M * KC2], ahi[M * KC2];
+    for (int i = 0; i < KC2 * NCOL; i++) {
+        lo[i] = frand() * ldexpf(1.0f, (int)(frand() * 20)), hi[i] = frand();
+        if (i % 97 == 0) lo[i] = bits_float(0x00400000u); /* a denormal, read as zero */
+        if (i % 89 == 0) hi[i] = 1e-20f;                  /* products down near the denormal range */
+    }
+    for (int i = 0; i < M * KC2; i++) alo[i] = frand(), ahi[i] = i % 89 == 0 ? 1e-20f : frand();
+    static uint32_t b[KC2 * NCOL], b1[KC2 * NCOL], a[M * KC2];
+    impls[n - 1]->pack(b, lo, hi, KC2 * NCOL);
+    impls[n - 1]->pack(a, alo, ahi, M * KC2);
+    int same = 1;
+    for (int k = 0; k < n; k++)
+        for (int len = 1; len <= 40; len += 13) {
+            memset(b1, 0, sizeof b1);
+            impls[k]->pack(b1, lo, len == 40 ? NULL : hi, len);
+            for (int j = 0; j < len; j++)
+                same &= b1[j] == (dfs_bf16_round(lo[j]) | (uint32_t)(len == 40 ? 0 : dfs_bf16_round(hi[j])) << 16);
+            same &= b1[len] == 0;
+        }
+    static const int kcs[] = {1, 7, 64, 130}, nrs[] = {1, 15, 16, 17, 32, 33, 48};
+    float c0[M * NCOL], c1[M * NCOL];
+    double worst = 0;
+    for (int k = 0; k < n; k++)
+        for (size_t ik = 0; ik < sizeof kcs / sizeof *kcs; ik++)
+            for (size_t in = 0; in < sizeof nrs / sizeof *nrs; in++)
+                for (int mr = 1; mr <= M; mr += 3)
+                    for (int add = 0; add <= 1; add++) {
+                        const int kc2 = kcs[ik], nr = nrs[in];
+                        for (int i = 0; i < M * NCOL; i++) c0[i] = c1[i] = (float)i * 0.125f;
+                        impls[n - 1]->kernel(kc2, a, KC2, b, NCOL, c0, NCOL, mr, nr, add);
+                        impls[k]->kernel(kc2, a, KC2, b, NCOL, c1, NCOL, mr, nr, add);
+                        same &= memcmp(c0, c1, sizeof c0) == 0;
+                        if (k > 0 || add) continue;
+                        for (int i = 0; i < mr; i++)
+                            for (int j = 0; j < nr; j++) {
+                                double ref = 0, mag = 0;
+                                for (int q = 0; q < kc2; q++) {
+                                    const uint32_t x = a[i * KC2 + q], y = b[q * NCOL + j];
+                                    const double p = (double)bits_float(x << 16) * bits_float(y << 16) +
+                                                     (double)bits_float(x & 0xffff0000u) * bits_float(y & 0xffff0000u);
+                                    ref += p, mag += fabs(p);
+                                }
+                                const double e = fabs(c0[i * NCOL + j] - ref) / (mag + 1e-30);
+                                if (e > worst) worst = e;
+                            }
+                    }
+    if (!TEST_CHECK(same)) fprintf(stderr, "  bf16 kernels differ between versions\n");
+    if (!TEST_CHECK(worst < 1e-5)) fprintf(stderr, "  bf16 products off the reference by %g\n", worst);
+}
+
 static void test_gemm_driver(int M, int N, int K) {
     float *a = rand_buf((size_t)M * K, 1), *b = rand_buf((size_t)K * N, 1);
     float *c0 = rand_buf((size_t)M * N, 1), *c1 = dfs_malloc(sizeof(float) * M * N), *c2 = dfs_malloc(sizeof(float) * M * N);
@@ -293,6 +366,7 @@ static void test_gemm_driver(int M, int N, int K) {
 
 int main(void) {
     test_gemm_kernels();
+    test_gemm_bf16();
     test_gemm_driver(1, 1, 1);
     test_gemm_driver(7, 5, 3);
     test_gemm_driver(131, 97, 300);

@@ -1,4 +1,6 @@
 /* Choosing a GEMM micro-kernel, the portable one, and the general strided GEMM driver. */
+#include <float.h>
+#include <math.h>
 #include <string.h>
 
 #include "core/internal.h"
@@ -46,6 +48,66 @@ const dfs_gemm_impl *dfs_gemm_best(void) {
     for (int i = 0; i < n - 1; i++)
         if (dfs_isa_permits(impls[i]->name)) return impls[i];
     return impls[n - 1];
+}
+
+uint16_t dfs_bf16_round(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u);   /* zero and denormals */
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* NaN, made quiet */
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static float bf16_value(uint32_t h) {
+    const uint32_t u = (h & 0xffffu) << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* acc + x·y with x·y exact (two bfloat16 values), rounded, a denormal result flushed to zero */
+static float bf16_step(float acc, float x, float y) {
+    const float r = fmaf(x, y, acc);
+    return fabsf(r) < FLT_MIN ? copysignf(0.0f, r) : r;
+}
+
+static void bf16_kernel_scalar(int kc2, const uint32_t *a, size_t lda, const uint32_t *b, size_t ldb, float *c,
+                               size_t ldc, int mr, int nr, int add) {
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) {
+            float acc = 0.0f;
+            for (int k = 0; k < kc2; k++) {
+                const uint32_t x = a[(size_t)i * lda + k], y = b[(size_t)k * ldb + j];
+                acc = bf16_step(acc, bf16_value(x >> 16), bf16_value(y >> 16));
+                acc = bf16_step(acc, bf16_value(x), bf16_value(y));
+            }
+            float *cp = c + (size_t)i * ldc + j;
+            *cp = add ? *cp + acc : acc;
+        }
+}
+
+static void bf16_pack_scalar(uint32_t *dst, const float *lo, const float *hi, int n) {
+    for (int j = 0; j < n; j++) dst[j] = dfs_bf16_round(lo[j]) | (uint32_t)(hi ? dfs_bf16_round(hi[j]) : 0) << 16;
+}
+
+const dfs_gemm_bf16_impl dfs_gemm_bf16_scalar = {"scalar", bf16_kernel_scalar, bf16_pack_scalar};
+
+int dfs_gemm_bf16_available(const dfs_gemm_bf16_impl **out, int max) {
+    int n = 0;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (n < max && __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw"))
+        out[n++] = &dfs_gemm_bf16_avx512;
+#endif
+    if (n < max) out[n++] = &dfs_gemm_bf16_scalar;
+    return n;
+}
+
+const dfs_gemm_bf16_impl *dfs_gemm_bf16_best(void) {
+    const dfs_gemm_bf16_impl *impls[2];
+    const int n = dfs_gemm_bf16_available(impls, 2);
+    return n > 1 && dfs_isa_permits("avx512") ? impls[0] : impls[n - 1];
 }
 
 #define CHUNK_M 64 /* rows of C per tile: a packed B strip is reused by CHUNK_M / MR kernel calls */

@@ -9,6 +9,7 @@
 #define DFS_OPS_GEMM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define DFS_GEMM_MR 8   /* rows of C per micro-kernel call */
 #define DFS_GEMM_KC 256 /* depth of one packed panel */
@@ -48,10 +49,36 @@ void dfs_gemm(int M, int N, int K, const float *a, size_t a_rs, size_t a_cs, con
 void dfs_gemm_1t(int M, int N, int K, const float *a, size_t a_rs, size_t a_cs, const float *b, size_t b_rs,
                  size_t b_cs, float *c, size_t ldc);
 
+/* BF16 products (inference with the bf16 compute type). Operands hold pairs of bfloat16 values in
+ * 32 bits (the first of the pair in the low half), pairs taken along K:
+ *     C[i·ldc + j] (+)= Σ_k2 a[i·lda + k2] ⊙ b[k2·ldb + j],   i < mr, j < nr <= 48,
+ * where a pair times a pair adds the product of the high halves to the running sum, then that of
+ * the low halves, each rounded to float with denormal results flushed to zero, and each element's
+ * sum starts from zero before it is added to C (or stored when add is 0). That is what AVX-512
+ * BF16's VDPBF16PS computes, so the portable version gives the same bits. Reads 16·⌈nr/16⌉ pairs
+ * of each row of b. */
+typedef void (*dfs_gemm_bf16_fn)(int kc2, const uint32_t *a, size_t lda, const uint32_t *b, size_t ldb, float *c,
+                                  size_t ldc, int mr, int nr, int add);
+
+typedef struct dfs_gemm_bf16_impl {
+    const char *name; /* "avx512bf16", "scalar" */
+    dfs_gemm_bf16_fn kernel;
+    /* dst[j] = the pair (bf16(lo[j]), bf16(hi[j])) for j < n; hi NULL: zeros (see dfs_bf16_round) */
+    void (*pack)(uint32_t *dst, const float *lo, const float *hi, int n);
+} dfs_gemm_bf16_impl;
+
+/* float → bfloat16 as the hardware converts for products: round to nearest even, denormals to
+ * zero, NaN kept a (quiet) NaN. Not the same as storing weights in a file (src/io/tensor.c). */
+uint16_t dfs_bf16_round(float f);
+const dfs_gemm_bf16_impl *dfs_gemm_bf16_best(void);
+int dfs_gemm_bf16_available(const dfs_gemm_bf16_impl **out, int max);
+
 /* Implementations, each defined in its own file (src/ops/x86/ for the SIMD ones). */
 void dfs_gemm_transpose_scalar(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols);
 extern const dfs_gemm_impl dfs_gemm_scalar;
+extern const dfs_gemm_bf16_impl dfs_gemm_bf16_scalar;
 #if defined(__x86_64__) || defined(__i386__)
+extern const dfs_gemm_bf16_impl dfs_gemm_bf16_avx512;
 extern const dfs_gemm_impl dfs_gemm_avx2;
 extern const dfs_gemm_impl dfs_gemm_avx512;
 #endif
