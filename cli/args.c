@@ -96,3 +96,9 @@ int cli_fail(const char *cmd, dfs_ctx *ctx, dfs_status s) {
     default: return 1;
     }
 }
+
+int cli_dtype(const char *cmd, const char *s) {
+    if (!s || strcmp(s, "f32") == 0 || strcmp(s, "bf16") == 0) return 0;
+    fprintf(stderr, "diffuse %s: --dtype must be f32 or bf16, not '%s'\n", cmd, s);
+    return 2;
+}

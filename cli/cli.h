@@ -29,6 +29,8 @@ const char *cli_get(const cli_args *a, const cli_opt *opts, int n_opts, const ch
 /* Integer / float option values with range checks; print the error and return 2 on bad input. */
 int cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 int cli_float(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out);
+/* --dtype: f32 or bf16 (NULL: not given); prints the error and returns 2 on anything else. */
+int cli_dtype(const char *cmd, const char *s);
 
 /* Prints "diffuse CMD: MESSAGE" and returns the exit status for the status: 2 for bad input
  * (malformed files, bad arguments, unsupported configurations), 1 for anything else. */

@@ -11,6 +11,7 @@ static const cli_opt opts[] = {
     {"--model", "-m", "DIR", "diffusers model or pipeline directory (required)"},
     {"--batch", "-b", "B", "batch size (default 1)"},
     {"--size", NULL, "HxW", "resolution (default: the config's sample_size, else 32x32)"},
+    {"--dtype", NULL, "T", "f32 (default) or bf16: bfloat16 operands for the 3x3 convolutions' products (less exact; its speed depends on the CPU: docs/performance.md)"},
     {"--threads", NULL, "N", "worker threads (default 1)"},
     {"--repeat", NULL, "N", "timed forward passes after one warm-up (default 10)"},
     {"--train", NULL, NULL, "time training steps (forward, backward, AdamW, EMA) instead of forward passes"},
@@ -93,6 +94,12 @@ int cmd_bench(int argc, char **argv) {
     if ((v = cli_get(&a, opts, N_OPTS, "--threads")) && cli_int("bench", "--threads", v, 1, 1024, &threads)) return 2;
     if ((v = cli_get(&a, opts, N_OPTS, "--repeat")) && cli_int("bench", "--repeat", v, 1, 100000, &repeat)) return 2;
     int json = cli_get(&a, opts, N_OPTS, "--json") != NULL, train = cli_get(&a, opts, N_OPTS, "--train") != NULL;
+    const char *dtype = cli_get(&a, opts, N_OPTS, "--dtype");
+    if (cli_dtype("bench", dtype)) return 2;
+    if (train && dtype && strcmp(dtype, "f32") != 0) {
+        fprintf(stderr, "diffuse bench: training runs in f32; --dtype is for forward passes\n");
+        return 2;
+    }
 
     dfs_ctx *ctx = dfs_ctx_new();
     if (!ctx) return 1;
@@ -102,6 +109,7 @@ int cmd_bench(int argc, char **argv) {
     mp.path = path;
     dfs_model *m = NULL;
     dfs_status s = dfs_model_load(ctx, &mp, &m);
+    if (!s && dtype) s = dfs_model_set_compute(ctx, m, dtype);
     if (s) {
         int rc = cli_fail("bench", ctx, s);
         dfs_ctx_free(ctx);
@@ -164,12 +172,14 @@ int cmd_bench(int argc, char **argv) {
     double med = repeat % 2 ? times[repeat / 2] : 0.5 * (times[repeat / 2 - 1] + times[repeat / 2]);
     double flops = dfs_model_flops(m, H, W) * (double)B;
     if (json)
-        printf("{\"model\": \"%s\", \"batch\": %ld, \"threads\": %ld, \"height\": %d, \"width\": %d, \"forward_ms_median\": %.4f, "
-               "\"forward_ms_min\": %.4f, \"gflops\": %.3f, \"gflop_per_forward\": %.4f, \"repeat\": %ld}\n",
-               path, B, threads, H, W, med * 1e3, times[0] * 1e3, flops / med / 1e9, flops / 1e9, repeat);
+        printf("{\"model\": \"%s\", \"batch\": %ld, \"threads\": %ld, \"height\": %d, \"width\": %d, \"dtype\": \"%s\", "
+               "\"forward_ms_median\": %.4f, \"forward_ms_min\": %.4f, \"gflops\": %.3f, \"gflop_per_forward\": %.4f, "
+               "\"repeat\": %ld}\n",
+               path, B, threads, H, W, dtype ? dtype : "f32", med * 1e3, times[0] * 1e3, flops / med / 1e9, flops / 1e9, repeat);
     else
-        printf("%s: batch %ld, %dx%d, %ld thread%s: median %.3f ms, min %.3f ms, %.2f GFLOP/s (%.3f GFLOP per pass)\n", path,
-               B, H, W, threads, threads == 1 ? "" : "s", med * 1e3, times[0] * 1e3, flops / med / 1e9, flops / 1e9);
+        printf("%s: batch %ld, %dx%d, %s, %ld thread%s: median %.3f ms, min %.3f ms, %.2f GFLOP/s (%.3f GFLOP per pass)\n",
+               path, B, H, W, dtype ? dtype : "f32", threads, threads == 1 ? "" : "s", med * 1e3, times[0] * 1e3,
+               flops / med / 1e9, flops / 1e9);
 done:
     dfs_free(x);
     dfs_free(out);

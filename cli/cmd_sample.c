@@ -29,6 +29,7 @@ static const cli_opt opts[] = {
     {"--save-trajectory", NULL, "FILE.png", "x_t (top) and predicted x0 (bottom) of the first image every few steps"},
     {"--save-trajectory-npy", NULL, "FILE.npy", "float32 (K, N, C, H, W): the samples after each of the K steps"},
     {"--max-memory", NULL, "MB", "refuse to start when activations would need more (default: free memory)"},
+    {"--dtype", NULL, "T", "f32 (default) or bf16: bfloat16 operands for the 3x3 convolutions' products (less exact; its speed depends on the CPU: docs/performance.md)"},
     {"--threads", NULL, "N", "worker threads (default: all cores)"},
     {"--quiet", "-q", NULL, "no progress output"},
 };
@@ -137,6 +138,7 @@ int cmd_sample(int argc, char **argv) {
     unsigned long long seed = 0;
     if (threads < 1) threads = 1;
     if ((v = OPT("--steps")) && cli_int("sample", "--steps", v, 1, 100000, &steps)) return 2;
+    if (cli_dtype("sample", OPT("--dtype"))) return 2;
     if ((v = OPT("--num-images")) && cli_int("sample", "--num-images", v, 1, 100000, &n)) return 2;
     if ((v = OPT("--batch-size")) && cli_int("sample", "--batch-size", v, 1, 100000, &bs)) return 2;
     if ((v = OPT("--threads")) && cli_int("sample", "--threads", v, 1, 1024, &threads)) return 2;
@@ -182,6 +184,7 @@ int cmd_sample(int argc, char **argv) {
     dfs_model_params_default(&mp);
     mp.path = model;
     if ((st = dfs_model_load(ctx, &mp, &m))) goto fail;
+    if (OPT("--dtype") && (st = dfs_model_set_compute(ctx, m, OPT("--dtype")))) goto fail;
     dfs_model_info info;
     dfs_model_get_info(m, &info);
     sp.scheduler = OPT("--scheduler");

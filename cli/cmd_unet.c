@@ -12,6 +12,7 @@ static const cli_opt opts[] = {
     {"--class-labels", NULL, "Y.npy", "class labels, N int64 values (class-conditional models)"},
     {"--output", "-o", "OUT.npy", "where to write the model output, float32 (N, C_out, H, W) (required)"},
     {"--max-memory", NULL, "MB", "refuse to start when activations would need more (default: free memory)"},
+    {"--dtype", NULL, "T", "f32 (default) or bf16: bfloat16 operands for the 3x3 convolutions' products (less exact; its speed depends on the CPU: docs/performance.md)"},
     {"--threads", NULL, "N", "worker threads (default 1)"},
 };
 #define N_OPTS (int)(sizeof opts / sizeof *opts)
@@ -81,6 +82,8 @@ int cmd_unet(int argc, char **argv) {
     }
     long threads = 1;
     if (thr && cli_int("unet", "--threads", thr, 1, 1024, &threads)) return 2;
+    const char *dtype = cli_get(&a, opts, N_OPTS, "--dtype");
+    if (cli_dtype("unet", dtype)) return 2;
 
     dfs_ctx *ctx = dfs_ctx_new();
     if (!ctx) return 1;
@@ -103,6 +106,7 @@ int cmd_unet(int argc, char **argv) {
     dfs_model_params_default(&mp);
     mp.path = model;
     if ((s = dfs_model_load(ctx, &mp, &m))) goto fail;
+    if (dtype && (s = dfs_model_set_compute(ctx, m, dtype))) goto fail;
     dfs_model_info info;
     dfs_model_get_info(m, &info);
     if ((s = dfs_npy_read(ctx, in, &x))) goto fail;

@@ -102,6 +102,15 @@ void dfs_model_describe(const dfs_model *m, char *buf, size_t size);
 dfs_status dfs_model_forward(dfs_ctx *ctx, dfs_model *m, const float *x, int B, int H, int W,
                              const float *timesteps, const int64_t *class_labels, float *out);
 
+/* The precision of the network's products: "f32" (the default) or "bf16", where the 3×3
+ * convolutions' Winograd products take their operands rounded to bfloat16 (8 significant bits;
+ * sums stay in float: outputs move by about 1% of their scale). Computed with AVX-512 BF16 where
+ * the CPU has it, else the same numbers by a slower portable path; whether it beats f32 depends on
+ * how fast the CPU's BF16 dot product is (docs/performance.md). Only inference uses it (training
+ * stays in f32); BF16 needs the prepared weights that --max-memory may forbid, and without them
+ * passes run in f32. */
+dfs_status dfs_model_set_compute(dfs_ctx *ctx, dfs_model *m, const char *dtype);
+
 /* The same for class_embed_type "identity": class_vec (B, time_embedding_dim) is added to the
  * time embedding as it is. */
 dfs_status dfs_model_forward_vec(dfs_ctx *ctx, dfs_model *m, const float *x, int B, int H, int W,

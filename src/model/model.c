@@ -334,6 +334,15 @@ dfs_status dfs_model_forward_vec(dfs_ctx *ctx, dfs_model *m, const float *x, int
     return dfs_model_run(ctx, m, x, B, H, W, timesteps, NULL, class_vec, out);
 }
 
+dfs_status dfs_model_set_compute(dfs_ctx *ctx, dfs_model *m, const char *dtype) {
+    const int bf16 = dtype && strcmp(dtype, "bf16") == 0;
+    if (!dtype || (!bf16 && strcmp(dtype, "f32") != 0))
+        return dfs_fail(ctx, DFS_ERR_ARG, "compute type '%s' is not one of f32, bf16", dtype ? dtype : "(null)");
+    if (bf16 != m->bf16) m->prep_ready = 0; /* prepared in the other precision */
+    m->bf16 = bf16;
+    return DFS_OK;
+}
+
 dfs_status dfs_model_run(dfs_ctx *ctx, dfs_model *m, const float *x, int B, int H, int W, const float *t,
                          const int64_t *labels, const float *class_vec, float *out) {
     dfs_ops_set_threads(dfs_ctx_threads(ctx)); /* before planning: scratch sizes depend on it */
@@ -364,7 +373,7 @@ dfs_status dfs_model_run(dfs_ctx *ctx, dfs_model *m, const float *x, int B, int 
         m->prep_skipped = m->prep == NULL;
         m->prep_ready = 0;
     }
-    dfs_unet_forward(m->unet, m->params, m->arena, m->prep, m->prep_ready, x, B, H, W, t, labels, class_vec, out);
+    dfs_unet_forward(m->unet, m->params, m->arena, m->prep, m->prep_ready, m->bf16, x, B, H, W, t, labels, class_vec, out);
     m->prep_ready = m->prep != NULL;
     return DFS_OK;
 }

@@ -18,6 +18,7 @@ struct dfs_model {
     float *prep;              /* conv weights prepared for inference (dfs_unet_prepared_floats), or NULL */
     int prep_ready;           /* prep matches params: clear it whenever params change */
     int prep_skipped;         /* no memory for prep (or not within --max-memory): passes go without */
+    int bf16;                 /* compute type "bf16" (dfs_model_set_compute): needs prep, else passes run in F32 */
     int plan_b, plan_h, plan_w, plan_threads;
 };
 

@@ -86,8 +86,9 @@ dfs_unet_plan dfs_unet_plan_forward(const dfs_unet *u, int B, int H, int W);
  * x: (B, in, H, W); t: (B); labels: (B) class indices or NULL; class_vec: (B, temb) for
  * class_embed_type "identity" or NULL; out: (B, out, H, W). Allocates nothing. */
 size_t dfs_unet_prepared_floats(const dfs_unet *u);
-void dfs_unet_forward(const dfs_unet *u, const float *P, float *arena, float *prep, int prep_ready, const float *x,
-                      int B, int H, int W, const float *t, const int64_t *labels, const float *class_vec, float *out);
+void dfs_unet_forward(const dfs_unet *u, const float *P, float *arena, float *prep, int prep_ready, int bf16,
+                      const float *x, int B, int H, int W, const float *t, const int64_t *labels, const float *class_vec,
+                      float *out);
 
 /* ---- Training ----
  * A training forward pass keeps every activation in the arena (plan with dfs_unet_plan_train)

@@ -58,6 +58,7 @@ typedef struct run {
     const int64_t *labels;
     float *prep;       /* inference: prepared conv weights (dfs_unet_prepared_floats), or NULL */
     int prep_ready;    /* prep already holds them (else each conv fills its part first) */
+    int bf16;          /* prep holds BF16 Winograd weights: those products run in BF16 */
 } run;
 
 static size_t numel(const run *r, ten t) { return (size_t)r->B * t.C * t.H * t.W; }
@@ -131,10 +132,10 @@ static ten conv(run *r, const dfs_conv *c, ten in, int stride, int pad, int OH, 
         if (r->prep && dfs_conv2d_prepared_floats(c->in, c->out, c->k, c->k)) {
             DFS_ASSERT(dfs_conv2d_prepared_floats(c->in, c->out, c->k, c->k) * 9 <= (size_t)25 * c->out * c->in * c->k * c->k);
             prep = r->prep + (c->w * 25 + 8) / 9; /* see dfs_unet_prepared_floats */
-            if (!r->prep_ready) dfs_conv2d_prepare(prep, W(r, c->w), c->in, c->out, c->k, c->k);
+            if (!r->prep_ready) dfs_conv2d_prepare(prep, W(r, c->w), c->in, c->out, c->k, c->k, r->bf16);
         }
         dfs_conv2d_forward_prepared(A(r, out), at(r, ws), A(r, in), W(r, c->w), prep, W(r, c->b), r->B, c->in, in.H, in.W,
-                                    c->out, c->k, c->k, stride, pad, pad, OH, OW);
+                                    c->out, c->k, c->k, stride, pad, pad, OH, OW, prep && r->bf16);
     }
     return out;
 }
@@ -387,7 +388,7 @@ static ten forward(run *r, const float *x, int H, int W_, const float *class_vec
 }
 
 dfs_unet_plan dfs_unet_plan_forward(const dfs_unet *u, int B, int H, int W_) {
-    run r = {u, NULL, NULL, B, 0, 0, 0, 0.0, NULL, 0, NULL, NULL, NULL, 0};
+    run r = {u, NULL, NULL, B, 0, 0, 0, 0.0, NULL, 0, NULL, NULL, NULL, 0, 0};
     forward(&r, NULL, H, W_, NULL, NULL);
     dfs_unet_plan p = {r.peak, r.flops, 0};
     return p;
@@ -398,16 +399,17 @@ dfs_unet_plan dfs_unet_plan_forward(const dfs_unet *u, int B, int H, int W_) {
  * do these. */
 size_t dfs_unet_prepared_floats(const dfs_unet *u) { return (u->n_floats * 25 + 8) / 9 + 25; }
 
-void dfs_unet_forward(const dfs_unet *u, const float *P, float *arena, float *prep, int prep_ready, const float *x,
-                      int B, int H, int W_, const float *t, const int64_t *labels, const float *class_vec, float *out) {
+void dfs_unet_forward(const dfs_unet *u, const float *P, float *arena, float *prep, int prep_ready, int bf16,
+                      const float *x, int B, int H, int W_, const float *t, const int64_t *labels, const float *class_vec,
+                      float *out) {
     DFS_ASSERT(arena != NULL);
-    run r = {u, P, arena, B, 0, 0, 0, 0.0, NULL, 0, t, labels, prep, prep_ready};
+    run r = {u, P, arena, B, 0, 0, 0, 0.0, NULL, 0, t, labels, prep, prep_ready, prep && bf16};
     ten o = forward(&r, x, H, W_, class_vec, NULL);
     memcpy(out, A(&r, o), numel(&r, o) * sizeof(float));
 }
 
 dfs_unet_plan dfs_unet_plan_train(const dfs_unet *u, int B, int H, int W_) {
-    run r = {u, NULL, NULL, B, 1, 0, 0, 0.0, NULL, 0, NULL, NULL, NULL, 0};
+    run r = {u, NULL, NULL, B, 1, 0, 0, 0.0, NULL, 0, NULL, NULL, NULL, 0, 0};
     forward(&r, NULL, H, W_, NULL, NULL);
     dfs_unet_plan p = {r.peak, r.flops, r.n_tape};
     return p;
@@ -416,7 +418,7 @@ dfs_unet_plan dfs_unet_plan_train(const dfs_unet *u, int B, int H, int W_) {
 dfs_unet_train_io dfs_unet_forward_train(const dfs_unet *u, const float *P, float *arena, dfs_tape_op *tape,
                                          const float *x, int B, int H, int W_, const float *t, const int64_t *labels,
                                          const float *class_vec) {
-    run r = {u, P, arena, B, 1, 0, 0, 0.0, tape, 0, t, labels, NULL, 0};
+    run r = {u, P, arena, B, 1, 0, 0, 0.0, tape, 0, t, labels, NULL, 0, 0};
     dfs_unet_train_io io = {0, 0};
     io.out_off = forward(&r, x, H, W_, class_vec, &io.in_off).off;
     return io;

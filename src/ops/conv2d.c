@@ -206,11 +206,12 @@ static void pack_strip(float *dst, int NR, const float *img, int H, int W, int K
 /* out (+)= conv(inp, w): out is set to the bias first unless accumulate is set. */
 static size_t winograd_floats(int C, int OC, int KH, int KW) { return KH == 3 && KW == 3 ? 16 * (size_t)OC * C : 0; }
 
-static void conv_gemm(float *out, float *ws, const float *inp, const float *w, const float *prep, const float *bias, int B,
-                      int C, int H, int W, int OC, int KH, int KW, int stride, int pad_t, int pad_l, int OH, int OW,
-                      int accumulate) {
+static void conv_gemm(float *out, float *ws, const float *inp, const float *w, const float *prep, int bf16,
+                      const float *bias, int B, int C, int H, int W, int OC, int KH, int KW, int stride, int pad_t,
+                      int pad_l, int OH, int OW, int accumulate) {
     if (dfs_winograd_applies(B, KH, KW, stride, pad_t, pad_l, H, W, OH, OW)) {
-        dfs_conv3x3_winograd(out, ws, inp, w, prep, bias, B, C, H, W, OC, accumulate);
+        dfs_conv3x3_winograd(out, ws, inp, w, bf16 ? NULL : prep, bf16 ? (const uint32_t *)prep : NULL, bias, B, C, H, W, OC,
+                             accumulate);
         return;
     }
     if (stride == 1 && pad_t >= 0 && pad_t < KH && pad_l >= 0 && pad_l < KW) {
@@ -246,27 +247,29 @@ static void conv_gemm(float *out, float *ws, const float *inp, const float *w, c
 void dfs_conv2d_forward(float *out, float *ws, const float *inp, const float *w, const float *bias, int B, int C,
                         int H, int W, int OC, int KH, int KW, int stride, int pad_t, int pad_l, int OH, int OW) {
     DFS_ASSERT(stride >= 1 && OH >= 1 && OW >= 1);
-    conv_gemm(out, ws, inp, w, NULL, bias, B, C, H, W, OC, KH, KW, stride, pad_t, pad_l, OH, OW, 0);
+    conv_gemm(out, ws, inp, w, NULL, 0, bias, B, C, H, W, OC, KH, KW, stride, pad_t, pad_l, OH, OW, 0);
 }
 
-/* Prepared weights: for 3×3 kernels the Winograd transform, then (for any kernel but 1×1, whose
- * order needs no change) the stride-1 path's reordered copy: at most 25/9 of the weights. */
+/* Prepared weights: for 3×3 kernels the Winograd transform (in BF16 pairs of channels, half its
+ * room, when bf16 is set), then (for any kernel but 1×1, whose order needs no change) the stride-1
+ * path's reordered copy: at most 25/9 of the weights. */
 size_t dfs_conv2d_prepared_floats(int C, int OC, int KH, int KW) {
     return KH * KW > 1 ? winograd_floats(C, OC, KH, KW) + (size_t)OC * C * KH * KW : 0;
 }
 
-void dfs_conv2d_prepare(float *prep, const float *w, int C, int OC, int KH, int KW) {
+void dfs_conv2d_prepare(float *prep, const float *w, int C, int OC, int KH, int KW, int bf16) {
     if (KH * KW == 1) return;
-    if (KH == 3 && KW == 3) dfs_winograd_weights(prep, w, C, OC);
+    if (KH == 3 && KW == 3 && bf16) dfs_winograd_weights_bf16((uint32_t *)prep, w, C, OC);
+    else if (KH == 3 && KW == 3) dfs_winograd_weights(prep, w, C, OC);
 #pragma omp parallel
     reorder_weights(prep + winograd_floats(C, OC, KH, KW), w, C, OC, KH * KW);
 }
 
 void dfs_conv2d_forward_prepared(float *out, float *ws, const float *inp, const float *w, const float *prep,
                                  const float *bias, int B, int C, int H, int W, int OC, int KH, int KW, int stride,
-                                 int pad_t, int pad_l, int OH, int OW) {
+                                 int pad_t, int pad_l, int OH, int OW, int bf16) {
     DFS_ASSERT(stride >= 1 && OH >= 1 && OW >= 1);
-    conv_gemm(out, ws, inp, w, prep, bias, B, C, H, W, OC, KH, KW, stride, pad_t, pad_l, OH, OW, 0);
+    conv_gemm(out, ws, inp, w, prep, bf16, bias, B, C, H, W, OC, KH, KW, stride, pad_t, pad_l, OH, OW, 0);
 }
 
 /* Packs patches transposed: rows are pixels [p0, p0+kc), columns are patch rows [k0, k0+nk)
@@ -428,7 +431,7 @@ void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const flo
             for (int c = 0; c < C; c++)
                 for (int r = 0; r < ksz; r++)
                     wt[((size_t)c * OC + oc) * ksz + (ksz - 1 - r)] = w[((size_t)oc * C + c) * ksz + r];
-        conv_gemm(dinp, thread_ws, dout, wt, NULL, NULL, B, OC, OH, OW, C, KH, KW, 1, KH - 1 - pad_t, KW - 1 - pad_l, H, W, 1);
+        conv_gemm(dinp, thread_ws, dout, wt, NULL, 0, NULL, B, OC, OH, OW, C, KH, KW, 1, KH - 1 - pad_t, KW - 1 - pad_l, H, W, 1);
     } else if (dinp) {
         /* dpatches (K × P) = wᵀ (K × OC) · dout_b (OC × P), scattered back (col2im) one strip of
          * pixels at a time; a thread owns whole images, so each input gradient has one writer. */

@@ -34,12 +34,14 @@ void dfs_conv2d_forward(float *out, float *ws, const float *inp, const float *w,
 /* Weights prepared once for repeated forward passes (inference): dfs_conv2d_prepared_floats(...)
  * floats (0: nothing to prepare) filled by dfs_conv2d_prepare from w, then given with w to
  * dfs_conv2d_forward_prepared, which is dfs_conv2d_forward without redoing that work per call
- * (the Winograd transform of 3×3 weights). prep must be recomputed when w changes. */
+ * (the Winograd transform of 3×3 weights). prep must be recomputed when w changes. With bf16 set
+ * (the same in both calls) the Winograd products run in BF16 (gemm.h): faster where the CPU has
+ * AVX-512 BF16, with weights and transformed inputs rounded to 8 significant bits. */
 size_t dfs_conv2d_prepared_floats(int C, int OC, int KH, int KW);
-void dfs_conv2d_prepare(float *prep, const float *w, int C, int OC, int KH, int KW);
+void dfs_conv2d_prepare(float *prep, const float *w, int C, int OC, int KH, int KW, int bf16);
 void dfs_conv2d_forward_prepared(float *out, float *ws, const float *inp, const float *w, const float *prep,
                                  const float *bias, int B, int C, int H, int W, int OC, int KH, int KW, int stride,
-                                 int pad_t, int pad_l, int OH, int OW);
+                                 int pad_t, int pad_l, int OH, int OW, int bf16);
 
 /* Gradients of dfs_conv2d_forward, accumulated (+=) into dinp, dw and db (each may be NULL).
  * ws: dfs_conv2d_backward_workspace(...) floats. dW sums over images in order, so results do

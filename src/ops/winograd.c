@@ -42,11 +42,30 @@ int dfs_winograd_applies(int B, int KH, int KW, int stride, int pad_t, int pad_l
  * the output transform reads) do not all fall in the same L1 set, as they would with slabs a
  * power of two (times 3) apart. */
 static size_t slab(int rows) { return (size_t)rows * dfs_gemm_best()->nr + 16; }
+/* The same for V in BF16 pairs of channels ([ξ][c/2][NR] pairs, 32 bits each). */
+static size_t pair_slab(int rows) { return (size_t)(rows + 1) / 2 * dfs_gemm_best()->nr + 16; }
 
 size_t dfs_winograd_workspace(int B, int C, int OC, int H, int W) {
     const size_t threads = (size_t)dfs_ops_max_threads();
     return lines(16 * (size_t)OC * C) + padded_n(B, C, H, W) + 2 * threads * lines(16 * slab(C)) +
-           threads * lines(16 * slab(OCB));
+           2 * threads * lines(16 * pair_slab(C)) + threads * lines(16 * slab(OCB));
+}
+
+/* u[ξ·n] = (G g Gᵀ)_ξ for one 3×3 kernel g. */
+static void weight_tile(float *u, size_t n, const float *g) {
+    float t[4][3]; /* G g */
+    for (int j = 0; j < 3; j++) {
+        t[0][j] = g[j];
+        t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+        t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+        t[3][j] = g[6 + j];
+    }
+    for (int i = 0; i < 4; i++) {
+        u[(4 * i + 0) * n] = t[i][0];
+        u[(4 * i + 1) * n] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+        u[(4 * i + 2) * n] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+        u[(4 * i + 3) * n] = t[i][2];
+    }
 }
 
 /* U_ξ = G g Gᵀ for every (oc, c), stored [ξ][oc][c]. Shared out among the team's threads. */
@@ -54,22 +73,19 @@ static void transform_weights(float *U, const float *w, int C, int OC) {
     const size_t n = (size_t)OC * C;
 #pragma omp for schedule(static)
     for (int oc = 0; oc < OC; oc++)
-        for (int c = 0; c < C; c++) {
-            const float *g = w + ((size_t)oc * C + c) * 9;
-            float t[4][3]; /* G g */
-            for (int j = 0; j < 3; j++) {
-                t[0][j] = g[j];
-                t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
-                t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
-                t[3][j] = g[6 + j];
-            }
-            float *u = U + (size_t)oc * C + c;
-            for (int i = 0; i < 4; i++) {
-                u[(4 * i + 0) * n] = t[i][0];
-                u[(4 * i + 1) * n] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-                u[(4 * i + 2) * n] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-                u[(4 * i + 3) * n] = t[i][2];
-            }
+        for (int c = 0; c < C; c++) weight_tile(U + (size_t)oc * C + c, n, w + ((size_t)oc * C + c) * 9);
+}
+
+void dfs_winograd_weights_bf16(uint32_t *Ub, const float *w, int C, int OC) {
+    const int C2 = (C + 1) / 2;
+    const size_t n = (size_t)OC * C2;
+#pragma omp parallel for schedule(static)
+    for (int oc = 0; oc < OC; oc++)
+        for (int c2 = 0; c2 < C2; c2++) {
+            float u[2][16] = {{0}};
+            for (int h = 0; h < 2 && 2 * c2 + h < C; h++) weight_tile(u[h], 1, w + ((size_t)oc * C + 2 * c2 + h) * 9);
+            for (int x = 0; x < 16; x++)
+                Ub[x * n + (size_t)oc * C2 + c2] = dfs_bf16_round(u[0][x]) | (uint32_t)dfs_bf16_round(u[1][x]) << 16;
         }
 }
 
@@ -187,9 +203,10 @@ static const dfs_wg_impl *best(void) {
     return impls[n - 1];
 }
 
-/* Transforms channels [c0, c1) of a strip's tiles into V ([ξ][c][NR], zero past nt). */
-static void strip_transform(const dfs_wg_impl *wg, float *V, const float *pad, int C, int H, int W, int T, int TW,
-                            long g0, int nt, int c0, int c1) {
+/* Transforms channels [c0, c1) of a strip's tiles into V ([ξ][c][NR], zero past nt), and when Vb
+ * is given, also into Vb as BF16 pairs of channels (c0 even; c1 even or C). */
+static void strip_transform(const dfs_wg_impl *wg, float *V, uint32_t *Vb, const float *pad, int C, int H, int W, int T,
+                            int TW, long g0, int nt, int c0, int c1) {
     const int NR = dfs_gemm_best()->nr, Hp = (H + 1) / 2 * 2 + 2, Wp = padded_w(W);
     const size_t vxs = slab(C);
     wg_run runs[64];
@@ -203,13 +220,19 @@ static void strip_transform(const dfs_wg_impl *wg, float *V, const float *pad, i
         }
         for (int x = 0; x < 16; x++) memset(v + x * vxs + nt, 0, sizeof(float) * (size_t)(NR - nt));
     }
+    if (!Vb) return;
+    const dfs_gemm_bf16_impl *bk = dfs_gemm_bf16_best();
+    for (int x = 0; x < 16; x++)
+        for (int c = c0; c < c1; c += 2)
+            bk->pack(Vb + x * pair_slab(C) + (size_t)c / 2 * NR, V + x * vxs + (size_t)c * NR,
+                     c + 1 < C ? V + x * vxs + (size_t)(c + 1) * NR : NULL, NR);
 }
 
 /* A task's share of a transformed strip: for each block of output channels in [ob0, ob1) the 16
  * GEMMs over all channels and the output transform. */
-static void strip_multiply(const dfs_wg_impl *wg, float *out, const float *V, float *M, const float *U,
-                           const float *bias, int C, int OC, int H, int W, int T, int TW, long g0, int nt, int ob0,
-                           int ob1, int accumulate) {
+static void strip_multiply(const dfs_wg_impl *wg, float *out, const float *V, const uint32_t *Vb, float *M,
+                           const float *U, const uint32_t *Ub, const float *bias, int C, int OC, int H, int W, int T,
+                           int TW, long g0, int nt, int ob0, int ob1, int accumulate) {
     const dfs_gemm_impl *g = dfs_gemm_best();
     const int NR = g->nr;
     const size_t vxs = slab(C), mxs = slab(OCB);
@@ -217,7 +240,19 @@ static void strip_multiply(const dfs_wg_impl *wg, float *out, const float *V, fl
     const int n_runs = runs_of(runs, g0, nt, T, TW);
     for (int ob = ob0; ob < ob1; ob++) {
         const int oc0 = ob * OCB, ocs = OC - oc0 < OCB ? OC - oc0 : OCB;
-        for (int x = 0; x < 16; x++) {
+        for (int x = 0; x < 16 && Ub; x++) { /* BF16: pairs of channels */
+            const dfs_gemm_bf16_impl *bk = dfs_gemm_bf16_best();
+            const int C2 = (C + 1) / 2;
+            const uint32_t *u = Ub + (size_t)x * OC * C2 + (size_t)oc0 * C2, *v = Vb + (size_t)x * pair_slab(C);
+            for (int k0 = 0; k0 < C2; k0 += DFS_GEMM_KC / 2) {
+                const int kc2 = C2 - k0 < DFS_GEMM_KC / 2 ? C2 - k0 : DFS_GEMM_KC / 2;
+                for (int i0 = 0; i0 < ocs; i0 += DFS_GEMM_MR)
+                    bk->kernel(kc2, u + (size_t)i0 * C2 + k0, (size_t)C2, v + (size_t)k0 * NR, (size_t)NR,
+                               M + (size_t)x * mxs + (size_t)i0 * NR, (size_t)NR, ocs - i0 < DFS_GEMM_MR ? ocs - i0 : DFS_GEMM_MR,
+                               nt, k0 > 0);
+            }
+        }
+        for (int x = 0; x < 16 && !Ub; x++) {
             const float *u = U + (size_t)x * OC * C + (size_t)oc0 * C, *v = V + (size_t)x * vxs;
             float *m = M + (size_t)x * mxs;
             for (int c0 = 0; c0 < C; c0 += DFS_GEMM_KC) {
@@ -244,8 +279,8 @@ void dfs_winograd_weights(float *U, const float *w, int C, int OC) {
     transform_weights(U, w, C, OC);
 }
 
-void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *w, const float *U_given, const float *bias,
-                          int B, int C, int H, int W, int OC, int accumulate) {
+void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *w, const float *U_given,
+                          const uint32_t *Ub, const float *bias, int B, int C, int H, int W, int OC, int accumulate) {
     const dfs_wg_impl *wg = best();
     const int NR = dfs_gemm_best()->nr, TW = (W + 1) / 2, T = (H + 1) / 2 * TW, n_ocb = (OC + OCB - 1) / OCB;
     DFS_ASSERT(NR <= 64);
@@ -261,14 +296,15 @@ void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *
     const long per = (tiles + n_strips - 1) / n_strips; /* tiles per strip, at most NR */
     n_strips = (tiles + per - 1) / per;
     float *U = ws, *pad = U + lines(16 * (size_t)OC * C), *vbufs = pad + padded_n(B, C, H, W);
-    float *mbufs = vbufs + 2 * threads * lines(16 * slab(C));
+    uint32_t *vbbufs = (uint32_t *)(vbufs + 2 * threads * lines(16 * slab(C)));
+    float *mbufs = (float *)(vbbufs + 2 * threads * lines(16 * pair_slab(C)));
     /* When strips are split into groups of output channels, each strip is transformed once, by
      * all threads together, before the products; else each task transforms its own strip. */
     const int shared = groups > 1, cb = 16; /* channels per transform task */
     DFS_ASSERT(!shared || n_strips <= 2 * threads);
 #pragma omp parallel
     {
-        if (!U_given) transform_weights(U, w, C, OC);
+        if (!U_given && !Ub) transform_weights(U, w, C, OC);
         pad_images(pad, inp, B * C, H, W);
         const int id = dfs_ops_thread_id();
         float *M = mbufs + (size_t)id * lines(16 * slab(OCB));
@@ -278,18 +314,20 @@ void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *
             for (long t = 0; t < n_strips * n_cb; t++) {
                 const long s = t / n_cb, g0 = s * per;
                 const int c0 = (int)(t % n_cb) * cb, c1 = C - c0 < cb ? C : c0 + cb;
-                strip_transform(wg, vbufs + (size_t)s * lines(16 * slab(C)), pad, C, H, W, T, TW, g0,
-                                (int)(tiles - g0 < per ? tiles - g0 : per), c0, c1);
+                strip_transform(wg, vbufs + (size_t)s * lines(16 * slab(C)), Ub ? vbbufs + (size_t)s * lines(16 * pair_slab(C)) : NULL,
+                                pad, C, H, W, T, TW, g0, (int)(tiles - g0 < per ? tiles - g0 : per), c0, c1);
             }
         }
 #pragma omp for schedule(static)
         for (long task = 0; task < n_strips * groups; task++) {
             const long s = task / groups, g0 = s * per;
             const int gi = (int)(task % groups), nt = (int)(tiles - g0 < per ? tiles - g0 : per);
-            float *V = vbufs + (size_t)(shared ? s : id) * lines(16 * slab(C));
-            if (!shared) strip_transform(wg, V, pad, C, H, W, T, TW, g0, nt, 0, C);
-            strip_multiply(wg, out, V, M, U_given ? U_given : U, bias, C, OC, H, W, T, TW, g0, nt, gi * n_ocb / groups,
-                           (gi + 1) * n_ocb / groups, accumulate);
+            const size_t buf = (size_t)(shared ? s : id);
+            float *V = vbufs + buf * lines(16 * slab(C));
+            uint32_t *Vb = Ub ? vbbufs + buf * lines(16 * pair_slab(C)) : NULL;
+            if (!shared) strip_transform(wg, V, Vb, pad, C, H, W, T, TW, g0, nt, 0, C);
+            strip_multiply(wg, out, V, Vb, M, U_given ? U_given : U, Ub, bias, C, OC, H, W, T, TW, g0, nt,
+                           gi * n_ocb / groups, (gi + 1) * n_ocb / groups, accumulate);
         }
     }
 }

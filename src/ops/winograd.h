@@ -3,6 +3,7 @@
 #define DFS_OPS_WINOGRAD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Whether a convolution of this shape takes the Winograd path. */
 int dfs_winograd_applies(int B, int KH, int KW, int stride, int pad_t, int pad_l, int H, int W, int OH, int OW);
@@ -11,10 +12,14 @@ size_t dfs_winograd_workspace(int B, int C, int OC, int H, int W);
 /* U (16·OC·C floats) = the transformed weights: what dfs_conv3x3_winograd computes on every call
  * unless given them. */
 void dfs_winograd_weights(float *U, const float *w, int C, int OC);
+/* The same in BF16 for the products in BF16 (gemm.h): Ub (16·OC·⌈C/2⌉ pairs) is [ξ][oc][c/2]. */
+void dfs_winograd_weights_bf16(uint32_t *Ub, const float *w, int C, int OC);
 /* out (+)= conv(inp, w) + bias; out is set (bias added) unless accumulate is set. U: w transformed
- * by dfs_winograd_weights, or NULL to transform w here. */
-void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *w, const float *U, const float *bias,
-                          int B, int C, int H, int W, int OC, int accumulate);
+ * by dfs_winograd_weights, or NULL to transform w here. Ub: w transformed by
+ * dfs_winograd_weights_bf16, or NULL: when given, the 16 products run in BF16 (the transforms and
+ * sums stay in float) and U is not used. */
+void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *w, const float *U, const uint32_t *Ub,
+                          const float *bias, int B, int C, int H, int W, int OC, int accumulate);
 /* The weight gradient of the same convolution: dw (OC, C, 3, 3) += Σ over images and pixels of
  * dout · the input patch, as dw = Gᵀ [Σ_tiles (A dY Aᵀ) ⊙ (Bᵀ d B)] G: 16 GEMMs that reduce over
  * tiles, 4/9 of the direct product's multiplications. Workspace: dfs_winograd_dw_workspace. */

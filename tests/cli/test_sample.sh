@@ -20,6 +20,7 @@ check "sample --help" sh -c "$DIFFUSE sample --help | grep -q -- --guidance-scal
 
 expect_fail "unknown scheduler" 2 "unknown scheduler 'warp'" $OUT -- $S --scheduler warp -o $OUT
 expect_fail "steps 0" 2 "steps" $OUT -- $S --steps 0 -o $OUT
+expect_fail "bad dtype" 2 "--dtype must be f32 or bf16" $OUT -- $S --dtype half -o $OUT
 expect_fail "steps beyond training" 2 "num_train_timesteps" $OUT -- $S --steps 5000 -o $OUT
 expect_fail "class on unconditional" 2 "unconditional" $OUT -- $S --class 3 -o $OUT
 expect_fail "class all on unconditional" 2 "class" $OUT -- $S --class all -o $OUT

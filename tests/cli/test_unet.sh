@@ -7,6 +7,8 @@ OUT=$T/out.npy
 # A good run writes a float32 (2, 3, 16, 16) npy: 128-byte header + 6144 bytes.
 check "unet runs" $DIFFUSE unet -m $FIX/model --input $CASE/sample.npy --timesteps $CASE/timesteps.npy --output $OUT --threads 2
 check "unet output size" [ "$(wc -c <$OUT)" -eq $((128 + 2 * 3 * 16 * 16 * 4)) ]
+check "unet --dtype bf16 runs" $DIFFUSE unet -m $FIX/model --input $CASE/sample.npy --timesteps $CASE/timesteps.npy --output $T/bf16.npy --dtype bf16
+check "bf16 output differs from f32" sh -c "! cmp -s $OUT $T/bf16.npy"
 check "info runs" sh -c "$DIFFUSE info -m $FIX/model >$T/info"
 check "info counts parameters" grep -q "parameters: 702499" $T/info
 check "info gives FLOPs" grep -q "GFLOP" $T/info
@@ -20,6 +22,7 @@ expect_fail "unknown command" 2 "unknown command" $OUT -- $DIFFUSE frobnicate
 expect_fail "unknown option" 2 "unknown option '--bogus'" $OUT -- $DIFFUSE unet --bogus
 expect_fail "missing required" 2 "required" $OUT -- $DIFFUSE unet -m $FIX/model --output $OUT
 expect_fail "bad threads" 2 "threads" $OUT -- $DIFFUSE unet -m $FIX/model --input $CASE/sample.npy --timesteps $CASE/timesteps.npy --output $OUT --threads 0
+expect_fail "bad dtype" 2 "--dtype must be f32 or bf16" $OUT -- $DIFFUSE unet -m $FIX/model --input $CASE/sample.npy --timesteps $CASE/timesteps.npy --output $OUT --dtype f64
 expect_fail "no model dir" 1 "$T/nowhere" $OUT -- $DIFFUSE unet -m $T/nowhere --input $CASE/sample.npy --timesteps $CASE/timesteps.npy --output $OUT
 
 # Model directories broken in one way each, made from the tiny fixture.
