@@ -3,9 +3,11 @@
  * total: GFLOP/s counted as the direct convolution's 2·OC·C·9·OH·OW multiply-adds per image, so a
  * layer computed with fewer products (Winograd) can show more than the machine's peak. With a peak
  * (from bench/fma_peak, same threads) it also prints each as a fraction of it.
- * usage: build/bench/conv_layers [batch (16)] [threads (2)] [peak GFLOP/s] */
+ * A fourth argument "bf16" runs the Winograd products in BF16 (dfs_conv2d_prepare).
+ * usage: build/bench/conv_layers [batch (16)] [threads (2)] [peak GFLOP/s] [f32|bf16] */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "core/internal.h"
@@ -45,7 +47,8 @@ static float *random_floats(size_t n, unsigned *seed) {
 int main(int argc, char **argv) {
     const int B = argc > 1 ? atoi(argv[1]) : 16, threads = argc > 2 ? atoi(argv[2]) : 2;
     const double peak = argc > 3 ? atof(argv[3]) : 0;
-    if (B < 1 || threads < 1) return 2;
+    const int bf16 = argc > 4 && strcmp(argv[4], "bf16") == 0;
+    if (B < 1 || threads < 1 || (argc > 4 && !bf16 && strcmp(argv[4], "f32") != 0)) return 2;
     dfs_ops_set_threads(threads);
     unsigned seed = 1;
     double total_flops = 0, total_s = 0;
@@ -58,11 +61,11 @@ int main(int argc, char **argv) {
         float *y = random_floats((size_t)B * s->OC * O * O, &seed);
         float *ws = random_floats(dfs_conv2d_workspace(B, s->C, s->OC, 3, 3, O, O), &seed);
         float *prep = random_floats(dfs_conv2d_prepared_floats(s->C, s->OC, 3, 3), &seed);
-        dfs_conv2d_prepare(prep, w, s->C, s->OC, 3, 3);
+        dfs_conv2d_prepare(prep, w, s->C, s->OC, 3, 3, bf16);
         double t[7];
         for (int r = -1; r < 7; r++) {
             const double t0 = now();
-            dfs_conv2d_forward_prepared(y, ws, x, w, prep, b, B, s->C, s->H, s->H, s->OC, 3, 3, s->stride, 1, 1, O, O);
+            dfs_conv2d_forward_prepared(y, ws, x, w, prep, b, B, s->C, s->H, s->H, s->OC, 3, 3, s->stride, 1, 1, O, O, bf16);
             if (r >= 0) t[r] = now() - t0;
         }
         qsort(t, 7, sizeof *t, cmp);
