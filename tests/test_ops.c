@@ -395,6 +395,7 @@ int main(void) {
     test_attention(1, 8, 9, 1, 8, 1.0f);
     test_attention(2, 16, 17, 2, 8, 1.0f);
     test_attention(5, 16, 49, 4, 4, 1.0f); /* more images than threads */
+    test_attention(3, 8, 4, 2, 4, 1.41421356f); /* fewer positions than the dot-product rows of linear layers */
     test_attention(1, 12, 16, 3, 4, 1.41421356f);
     test_attention(1, 10, 5, 3, 3, 1.0f); /* heads·dh < C, as diffusers allows */
     test_attention(1, 8, 300, 2, 4, 1.0f);  /* several query tasks and key blocks per head */
