@@ -75,8 +75,8 @@ static void test_winograd_impls(void) {
                 for (int cols = 2 * len - 1; cols <= 2 * len; cols++)
                     for (int acc = 0; acc <= 1; acc++) {
                         for (int i = 0; i < 80; i++) o0[i] = o1[i] = (float)i * 0.25f;
-                        impls[n - 1]->out_run(o0, 40, m, xs, len, rows, cols, 0.5f, acc);
-                        impls[k]->out_run(o1, 40, m, xs, len, rows, cols, 0.5f, acc);
+                        impls[n - 1]->out_run(o0, 40, m, xs, len, rows, cols, 0.5f, -0.25f, acc);
+                        impls[k]->out_run(o1, 40, m, xs, len, rows, cols, 0.5f, -0.25f, acc);
                         same &= memcmp(o0, o1, sizeof o0) == 0;
                     }
             for (int rows = 1; rows <= 2; rows++)
@@ -114,7 +114,7 @@ static void test_conv_prepared(int B, int C, int H, int W, int OC) {
     dfs_conv2d_prepare(prep, w, C, OC, 3, 3, 0);
     dfs_conv2d_forward(o1, ws, x, w, b, B, C, H, W, OC, 3, 3, 1, 1, 1, H, W);
     for (size_t i = 0; i < nws; i++) ws[i] = NAN;
-    dfs_conv2d_forward_prepared(o2, ws, x, w, prep, b, B, C, H, W, OC, 3, 3, 1, 1, 1, H, W, 0);
+    dfs_conv2d_forward_prepared(o2, ws, x, w, prep, b, NULL, B, C, H, W, OC, 3, 3, 1, 1, 1, H, W, 0, 0);
     TEST_CHECK(memcmp(o1, o2, no * sizeof(float)) == 0);
     dfs_free(x), dfs_free(w), dfs_free(b), dfs_free(o1), dfs_free(o2), dfs_free(ws), dfs_free(prep);
 }

@@ -121,8 +121,12 @@ static void release(run *r, size_t mark) {
     if (!r->train) r->top = mark;
 }
 
-static ten conv(run *r, const dfs_conv *c, ten in, int stride, int pad, int OH, int OW) {
-    ten out = push(r, c->out, OH, OW);
+/* A convolution into a new tensor; in inference also with the (B, out) rows at arena offset temb
+ * added per image (NO_TEMB: none) and/or added onto *acc instead of stored in a new tensor. */
+#define NO_TEMB ((size_t)-1)
+static ten conv_into(run *r, const dfs_conv *c, ten in, int stride, int pad, int OH, int OW, size_t temb, const ten *acc) {
+    DFS_ASSERT(!r->train || (temb == NO_TEMB && !acc));
+    ten out = acc ? *acc : push(r, c->out, OH, OW);
     r->flops += 2.0 * r->B * c->out * OH * OW * (double)c->in * c->k * c->k;
     const size_t mark = r->top, ws = push_raw(r, dfs_conv2d_workspace(r->B, c->in, c->out, c->k, c->k, OH, OW));
     r->top = mark; /* pure scratch */
@@ -134,10 +138,15 @@ static ten conv(run *r, const dfs_conv *c, ten in, int stride, int pad, int OH, 
             prep = r->prep + (c->w * 25 + 8) / 9; /* see dfs_unet_prepared_floats */
             if (!r->prep_ready) dfs_conv2d_prepare(prep, W(r, c->w), c->in, c->out, c->k, c->k, r->bf16);
         }
-        dfs_conv2d_forward_prepared(A(r, out), at(r, ws), A(r, in), W(r, c->w), prep, W(r, c->b), r->B, c->in, in.H, in.W,
-                                    c->out, c->k, c->k, stride, pad, pad, OH, OW, prep && r->bf16);
+        dfs_conv2d_forward_prepared(A(r, out), at(r, ws), A(r, in), W(r, c->w), prep, W(r, c->b),
+                                    temb == NO_TEMB ? NULL : at(r, temb), r->B, c->in, in.H, in.W, c->out, c->k, c->k, stride,
+                                    pad, pad, OH, OW, prep && r->bf16, acc != NULL);
     }
     return out;
+}
+
+static ten conv(run *r, const dfs_conv *c, ten in, int stride, int pad, int OH, int OW) {
+    return conv_into(r, c, in, stride, pad, OH, OW, NO_TEMB, NULL);
 }
 
 static ten act(run *r, ten in, dfs_act a) {
@@ -187,17 +196,25 @@ static ten resample(run *r, ten in, int up) {
 }
 
 /* ResnetBlock2D. temb_act: act_fn(emb), (B, temb). */
+/* ResnetBlock2D. temb_act: act_fn(emb), (B, temb). In inference the time embedding is added by
+ * conv1 as it stores its output, and a block with a shortcut convolution and an output scale of 1
+ * computes the shortcut first, at the block's place on the stack, and lets conv2 add onto it (the
+ * same sums as adding the two afterwards). */
 static ten resnet(run *r, const dfs_resnet *p, ten x, size_t temb_act) {
     const dfs_unet_config *cfg = &r->u->cfg;
     const size_t mark = r->top;
+    const int onto = !r->train && p->has_shortcut && p->out_scale == 1.0f && !p->up && !p->down;
+    const int temb_in_conv = !r->train && !cfg->scale_shift;
+    const ten sc = onto ? conv(r, &p->shortcut, x, 1, 0, x.H, x.W) : x;
     ten h = groupnorm(r, &p->norm1, x, cfg->act_fn);
     ten xs = x;
     if (p->up || p->down) {
         xs = resample(r, x, p->up);
         h = resample(r, h, p->up);
     }
-    ten c1 = conv(r, &p->conv1, h, 1, 1, h.H, h.W);
-    const size_t t = linear(r, &p->temb, temb_act, r->B);
+    size_t t = temb_in_conv ? linear(r, &p->temb, temb_act, r->B) : NO_TEMB;
+    ten c1 = conv_into(r, &p->conv1, h, 1, 1, h.H, h.W, t, NULL);
+    if (!temb_in_conv) t = linear(r, &p->temb, temb_act, r->B);
     if (cfg->scale_shift) {
         c1 = groupnorm(r, &p->norm2, c1, DFS_ACT_NONE);
         ten ss = r->train ? push(r, c1.C, c1.H, c1.W) : c1;
@@ -209,8 +226,13 @@ static ten resnet(run *r, const dfs_resnet *p, ten x, size_t temb_act) {
         c1 = r->train ? act(r, ss, cfg->act_fn) : ss;
     } else {
         dfs_tape_op op = {OP_BIAS, c1.off, t, c1.off, 0, 0, NULL, c1.C, c1.H, c1.W, 0, 0, 0, 0, DFS_ACT_NONE, 0, 0};
-        if (record(r, &op)) dfs_add_channel_bias(A(r, c1), at(r, t), r->B, c1.C, c1.H * c1.W);
+        if (!temb_in_conv && record(r, &op)) dfs_add_channel_bias(A(r, c1), at(r, t), r->B, c1.C, c1.H * c1.W);
         c1 = groupnorm(r, &p->norm2, c1, cfg->act_fn);
+    }
+    if (onto) {
+        conv_into(r, &p->conv2, c1, 1, 1, c1.H, c1.W, NO_TEMB, &sc);
+        release(r, sc.off + ((numel(r, sc) + 15) & ~(size_t)15));
+        return sc;
     }
     ten c2 = conv(r, &p->conv2, c1, 1, 1, c1.H, c1.W);
     if (p->has_shortcut) xs = conv(r, &p->shortcut, xs, 1, 0, xs.H, xs.W);

@@ -95,16 +95,21 @@ static void s1_tile(const s1_conv *v, const float *pad, float *qout, int t) {
 }
 
 /* Output channels [o0, o1) of one image from q columns (q = y·Wp + x → p = y·OW + x). */
-static void s1_store(const s1_conv *v, float *ob, const float *qout, const float *bias, int accumulate, int o0, int o1) {
-    for (int oc = o0; oc < o1; oc++)
+/* Output channels [o0, o1) of one image from q columns (q = y·Wp + x → p = y·OW + x):
+ * (value + bias) + bias2, added to the output when accumulate is set. bias2: this image's (OC) or NULL. */
+static void s1_store(const s1_conv *v, float *ob, const float *qout, const float *bias, const float *bias2, int accumulate,
+                     int o0, int o1) {
+    for (int oc = o0; oc < o1; oc++) {
+        const float b = bias ? bias[oc] : 0.0f, b2 = bias2 ? bias2[oc] : 0.0f;
         for (int y = 0; y < v->OH; y++) {
             float *o = ob + ((size_t)oc * v->OH + y) * v->OW;
             const float *q = qout + (size_t)oc * v->Q + (size_t)y * v->Wp;
             if (accumulate)
-                for (int x = 0; x < v->OW; x++) o[x] += q[x];
+                for (int x = 0; x < v->OW; x++) o[x] += (q[x] + b) + b2;
             else
-                for (int x = 0; x < v->OW; x++) o[x] = q[x] + (bias ? bias[oc] : 0.0f);
+                for (int x = 0; x < v->OW; x++) o[x] = (q[x] + b) + b2;
         }
+    }
 }
 
 /* The weights in the order the stride-1 path reads them, (OC, ky, kx, c). Shared out among the team. */
@@ -118,6 +123,7 @@ static void reorder_weights(float *wr, const float *w, int C, int OC, int ksz) {
 /* out (+)= conv(inp, w) for stride 1, 0 <= pad_t < KH, 0 <= pad_l < KW (see the top of the file).
  * wr: the weights already reordered, or NULL. */
 static void conv_stride1(float *out, float *ws, const float *inp, const float *w, const float *wr_given, const float *bias,
+                         const float *bias_img,
                          int B, int C, int H, int W, int OC, int KH, int KW, int pad_t, int pad_l, int OH, int OW,
                          int accumulate) {
     if (KH * KW == 1) wr_given = w; /* (OC, 1, 1, C) is already the order */
@@ -140,7 +146,7 @@ static void conv_stride1(float *out, float *ws, const float *inp, const float *w
             for (int b = 0; b < B; b++) {
                 pad_planes(pad, inp + b * in_img, 0, C, H, W, Hp, v.Wp, pad_t, pad_l);
                 for (int t = 0; t < v.n_tiles; t++) s1_tile(&v, pad, qout, t);
-                s1_store(&v, out + b * out_img, qout, bias, accumulate, 0, OC);
+                s1_store(&v, out + b * out_img, qout, bias, bias_img ? bias_img + (size_t)b * OC : NULL, accumulate, 0, OC);
             }
         } else {
             float *pad = bufs, *qout = pad + pad_n;
@@ -152,7 +158,9 @@ static void conv_stride1(float *out, float *ws, const float *inp, const float *w
 #pragma omp for schedule(static)
                 for (int t = 0; t < v.n_tiles; t++) s1_tile(&v, pad, qout, t);
 #pragma omp for schedule(static)
-                for (int oc = 0; oc < OC; oc++) s1_store(&v, out + b * out_img, qout, bias, accumulate, oc, oc + 1);
+                for (int oc = 0; oc < OC; oc++)
+                    s1_store(&v, out + b * out_img, qout, bias, bias_img ? bias_img + (size_t)b * OC : NULL, accumulate, oc,
+                             oc + 1);
             }
         }
     }
@@ -203,20 +211,21 @@ static void pack_strip(float *dst, int NR, const float *img, int H, int W, int K
     }
 }
 
-/* out (+)= conv(inp, w): out is set to the bias first unless accumulate is set. */
+/* out (+)= (conv(inp, w) + bias) + bias_img[b]: set unless accumulate is set (bias_img only on
+ * the stride-1 paths; the strided one prefills out with the bias, so its sums start from it). */
 static size_t winograd_floats(int C, int OC, int KH, int KW) { return KH == 3 && KW == 3 ? 16 * (size_t)OC * C : 0; }
 
 static void conv_gemm(float *out, float *ws, const float *inp, const float *w, const float *prep, int bf16,
-                      const float *bias, int B, int C, int H, int W, int OC, int KH, int KW, int stride, int pad_t,
-                      int pad_l, int OH, int OW, int accumulate) {
+                      const float *bias, const float *bias_img, int B, int C, int H, int W, int OC, int KH, int KW,
+                      int stride, int pad_t, int pad_l, int OH, int OW, int accumulate) {
     if (dfs_winograd_applies(B, KH, KW, stride, pad_t, pad_l, H, W, OH, OW)) {
-        dfs_conv3x3_winograd(out, ws, inp, w, bf16 ? NULL : prep, bf16 ? (const uint32_t *)prep : NULL, bias, B, C, H, W, OC,
-                             accumulate);
+        dfs_conv3x3_winograd(out, ws, inp, w, bf16 ? NULL : prep, bf16 ? (const uint32_t *)prep : NULL, bias, bias_img, B, C,
+                             H, W, OC, accumulate);
         return;
     }
     if (stride == 1 && pad_t >= 0 && pad_t < KH && pad_l >= 0 && pad_l < KW) {
         const float *wr = prep ? prep + winograd_floats(C, OC, KH, KW) : NULL;
-        conv_stride1(out, ws, inp, w, wr, bias, B, C, H, W, OC, KH, KW, pad_t, pad_l, OH, OW, accumulate);
+        conv_stride1(out, ws, inp, w, wr, bias, bias_img, B, C, H, W, OC, KH, KW, pad_t, pad_l, OH, OW, accumulate);
         return;
     }
     const dfs_gemm_impl *g = dfs_gemm_best();
@@ -247,7 +256,7 @@ static void conv_gemm(float *out, float *ws, const float *inp, const float *w, c
 void dfs_conv2d_forward(float *out, float *ws, const float *inp, const float *w, const float *bias, int B, int C,
                         int H, int W, int OC, int KH, int KW, int stride, int pad_t, int pad_l, int OH, int OW) {
     DFS_ASSERT(stride >= 1 && OH >= 1 && OW >= 1);
-    conv_gemm(out, ws, inp, w, NULL, 0, bias, B, C, H, W, OC, KH, KW, stride, pad_t, pad_l, OH, OW, 0);
+    conv_gemm(out, ws, inp, w, NULL, 0, bias, NULL, B, C, H, W, OC, KH, KW, stride, pad_t, pad_l, OH, OW, 0);
 }
 
 /* Prepared weights: for 3×3 kernels the Winograd transform (in BF16 pairs of channels, half its
@@ -266,10 +275,11 @@ void dfs_conv2d_prepare(float *prep, const float *w, int C, int OC, int KH, int 
 }
 
 void dfs_conv2d_forward_prepared(float *out, float *ws, const float *inp, const float *w, const float *prep,
-                                 const float *bias, int B, int C, int H, int W, int OC, int KH, int KW, int stride,
-                                 int pad_t, int pad_l, int OH, int OW, int bf16) {
+                                 const float *bias, const float *bias_img, int B, int C, int H, int W, int OC, int KH,
+                                 int KW, int stride, int pad_t, int pad_l, int OH, int OW, int bf16, int accumulate) {
     DFS_ASSERT(stride >= 1 && OH >= 1 && OW >= 1);
-    conv_gemm(out, ws, inp, w, prep, bf16, bias, B, C, H, W, OC, KH, KW, stride, pad_t, pad_l, OH, OW, 0);
+    DFS_ASSERT(stride == 1 || (!bias_img && !accumulate));
+    conv_gemm(out, ws, inp, w, prep, bf16, bias, bias_img, B, C, H, W, OC, KH, KW, stride, pad_t, pad_l, OH, OW, accumulate);
 }
 
 /* Packs patches transposed: rows are pixels [p0, p0+kc), columns are patch rows [k0, k0+nk)
@@ -431,7 +441,8 @@ void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const flo
             for (int c = 0; c < C; c++)
                 for (int r = 0; r < ksz; r++)
                     wt[((size_t)c * OC + oc) * ksz + (ksz - 1 - r)] = w[((size_t)oc * C + c) * ksz + r];
-        conv_gemm(dinp, thread_ws, dout, wt, NULL, 0, NULL, B, OC, OH, OW, C, KH, KW, 1, KH - 1 - pad_t, KW - 1 - pad_l, H, W, 1);
+        conv_gemm(dinp, thread_ws, dout, wt, NULL, 0, NULL, NULL, B, OC, OH, OW, C, KH, KW, 1, KH - 1 - pad_t, KW - 1 - pad_l,
+                  H, W, 1);
     } else if (dinp) {
         /* dpatches (K × P) = wᵀ (K × OC) · dout_b (OC × P), scattered back (col2im) one strip of
          * pixels at a time; a thread owns whole images, so each input gradient has one writer. */

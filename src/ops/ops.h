@@ -36,12 +36,14 @@ void dfs_conv2d_forward(float *out, float *ws, const float *inp, const float *w,
  * dfs_conv2d_forward_prepared, which is dfs_conv2d_forward without redoing that work per call
  * (the Winograd transform of 3×3 weights). prep must be recomputed when w changes. With bf16 set
  * (the same in both calls) the Winograd products run in BF16 (gemm.h): faster where the CPU has
- * AVX-512 BF16, with weights and transformed inputs rounded to 8 significant bits. */
+ * AVX-512 BF16, with weights and transformed inputs rounded to 8 significant bits. Stride 1 only:
+ * bias_img (B, OC), when not NULL, is added per image after the bias, out = (conv + bias) +
+ * bias_img[b], and with accumulate set that is added to out instead of stored. */
 size_t dfs_conv2d_prepared_floats(int C, int OC, int KH, int KW);
 void dfs_conv2d_prepare(float *prep, const float *w, int C, int OC, int KH, int KW, int bf16);
 void dfs_conv2d_forward_prepared(float *out, float *ws, const float *inp, const float *w, const float *prep,
-                                 const float *bias, int B, int C, int H, int W, int OC, int KH, int KW, int stride,
-                                 int pad_t, int pad_l, int OH, int OW, int bf16);
+                                 const float *bias, const float *bias_img, int B, int C, int H, int W, int OC, int KH,
+                                 int KW, int stride, int pad_t, int pad_l, int OH, int OW, int bf16, int accumulate);
 
 /* Gradients of dfs_conv2d_forward, accumulated (+=) into dinp, dw and db (each may be NULL).
  * ws: dfs_conv2d_backward_workspace(...) floats. dW sums over images in order, so results do

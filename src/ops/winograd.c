@@ -147,7 +147,7 @@ static void in_run_scalar(float *v, size_t xs, const float *p, size_t Wp, int le
 }
 
 static void out_run_scalar(float *o, size_t W, const float *m, size_t xs, int len, int rows, int cols, float bias,
-                           int accumulate) {
+                           float bias2, int accumulate) {
     for (int j = 0; j < len; j++) {
         float a[4][4], s[2][4];
         for (int x = 0; x < 16; x++) a[x / 4][x % 4] = m[x * xs + j];
@@ -158,7 +158,10 @@ static void out_run_scalar(float *o, size_t W, const float *m, size_t xs, int le
         for (int r = 0; r < rows; r++) { /* (Aᵀ M) A */
             const float y[2] = {s[r][0] + s[r][1] + s[r][2], s[r][1] - s[r][2] - s[r][3]};
             float *row = o + (size_t)r * W + 2 * j;
-            for (int k = 0; k < 2 && 2 * j + k < cols; k++) row[k] = accumulate ? row[k] + y[k] : y[k] + bias;
+            for (int k = 0; k < 2 && 2 * j + k < cols; k++) {
+                const float v = (y[k] + bias) + bias2;
+                row[k] = accumulate ? row[k] + v : v;
+            }
         }
     }
 }
@@ -231,8 +234,8 @@ static void strip_transform(const dfs_wg_impl *wg, float *V, uint32_t *Vb, const
 /* A task's share of a transformed strip: for each block of output channels in [ob0, ob1) the 16
  * GEMMs over all channels and the output transform. */
 static void strip_multiply(const dfs_wg_impl *wg, float *out, const float *V, const uint32_t *Vb, float *M,
-                           const float *U, const uint32_t *Ub, const float *bias, int C, int OC, int H, int W, int T,
-                           int TW, long g0, int nt, int ob0, int ob1, int accumulate) {
+                           const float *U, const uint32_t *Ub, const float *bias, const float *bias_img, int C, int OC,
+                           int H, int W, int T, int TW, long g0, int nt, int ob0, int ob1, int accumulate) {
     const dfs_gemm_impl *g = dfs_gemm_best();
     const int NR = g->nr;
     const size_t vxs = slab(C), mxs = slab(OCB);
@@ -269,7 +272,7 @@ static void strip_multiply(const dfs_wg_impl *wg, float *out, const float *V, co
                 const int rows = H - y0 < 2 ? H - y0 : 2, cols = W - x0 < 2 * r->len ? W - x0 : 2 * r->len;
                 float *dst = out + (((size_t)r->b * OC + oc0 + o) * H + y0) * W + x0;
                 wg->out_run(dst, (size_t)W, M + (size_t)o * NR + r->j, mxs, r->len, rows, cols, bias ? bias[oc0 + o] : 0.0f,
-                            accumulate);
+                            bias_img ? bias_img[(size_t)r->b * OC + oc0 + o] : 0.0f, accumulate);
             }
     }
 }
@@ -280,7 +283,8 @@ void dfs_winograd_weights(float *U, const float *w, int C, int OC) {
 }
 
 void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *w, const float *U_given,
-                          const uint32_t *Ub, const float *bias, int B, int C, int H, int W, int OC, int accumulate) {
+                          const uint32_t *Ub, const float *bias, const float *bias_img, int B, int C, int H, int W, int OC,
+                          int accumulate) {
     const dfs_wg_impl *wg = best();
     const int NR = dfs_gemm_best()->nr, TW = (W + 1) / 2, T = (H + 1) / 2 * TW, n_ocb = (OC + OCB - 1) / OCB;
     DFS_ASSERT(NR <= 64);
@@ -326,7 +330,7 @@ void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *
             float *V = vbufs + buf * lines(16 * slab(C));
             uint32_t *Vb = Ub ? vbbufs + buf * lines(16 * pair_slab(C)) : NULL;
             if (!shared) strip_transform(wg, V, Vb, pad, C, H, W, T, TW, g0, nt, 0, C);
-            strip_multiply(wg, out, V, Vb, M, U_given ? U_given : U, Ub, bias, C, OC, H, W, T, TW, g0, nt,
+            strip_multiply(wg, out, V, Vb, M, U_given ? U_given : U, Ub, bias, bias_img, C, OC, H, W, T, TW, g0, nt,
                            gi * n_ocb / groups, (gi + 1) * n_ocb / groups, accumulate);
         }
     }

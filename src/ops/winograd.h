@@ -14,12 +14,13 @@ size_t dfs_winograd_workspace(int B, int C, int OC, int H, int W);
 void dfs_winograd_weights(float *U, const float *w, int C, int OC);
 /* The same in BF16 for the products in BF16 (gemm.h): Ub (16·OC·⌈C/2⌉ pairs) is [ξ][oc][c/2]. */
 void dfs_winograd_weights_bf16(uint32_t *Ub, const float *w, int C, int OC);
-/* out (+)= conv(inp, w) + bias; out is set (bias added) unless accumulate is set. U: w transformed
- * by dfs_winograd_weights, or NULL to transform w here. Ub: w transformed by
+/* out (+)= (conv(inp, w) + bias) + bias_img: bias (OC) and bias_img (B, OC) may each be NULL;
+ * added to out when accumulate is set. U: w transformed by dfs_winograd_weights, or NULL to
+ * transform w here. Ub: w transformed by
  * dfs_winograd_weights_bf16, or NULL: when given, the 16 products run in BF16 (the transforms and
  * sums stay in float) and U is not used. */
 void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *w, const float *U, const uint32_t *Ub,
-                          const float *bias, int B, int C, int H, int W, int OC, int accumulate);
+                          const float *bias, const float *bias_img, int B, int C, int H, int W, int OC, int accumulate);
 /* The weight gradient of the same convolution: dw (OC, C, 3, 3) += Σ over images and pixels of
  * dout · the input patch, as dw = Gᵀ [Σ_tiles (A dY Aᵀ) ⊙ (Bᵀ d B)] G: 16 GEMMs that reduce over
  * tiles, 4/9 of the direct product's multiplications. Workspace: dfs_winograd_dw_workspace. */
@@ -32,7 +33,8 @@ void dfs_conv3x3_winograd_dw(float *dw, float *ws, const float *dout, const floa
  *   2j floats further; up to 34 floats past the last tile's start may be read); writes
  *   V_ξ[j] = v[ξ·xs + j] for the 16 positions ξ.
  * out_run: m holds M_ξ[j] = m[ξ·xs + j]; writes the 2×2 output blocks of the run to o (rows W
- *   apart), only `rows` rows and `cols` columns of them, adding to o or setting bias + value.
+ *   apart), only `rows` rows and `cols` columns of them: (value + bias) + bias2, added to o when
+ *   accumulate is set.
  * grad_run: the reverse of out_run's last step for the weight gradient: reads the run's 2×2
  *   blocks of output gradient from dy (rows W apart; only `rows` rows and `cols` columns exist,
  *   the rest count as zero) and writes Z_ξ[j] = z[ξ·xs + j] = (A' dY A'ᵀ)_ξ, where A' is A with
@@ -40,7 +42,7 @@ void dfs_conv3x3_winograd_dw(float *dw, float *ws, const float *dout, const floa
 typedef struct dfs_wg_impl {
     const char *name;
     void (*in_run)(float *v, size_t xs, const float *p, size_t Wp, int len);
-    void (*out_run)(float *o, size_t W, const float *m, size_t xs, int len, int rows, int cols, float bias,
+    void (*out_run)(float *o, size_t W, const float *m, size_t xs, int len, int rows, int cols, float bias, float bias2,
                     int accumulate);
     void (*grad_run)(float *z, size_t xs, const float *dy, size_t W, int len, int rows, int cols);
 } dfs_wg_impl;

@@ -42,7 +42,7 @@ TARGET static void in_run(float *v, size_t xs, const float *p, size_t Wp, int le
 }
 
 TARGET static void out_run(float *o, size_t W, const float *m, size_t xs, int len, int rows, int cols, float bias,
-                           int accumulate) {
+                           float bias2, int accumulate) {
     const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
     const __mmask16 mask = (__mmask16)((1u << len) - 1);
@@ -56,19 +56,18 @@ TARGET static void out_run(float *o, size_t W, const float *m, size_t xs, int le
         s[0][k] = _mm512_add_ps(_mm512_add_ps(a[0][k], a[1][k]), a[2][k]);
         s[1][k] = _mm512_sub_ps(_mm512_sub_ps(a[1][k], a[2][k]), a[3][k]);
     }
-    const __m512 vb = _mm512_set1_ps(bias);
+    const __m512 vb = _mm512_set1_ps(bias), vb2 = _mm512_set1_ps(bias2);
 #pragma GCC unroll 2
     for (int r = 0; r < rows; r++) { /* (Aᵀ M) A, interleaved back into a row of 2·len outputs */
         const __m512 y0 = _mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]), s[r][2]);
         const __m512 y1 = _mm512_sub_ps(_mm512_sub_ps(s[r][1], s[r][2]), s[r][3]);
         __m512 first = _mm512_permutex2var_ps(y0, lo, y1), second = _mm512_permutex2var_ps(y0, hi, y1);
         float *row = o + (size_t)r * W;
+        first = _mm512_add_ps(_mm512_add_ps(first, vb), vb2);
+        second = _mm512_add_ps(_mm512_add_ps(second, vb), vb2);
         if (accumulate) {
             first = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, row), first);
             second = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, row + 16), second);
-        } else {
-            first = _mm512_add_ps(first, vb);
-            second = _mm512_add_ps(second, vb);
         }
         _mm512_mask_storeu_ps(row, m0, first);
         _mm512_mask_storeu_ps(row + 16, m1, second);
