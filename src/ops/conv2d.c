@@ -15,6 +15,7 @@
 #include "core/internal.h"
 #include "ops/gemm.h"
 #include "ops/ops.h"
+#include "ops/vmath.h"
 #include "ops/winograd.h"
 
 /* Floats rounded up to whole cache lines, so each workspace part starts 64-byte aligned. */
@@ -396,14 +397,12 @@ void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const flo
     float *thread_ws = ws + lines((size_t)K * OC);
     const size_t per_thread = (size_t)DFS_GEMM_KC * NR + (size_t)K * NR;
 
-    if (db) {
+    if (db) { /* block sums in double (vmath.h), images in order */
+        const dfs_vmath_impl *vm = dfs_vmath_best();
 #pragma omp parallel for schedule(static)
         for (int oc = 0; oc < OC; oc++) {
             double s = 0.0;
-            for (int b = 0; b < B; b++) {
-                const float *d = dout + ((size_t)b * OC + oc) * P;
-                for (int p = 0; p < P; p++) s += d[p];
-            }
+            for (int b = 0; b < B; b++) s += vm->sum(dout + ((size_t)b * OC + oc) * P, (size_t)P);
             db[oc] += (float)s;
         }
     }

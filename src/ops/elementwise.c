@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "ops/ops.h"
+#include "ops/vmath.h"
 
 #define ZERO_CHUNK 65536 /* floats per task of dfs_zero */
 
@@ -51,14 +52,11 @@ void dfs_scale_shift(float *x, const float *t, int B, int C, int HW, dfs_act act
 }
 
 void dfs_channel_sum_backward(float *dbias, const float *dx, int B, int C, int HW) {
+    const dfs_vmath_impl *vm = dfs_vmath_best();
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
-        for (int c = 0; c < C; c++) {
-            const float *row = dx + ((size_t)b * C + c) * HW;
-            double s = 0;
-            for (int i = 0; i < HW; i++) s += row[i];
-            dbias[(size_t)b * C + c] += (float)s;
-        }
+        for (int c = 0; c < C; c++)
+            dbias[(size_t)b * C + c] += (float)vm->sum(dx + ((size_t)b * C + c) * HW, (size_t)HW);
 }
 
 void dfs_scale_shift_backward(float *dinp, float *dt, const float *dout, const float *inp, const float *t, int B, int C,
