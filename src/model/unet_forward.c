@@ -508,6 +508,14 @@ void dfs_unet_backward(const dfs_unet *u, const float *P, float *G, const float 
             const float *go = g + op->c;
             float *ga = g + op->a, *gb = g + op->b;
             const float div = op->f;
+            if (div == 1.0f) { /* x / 1 is x: no divisions */
+#pragma omp parallel for schedule(static)
+                for (size_t k = 0; k < op->n; k++) {
+                    ga[k] += go[k];
+                    gb[k] += go[k];
+                }
+                break;
+            }
 #pragma omp parallel for schedule(static)
             for (size_t k = 0; k < op->n; k++) {
                 const float d = go[k] / div;
