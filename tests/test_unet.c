@@ -154,85 +154,89 @@ static void check_time_proj(dfs_ctx *ctx, const char *case_dir, int dim) {
     dfs_npy_free(&tp);
 }
 
+/* The tiny fixture's case b2_int_t10_t999 loaded twice: a for passes with prepared weights, b
+ * under a memory limit that leaves no room for them (ctx and tight). */
+typedef struct tiny_case {
+    dfs_ctx *ctx, *tight;
+    dfs_model *a, *b;
+    dfs_npy x, t, e;
+    int B, H, W;
+    float ts[2];
+} tiny_case;
+
+static int tiny_open(tiny_case *c, int threads) {
+    const char *dir = "tests/fixtures/unet/tiny/cases/b2_int_t10_t999";
+    memset(c, 0, sizeof *c);
+    c->ctx = dfs_ctx_new(), c->tight = dfs_ctx_new();
+    dfs_model_params mp;
+    dfs_model_params_default(&mp);
+    mp.path = "tests/fixtures/unet/tiny/model";
+    if (!TEST_CHECK(dfs_model_load(c->ctx, &mp, &c->a) == DFS_OK && dfs_model_load(c->ctx, &mp, &c->b) == DFS_OK &&
+                    read_npy(c->ctx, dir, "sample.npy", &c->x) == DFS_OK && read_npy(c->ctx, dir, "timesteps.npy", &c->t) == DFS_OK &&
+                    read_npy(c->ctx, dir, "expected.npy", &c->e) == DFS_OK && c->t.dtype == DFS_DTYPE_I64 && c->t.numel == 2)) {
+        fprintf(stderr, "  tiny case: %s\n", dfs_errmsg(c->ctx));
+        return 0;
+    }
+    c->B = (int)c->x.shape[0], c->H = (int)c->x.shape[2], c->W = (int)c->x.shape[3];
+    c->ts[0] = (float)((int64_t *)c->t.data)[0], c->ts[1] = (float)((int64_t *)c->t.data)[1];
+    dfs_ctx_set_threads(c->ctx, threads), dfs_ctx_set_threads(c->tight, threads);
+    dfs_ops_set_threads(threads); /* the plan's scratch depends on the thread count */
+    const dfs_unet_plan plan = dfs_unet_plan_forward(c->b->unet, c->B, c->H, c->W);
+    dfs_ctx_set_max_memory(c->tight, (plan.arena_floats + dfs_unet_prepared_floats(c->b->unet)) * sizeof(float) - 1);
+    return 1;
+}
+
+static void tiny_close(tiny_case *c) {
+    dfs_npy_free(&c->x), dfs_npy_free(&c->t), dfs_npy_free(&c->e);
+    dfs_model_free(c->a), dfs_model_free(c->b);
+    dfs_ctx_free(c->ctx), dfs_ctx_free(c->tight);
+}
+
 /* The weights a model prepares for inference change no bit: its first pass (preparing them), its
  * second (using them) and a model that had no room for them under --max-memory agree exactly. */
 static void check_prepared(void) {
-    const char *path = "tests/fixtures/unet/tiny/model", *dir = "tests/fixtures/unet/tiny/cases/b2_int_t10_t999";
-    dfs_ctx *ctx = dfs_ctx_new(), *tight = dfs_ctx_new();
-    dfs_model_params mp;
-    dfs_model_params_default(&mp);
-    mp.path = path;
-    dfs_model *a = NULL, *b = NULL;
-    dfs_npy x = {0}, t = {0};
+    tiny_case c;
     float *o[3] = {NULL, NULL, NULL};
-    if (!TEST_CHECK(dfs_model_load(ctx, &mp, &a) == DFS_OK && dfs_model_load(ctx, &mp, &b) == DFS_OK &&
-                    read_npy(ctx, dir, "sample.npy", &x) == DFS_OK && read_npy(ctx, dir, "timesteps.npy", &t) == DFS_OK &&
-                    t.dtype == DFS_DTYPE_I64 && t.numel == 2)) {
-        fprintf(stderr, "  prepared weights: %s\n", dfs_errmsg(ctx));
-        goto done;
+    if (tiny_open(&c, 1)) {
+        for (int i = 0; i < 3; i++) o[i] = dfs_malloc(c.x.numel * sizeof(float));
+        TEST_CHECK(dfs_model_forward(c.ctx, c.a, c.x.data, c.B, c.H, c.W, c.ts, NULL, o[0]) == DFS_OK);
+        TEST_CHECK(dfs_model_forward(c.ctx, c.a, c.x.data, c.B, c.H, c.W, c.ts, NULL, o[1]) == DFS_OK && c.a->prep &&
+                   c.a->prep_ready);
+        TEST_CHECK(dfs_model_forward(c.tight, c.b, c.x.data, c.B, c.H, c.W, c.ts, NULL, o[2]) == DFS_OK && !c.b->prep &&
+                   c.b->prep_skipped);
+        TEST_CHECK(memcmp(o[0], o[1], c.x.numel * sizeof(float)) == 0 && memcmp(o[0], o[2], c.x.numel * sizeof(float)) == 0);
     }
-    const int B = (int)x.shape[0], H = (int)x.shape[2], W = (int)x.shape[3];
-    const float ts[2] = {(float)((int64_t *)t.data)[0], (float)((int64_t *)t.data)[1]};
-    for (int i = 0; i < 3; i++) o[i] = dfs_malloc(x.numel * sizeof(float));
-    dfs_ctx_set_threads(ctx, 1), dfs_ctx_set_threads(tight, 1);
-    dfs_ops_set_threads(1); /* the plan's scratch depends on the thread count */
-    const dfs_unet_plan plan = dfs_unet_plan_forward(b->unet, B, H, W);
-    dfs_ctx_set_max_memory(tight, (plan.arena_floats + dfs_unet_prepared_floats(b->unet)) * sizeof(float) - 1);
-    TEST_CHECK(dfs_model_forward(ctx, a, x.data, B, H, W, ts, NULL, o[0]) == DFS_OK);
-    TEST_CHECK(dfs_model_forward(ctx, a, x.data, B, H, W, ts, NULL, o[1]) == DFS_OK && a->prep && a->prep_ready);
-    TEST_CHECK(dfs_model_forward(tight, b, x.data, B, H, W, ts, NULL, o[2]) == DFS_OK && !b->prep && b->prep_skipped);
-    TEST_CHECK(memcmp(o[0], o[1], x.numel * sizeof(float)) == 0 && memcmp(o[0], o[2], x.numel * sizeof(float)) == 0);
-done:
     for (int i = 0; i < 3; i++) dfs_free(o[i]);
-    dfs_npy_free(&x), dfs_npy_free(&t);
-    dfs_model_free(a), dfs_model_free(b);
-    dfs_ctx_free(ctx), dfs_ctx_free(tight);
+    tiny_close(&c);
 }
 
 /* The bf16 compute type: within 3e-2 of diffusers' float32 output (bfloat16 keeps 8 significant
  * bits), not the float32 result (the BF16 products did run), the same bits with 1 and 2 threads;
  * without room for the prepared weights, the float32 result. Unknown types are refused. */
 static void check_bf16(void) {
-    const char *path = "tests/fixtures/unet/tiny/model", *dir = "tests/fixtures/unet/tiny/cases/b2_int_t10_t999";
-    dfs_ctx *ctx = dfs_ctx_new(), *tight = dfs_ctx_new();
-    dfs_model_params mp;
-    dfs_model_params_default(&mp);
-    mp.path = path;
-    dfs_model *a = NULL, *b = NULL;
-    dfs_npy x = {0}, t = {0}, e = {0};
+    tiny_case c;
     float *o[4] = {NULL, NULL, NULL, NULL};
-    if (!TEST_CHECK(dfs_model_load(ctx, &mp, &a) == DFS_OK && dfs_model_load(ctx, &mp, &b) == DFS_OK &&
-                    read_npy(ctx, dir, "sample.npy", &x) == DFS_OK && read_npy(ctx, dir, "timesteps.npy", &t) == DFS_OK &&
-                    read_npy(ctx, dir, "expected.npy", &e) == DFS_OK && t.dtype == DFS_DTYPE_I64 && t.numel == 2)) {
-        fprintf(stderr, "  bf16: %s\n", dfs_errmsg(ctx));
-        goto done;
+    if (tiny_open(&c, 2)) {
+        const size_t n = c.x.numel;
+        for (int i = 0; i < 4; i++) o[i] = dfs_malloc(n * sizeof(float));
+        TEST_CHECK(dfs_model_set_compute(c.ctx, c.a, "fp16") == DFS_ERR_ARG && strstr(dfs_errmsg(c.ctx), "fp16"));
+        TEST_CHECK(dfs_model_set_compute(c.ctx, c.a, "bf16") == DFS_OK && dfs_model_set_compute(c.tight, c.b, "bf16") == DFS_OK);
+        TEST_CHECK(dfs_model_forward(c.ctx, c.a, c.x.data, c.B, c.H, c.W, c.ts, NULL, o[0]) == DFS_OK);
+        dfs_ctx_set_threads(c.ctx, 1);
+        TEST_CHECK(dfs_model_forward(c.ctx, c.a, c.x.data, c.B, c.H, c.W, c.ts, NULL, o[1]) == DFS_OK);
+        TEST_CHECK(memcmp(o[0], o[1], n * sizeof(float)) == 0);
+        double d = 0;
+        for (size_t i = 0; i < n; i++) d = fmax(d, fabs((double)o[0][i] - ((float *)c.e.data)[i]));
+        const double rel = d / max_abs(c.e.data, n);
+        if (!TEST_CHECK(rel <= 3e-2 && rel > 1e-4)) fprintf(stderr, "  bf16: max|diff| = %.3g of max|ref|\n", rel);
+        dfs_ctx_set_threads(c.ctx, 2);
+        TEST_CHECK(dfs_model_set_compute(c.ctx, c.a, "f32") == DFS_OK &&
+                   dfs_model_forward(c.ctx, c.a, c.x.data, c.B, c.H, c.W, c.ts, NULL, o[2]) == DFS_OK);
+        TEST_CHECK(dfs_model_forward(c.tight, c.b, c.x.data, c.B, c.H, c.W, c.ts, NULL, o[3]) == DFS_OK && !c.b->prep);
+        TEST_CHECK(memcmp(o[2], o[3], n * sizeof(float)) == 0);
     }
-    TEST_CHECK(dfs_model_set_compute(ctx, a, "fp16") == DFS_ERR_ARG && strstr(dfs_errmsg(ctx), "fp16"));
-    TEST_CHECK(dfs_model_set_compute(ctx, a, "bf16") == DFS_OK && dfs_model_set_compute(tight, b, "bf16") == DFS_OK);
-    const int B = (int)x.shape[0], H = (int)x.shape[2], W = (int)x.shape[3];
-    const float ts[2] = {(float)((int64_t *)t.data)[0], (float)((int64_t *)t.data)[1]};
-    for (int i = 0; i < 4; i++) o[i] = dfs_malloc(x.numel * sizeof(float));
-    dfs_ctx_set_threads(ctx, 1);
-    TEST_CHECK(dfs_model_forward(ctx, a, x.data, B, H, W, ts, NULL, o[0]) == DFS_OK);
-    dfs_ctx_set_threads(ctx, 2);
-    TEST_CHECK(dfs_model_forward(ctx, a, x.data, B, H, W, ts, NULL, o[1]) == DFS_OK);
-    TEST_CHECK(memcmp(o[0], o[1], x.numel * sizeof(float)) == 0);
-    double d = 0;
-    for (size_t i = 0; i < e.numel; i++) d = fmax(d, fabs((double)o[0][i] - ((float *)e.data)[i]));
-    const double rel = d / max_abs(e.data, e.numel);
-    if (!TEST_CHECK(rel <= 3e-2 && rel > 1e-4)) fprintf(stderr, "  bf16: max|diff| = %.3g of max|ref|\n", rel);
-    TEST_CHECK(dfs_model_set_compute(ctx, a, "f32") == DFS_OK && dfs_model_forward(ctx, a, x.data, B, H, W, ts, NULL, o[2]) == DFS_OK);
-    dfs_ctx_set_threads(tight, 2);
-    dfs_ops_set_threads(2);
-    const dfs_unet_plan plan = dfs_unet_plan_forward(b->unet, B, H, W);
-    dfs_ctx_set_max_memory(tight, (plan.arena_floats + dfs_unet_prepared_floats(b->unet)) * sizeof(float) - 1);
-    TEST_CHECK(dfs_model_forward(tight, b, x.data, B, H, W, ts, NULL, o[3]) == DFS_OK && !b->prep);
-    TEST_CHECK(memcmp(o[2], o[3], x.numel * sizeof(float)) == 0);
-done:
     for (int i = 0; i < 4; i++) dfs_free(o[i]);
-    dfs_npy_free(&x), dfs_npy_free(&t), dfs_npy_free(&e);
-    dfs_model_free(a), dfs_model_free(b);
-    dfs_ctx_free(ctx), dfs_ctx_free(tight);
+    tiny_close(&c);
 }
 
 int main(void) {

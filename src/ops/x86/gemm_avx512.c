@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include "ops/gemm.h"
+#include "ops/x86/tile.h"
 
 #define NR 48
 #define TARGET __attribute__((target("avx512f,fma")))
@@ -36,18 +37,7 @@ TARGET static inline __attribute__((always_inline)) void tile(int nv, int kc, co
             for (int v = 0; v < nv; v++) acc[i][v] = _mm512_fmadd_ps(x, bv[v], acc[i][v]);
         }
     }
-#pragma GCC unroll 3
-    for (int v = 0; v < nv; v++) {
-        const int cols = nr - 16 * v;
-        if (cols <= 0) break;
-        const __mmask16 m = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
-#pragma GCC unroll 8
-        for (int i = 0; i < 8; i++) {
-            if (i >= mr) break;
-            float *cp = c + (size_t)i * ldc + 16 * v;
-            _mm512_mask_storeu_ps(cp, m, add ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, cp), acc[i][v]) : acc[i][v]);
-        }
-    }
+    dfs_tile_store(nv, acc, c, ldc, mr, nr, add);
 }
 
 TARGET static void kernel16(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c, size_t ldc, int mr,

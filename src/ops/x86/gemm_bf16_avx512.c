@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include "ops/gemm.h"
+#include "ops/x86/tile.h"
 
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
 
@@ -32,18 +33,7 @@ TARGET static inline __attribute__((always_inline)) void tile(int nv, int kc2, c
             for (int v = 0; v < nv; v++) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], x, bv[v]);
         }
     }
-#pragma GCC unroll 3
-    for (int v = 0; v < nv; v++) {
-        const int cols = nr - 16 * v;
-        if (cols <= 0) break;
-        const __mmask16 m = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
-#pragma GCC unroll 8
-        for (int i = 0; i < 8; i++) {
-            if (i >= mr) break;
-            float *cp = c + (size_t)i * ldc + 16 * v;
-            _mm512_mask_storeu_ps(cp, m, add ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, cp), acc[i][v]) : acc[i][v]);
-        }
-    }
+    dfs_tile_store(nv, acc, c, ldc, mr, nr, add);
 }
 
 TARGET static void kernel16(int kc2, const uint32_t *a, size_t lda, const uint32_t *b, size_t ldb, float *c, size_t ldc,
