@@ -528,6 +528,7 @@ void dfs_unet_backward(const dfs_unet *u, const float *P, float *G, const float 
         case OP_POOL: dfs_avgpool2x_backward(g + op->a, g + op->c, B * op->C, op->H, op->W); break;
         case OP_CAT: {
             const size_t na = (size_t)op->C * HW, nb = op->n * HW; /* n: the skip's channels */
+#pragma omp parallel for schedule(static)
             for (int b = 0; b < B; b++) {
                 const float *gc = g + op->c + (size_t)b * (na + nb);
                 float *ga = g + op->a + (size_t)b * na, *gb = g + op->b + (size_t)b * nb;
