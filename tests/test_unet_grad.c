@@ -24,14 +24,15 @@ static void run_grads(const dfs_model *m, const dfs_npy *x, const float *t, cons
     dfs_ops_set_threads(threads);
     dfs_unet_plan plan = dfs_unet_plan_train(u, B, H, W);
     gr->arena = dfs_calloc(plan.arena_floats, sizeof(float));
-    gr->garena = dfs_calloc(plan.arena_floats, sizeof(float));
+    gr->garena = dfs_malloc(plan.arena_floats * sizeof(float));
+    for (size_t i = 0; i < plan.arena_floats; i++) gr->garena[i] = NAN; /* the backward must not read what it did not write */
     gr->tape = dfs_calloc(plan.n_tape, dfs_unet_tape_op_size());
     gr->G = dfs_calloc(u->n_floats, sizeof(float));
     gr->io = dfs_unet_forward_train(u, m->params, gr->arena, gr->tape, x->data, B, H, W, t, y, NULL);
     gr->scratch = dfs_calloc(dfs_unet_backward_scratch(u, gr->tape, plan.n_tape, B) + 16, sizeof(float));
     const size_t n_out = (size_t)B * u->cfg.out_channels * H * W;
     memcpy(gr->garena + gr->io.out_off, up, n_out * sizeof(float));
-    dfs_unet_backward(u, m->params, gr->G, gr->arena, gr->garena, gr->tape, plan.n_tape, gr->scratch, B, t, y);
+    dfs_unet_backward(u, m->params, gr->G, gr->arena, gr->garena, gr->io.out_off, gr->tape, plan.n_tape, gr->scratch, B, t, y);
 }
 
 static void free_grads(grads_run *gr) {

@@ -465,7 +465,59 @@ size_t dfs_unet_backward_scratch(const dfs_unet *u, const dfs_tape_op *tape, siz
     return need;
 }
 
-void dfs_unet_backward(const dfs_unet *u, const float *P, float *G, const float *arena, float *garena,
+/* The ranges of the gradient arena an op reads or adds to in the backward pass: its output's
+ * gradient, then its inputs'. Returns how many (an input done in place shares its output's). */
+static int op_ranges(const dfs_tape_op *op, int B, size_t off[3], size_t len[3]) {
+    const size_t img = (size_t)B * op->C * op->H * op->W;
+    int k = 0;
+#define RANGE(o, n) (off[k] = (o), len[k] = (n), k++)
+    switch (op->kind) {
+    case OP_CONV: {
+        const dfs_conv *c = op->layer;
+        RANGE(op->c, (size_t)B * c->out * op->OH * op->OW);
+        RANGE(op->a, img);
+        break;
+    }
+    case OP_GN: RANGE(op->c, img), RANGE(op->a, img); break;
+    case OP_ACT: case OP_ADDDIV: case OP_AFFINE:
+        RANGE(op->c, op->n), RANGE(op->a, op->n);
+        if (op->kind == OP_ADDDIV) RANGE(op->b, op->n);
+        break;
+    case OP_LIN: {
+        const dfs_lin *l = op->layer;
+        RANGE(op->c, (size_t)op->C * l->out), RANGE(op->a, (size_t)op->C * l->in);
+        break;
+    }
+    case OP_BIAS: RANGE(op->c, img), RANGE(op->b, (size_t)B * op->C); break;
+    case OP_SCALESHIFT: RANGE(op->c, img), RANGE(op->a, img), RANGE(op->b, (size_t)B * 2 * op->C); break;
+    case OP_ATTN: RANGE(op->c, img), RANGE(op->a, img), RANGE(op->b, img); break;
+    case OP_UP: RANGE(op->c, 4 * img), RANGE(op->a, img); break;
+    case OP_POOL: RANGE(op->c, img / 4), RANGE(op->a, img); break;
+    case OP_CAT:
+        RANGE(op->c, img + (size_t)B * op->n * op->H * op->W), RANGE(op->a, img);
+        RANGE(op->b, (size_t)B * op->n * op->H * op->W);
+        break;
+    case OP_CLASS: RANGE(op->c, (size_t)B * op->C); break;
+    case OP_DIVT: RANGE(op->c, img); break;
+    }
+#undef RANGE
+    return k;
+}
+
+/* Whether garena[off ...] already holds a gradient when op i runs: the output's, or a range of an
+ * op later on the tape (run before it). */
+static int initialised(const dfs_tape_op *tape, size_t n_tape, size_t i, size_t off, size_t out_off, int B) {
+    if (off == out_off) return 1;
+    for (size_t j = i + 1; j < n_tape; j++) {
+        size_t o[3], l[3];
+        const int k = op_ranges(&tape[j], B, o, l);
+        for (int q = 0; q < k; q++)
+            if (o[q] == off) return 1;
+    }
+    return 0;
+}
+
+void dfs_unet_backward(const dfs_unet *u, const float *P, float *G, const float *arena, float *garena, size_t out_off,
                        const dfs_tape_op *tape, size_t n_tape, float *scratch, int B, const float *t,
                        const int64_t *labels) {
     const float *a = arena;
@@ -473,6 +525,15 @@ void dfs_unet_backward(const dfs_unet *u, const float *P, float *G, const float 
     for (size_t i = n_tape; i-- > 0;) {
         const dfs_tape_op *op = &tape[i];
         const size_t HW = (size_t)op->H * op->W;
+        /* each gradient is zeroed just before the first op that touches it, while it is about to
+         * be in cache anyway, instead of the whole arena up front */
+        size_t off[3], len[3];
+        const int k = op_ranges(op, B, off, len);
+        for (int q = 0; q < k; q++) {
+            int done = initialised(tape, n_tape, i, off[q], out_off, B);
+            for (int p = 0; p < q; p++) done |= off[p] == off[q];
+            if (!done) dfs_zero(g + off[q], len[q]);
+        }
         switch (op->kind) {
         case OP_CONV: {
             const dfs_conv *c = op->layer;

@@ -235,7 +235,6 @@ static double optimize(trainer *t, const dfs_train_params *p, const float *x0, c
     else if (pred == DFS_PRED_SAMPLE) memcpy(target, x0, n * sizeof(float));
     else dfs_sched_velocity(t->sched, x0, noise, ts, B, per, target);
 
-    dfs_zero(t->garena, t->arena_floats);
     dfs_unet_train_io io = dfs_unet_forward_train(u, t->m->params, t->arena, t->tape, xt, B, H, W, tf,
                                                   p->conditional ? labels : NULL, NULL);
     const float *out = t->arena + io.out_off;
@@ -258,7 +257,7 @@ static double optimize(trainer *t, const dfs_train_params *p, const float *x0, c
         loss += w * lb / (double)n;
     }
     dfs_zero(t->G, u->n_floats);
-    dfs_unet_backward(u, t->m->params, t->G, t->arena, t->garena, t->tape, t->n_tape, t->scratch, B, tf,
+    dfs_unet_backward(u, t->m->params, t->G, t->arena, t->garena, io.out_off, t->tape, t->n_tape, t->scratch, B, tf,
                       p->conditional ? labels : NULL);
     /* gradient-norm clipping, as torch.nn.utils.clip_grad_norm_ */
     double norm2 = 0;
