@@ -76,7 +76,7 @@ int cmd_bench(int argc, char **argv) {
     cli_args a;
     if (cli_parse("bench", opts, N_OPTS, argc, argv, 2, &a)) return 2;
     if (a.help) {
-        cli_usage(stdout, "diffuse bench -m DIR [--batch B] [--threads N] [--train] [--json]",
+        cli_usage(stdout, "diffuse bench -m DIR [--batch B] [--threads N] [--dtype f32|bf16] [--train] [--json]",
                   "Times forward passes of the network on fixed random input and prints the median, the\n"
                   "minimum and the achieved GFLOP/s (FLOPs as 'diffuse info' counts them). With --train,\n"
                   "times training steps on one fixed batch instead and prints the median and images/s.",
