@@ -35,8 +35,9 @@ void dfs_conv2d_forward(float *out, float *ws, const float *inp, const float *w,
  * floats (0: nothing to prepare) filled by dfs_conv2d_prepare from w, then given with w to
  * dfs_conv2d_forward_prepared, which is dfs_conv2d_forward without redoing that work per call
  * (the Winograd transform of 3×3 weights). prep must be recomputed when w changes. With bf16 set
- * (the same in both calls) the Winograd products run in BF16 (gemm.h): faster where the CPU has
- * AVX-512 BF16, with weights and transformed inputs rounded to 8 significant bits. Stride 1 only:
+ * (the same in both calls) the Winograd products run in BF16 (gemm.h): weights and transformed
+ * inputs rounded to 8 significant bits, multiplied with AVX-512 BF16 where the CPU has it (not
+ * faster than f32 on every such CPU: docs/performance.md). Stride 1 only:
  * bias_img (B, OC), when not NULL, is added per image after the bias, out = (conv + bias) +
  * bias_img[b], and with accumulate set that is added to out instead of stored. */
 size_t dfs_conv2d_prepared_floats(int C, int OC, int KH, int KW);
