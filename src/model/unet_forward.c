@@ -195,7 +195,6 @@ static ten resample(run *r, ten in, int up) {
     return out;
 }
 
-/* ResnetBlock2D. temb_act: act_fn(emb), (B, temb). */
 /* ResnetBlock2D. temb_act: act_fn(emb), (B, temb). In inference the time embedding is added by
  * conv1 as it stores its output, and a block with a shortcut convolution and an output scale of 1
  * computes the shortcut first, at the block's place on the stack, and lets conv2 add onto it (the

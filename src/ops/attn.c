@@ -1,7 +1,7 @@
 /* Self-attention over image positions with an online softmax: each query row keeps a running
  * maximum and sum while it walks the keys, so memory stays O(HW·C) instead of O(HW²).
  * Inference goes image by image in scratch reused for each: T (HW, C) tokens, Q (HW, inner),
- * Kᵀ (inner, HW), V, O (HW, inner), Y (HW, C). One image is shared out among the threads step by
+ * Kᵀ (inner, HW), V, O (HW, inner), Yᵀ (C, HW). One image is shared out among the threads step by
  * step; a batch of several is shared out image by image (each thread with its own scratch), which
  * saves the many short parallel steps of small images. Both do the same arithmetic, so the bits
  * do not depend on which is taken. Training keeps Q, K, V and O of every image in the
@@ -117,8 +117,6 @@ static void add_residual(float *dst, const float *Y, const float *res, int C, in
         for (int p = 0; p < HW; p++) dst[(size_t)c * HW + p] = (Y[(size_t)p * C + c] + res[(size_t)c * HW + p]) / rescale;
 }
 
-/* One image in inference: tokens → Q, Kᵀ, V → O → out, in scratch reused image by image (each
- * image's operands stay in cache). */
 /* dst (C, HW) = (Wo·Oᵀ + bo + res) / rescale for one image: the output projection computed
  * transposed (into YT, (C, HW)), so that it lands in the image's layout. */
 static void project_out(float *dst, float *YT, const float *O, const float *wo, const float *bo, const float *res, int C,
@@ -138,6 +136,8 @@ static void project_out(float *dst, float *YT, const float *O, const float *wo, 
     }
 }
 
+/* One image in inference: tokens → Q, Kᵀ, V → O → out, in scratch reused image by image (each
+ * image's operands stay in cache). */
 static void forward_image(float *dst, float *T, float *Y, float *Q, float *KT, float *V, float *O, const float *xn,
                           const float *res, const float *wq, const float *bq, const float *wk, const float *bk,
                           const float *wv, const float *bv, const float *wo, const float *bo, int C, int HW, int heads,

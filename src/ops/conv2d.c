@@ -95,7 +95,6 @@ static void s1_tile(const s1_conv *v, const float *pad, float *qout, int t) {
     }
 }
 
-/* Output channels [o0, o1) of one image from q columns (q = y·Wp + x → p = y·OW + x). */
 /* Output channels [o0, o1) of one image from q columns (q = y·Wp + x → p = y·OW + x):
  * (value + bias) + bias2, added to the output when accumulate is set. bias2: this image's (OC) or NULL. */
 static void s1_store(const s1_conv *v, float *ob, const float *qout, const float *bias, const float *bias2, int accumulate,

@@ -115,7 +115,8 @@ const dfs_gemm_bf16_impl *dfs_gemm_bf16_best(void) {
 
 /* Rows [0, rows) and columns [0, cols) of a matrix stored transposed (element (i, j) at
  * src[j·lds + i]) into dst (leading dimension ldd), 16×16 blocks at a time. */
-static void transpose_into(const dfs_gemm_impl *g, float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols) {
+void dfs_gemm_transpose_blocks(const dfs_gemm_impl *g, float *dst, size_t ldd, const float *src, size_t lds, int rows,
+                               int cols) {
     for (int i0 = 0; i0 < rows; i0 += 16)
         for (int j0 = 0; j0 < cols; j0 += 16)
             g->transpose(dst + (size_t)i0 * ldd + j0, ldd, src + (size_t)j0 * lds + i0, lds, rows - i0 < 16 ? rows - i0 : 16,
@@ -126,7 +127,7 @@ static void transpose_into(const dfs_gemm_impl *g, float *dst, size_t ldd, const
 static void pack_b(const dfs_gemm_impl *g, float *dst, int NR, const float *b, size_t b_rs, size_t b_cs, int k0, int kc,
                    int j0, int cols) {
     if (b_rs == 1) { /* B stored transposed */
-        transpose_into(g, dst, (size_t)NR, b + (size_t)j0 * b_cs + k0, b_cs, kc, cols);
+        dfs_gemm_transpose_blocks(g, dst, (size_t)NR, b + (size_t)j0 * b_cs + k0, b_cs, kc, cols);
         for (int k = 0; k < kc; k++)
             for (int j = cols; j < NR; j++) dst[(size_t)k * NR + j] = 0.0f;
         return;
@@ -161,7 +162,7 @@ static void gemm_tile(const dfs_gemm_impl *g, long t, int n_strips, int chunk, i
         size_t lda = a_rs;
         if (a_cs != 1) {
             if (a_rs == 1) /* A stored transposed */
-                transpose_into(g, ap, DFS_GEMM_KC, ar, a_cs, rows, kc);
+                dfs_gemm_transpose_blocks(g, ap, DFS_GEMM_KC, ar, a_cs, rows, kc);
             else
                 for (int k = 0; k < kc; k++)
                     for (int i = 0; i < rows; i++) ap[(size_t)i * DFS_GEMM_KC + k] = ar[(size_t)i * a_rs + (size_t)k * a_cs];

@@ -75,6 +75,9 @@ int dfs_gemm_bf16_available(const dfs_gemm_bf16_impl **out, int max);
 
 /* Implementations, each defined in its own file (src/ops/x86/ for the SIMD ones). */
 void dfs_gemm_transpose_scalar(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols);
+/* The same as the transpose of an implementation, for any rows and cols: 16×16 blocks at a time. */
+void dfs_gemm_transpose_blocks(const dfs_gemm_impl *g, float *dst, size_t ldd, const float *src, size_t lds, int rows,
+                               int cols);
 extern const dfs_gemm_impl dfs_gemm_scalar;
 extern const dfs_gemm_bf16_impl dfs_gemm_bf16_scalar;
 #if defined(__x86_64__) || defined(__i386__)

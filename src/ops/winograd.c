@@ -225,9 +225,10 @@ static void strip_transform(const dfs_wg_impl *wg, float *V, uint32_t *Vb, const
     }
     if (!Vb) return;
     const dfs_gemm_bf16_impl *bk = dfs_gemm_bf16_best();
+    const size_t vbxs = pair_slab(C);
     for (int x = 0; x < 16; x++)
         for (int c = c0; c < c1; c += 2)
-            bk->pack(Vb + x * pair_slab(C) + (size_t)c / 2 * NR, V + x * vxs + (size_t)c * NR,
+            bk->pack(Vb + x * vbxs + (size_t)c / 2 * NR, V + x * vxs + (size_t)c * NR,
                      c + 1 < C ? V + x * vxs + (size_t)(c + 1) * NR : NULL, NR);
 }
 
@@ -237,16 +238,15 @@ static void strip_multiply(const dfs_wg_impl *wg, float *out, const float *V, co
                            const float *U, const uint32_t *Ub, const float *bias, const float *bias_img, int C, int OC,
                            int H, int W, int T, int TW, long g0, int nt, int ob0, int ob1, int accumulate) {
     const dfs_gemm_impl *g = dfs_gemm_best();
-    const int NR = g->nr;
-    const size_t vxs = slab(C), mxs = slab(OCB);
+    const dfs_gemm_bf16_impl *bk = Ub ? dfs_gemm_bf16_best() : NULL;
+    const int NR = g->nr, C2 = (C + 1) / 2;
+    const size_t vxs = slab(C), vbxs = pair_slab(C), mxs = slab(OCB);
     wg_run runs[64];
     const int n_runs = runs_of(runs, g0, nt, T, TW);
     for (int ob = ob0; ob < ob1; ob++) {
         const int oc0 = ob * OCB, ocs = OC - oc0 < OCB ? OC - oc0 : OCB;
         for (int x = 0; x < 16 && Ub; x++) { /* BF16: pairs of channels */
-            const dfs_gemm_bf16_impl *bk = dfs_gemm_bf16_best();
-            const int C2 = (C + 1) / 2;
-            const uint32_t *u = Ub + (size_t)x * OC * C2 + (size_t)oc0 * C2, *v = Vb + (size_t)x * pair_slab(C);
+            const uint32_t *u = Ub + (size_t)x * OC * C2 + (size_t)oc0 * C2, *v = Vb + (size_t)x * vbxs;
             for (int k0 = 0; k0 < C2; k0 += DFS_GEMM_KC / 2) {
                 const int kc2 = C2 - k0 < DFS_GEMM_KC / 2 ? C2 - k0 : DFS_GEMM_KC / 2;
                 for (int i0 = 0; i0 < ocs; i0 += DFS_GEMM_MR)
@@ -404,11 +404,8 @@ void dfs_conv3x3_winograd_dw(float *dw, float *ws, const float *dout, const floa
 #pragma omp for schedule(static)
             for (int task = 0; task < 16 * n_strips; task++) {
                 const int x = task / n_strips, c0 = task % n_strips * NR, nc = C - c0 < NR ? C - c0 : NR;
-                const float *v = V + x * vxs + (size_t)c0 * DW_KT;
-                for (int i0 = 0; i0 < nt; i0 += 16) /* columns past nc are never stored: left as they are */
-                    for (int j0 = 0; j0 < nc; j0 += 16)
-                        g->transpose(panel + (size_t)i0 * NR + j0, (size_t)NR, v + (size_t)j0 * DW_KT + i0, DW_KT,
-                                      nt - i0 < 16 ? nt - i0 : 16, nc - j0 < 16 ? nc - j0 : 16);
+                /* columns past nc are never stored: left as they are */
+                dfs_gemm_transpose_blocks(g, panel, (size_t)NR, V + x * vxs + (size_t)c0 * DW_KT, DW_KT, nt, nc);
                 for (int oc0 = 0; oc0 < OC; oc0 += DFS_GEMM_MR)
                     g->kernel(nt, Z + x * zxs + (size_t)oc0 * DW_KT, DW_KT, panel, (size_t)NR, dU + x * un + (size_t)oc0 * C + c0,
                               (size_t)C, OC - oc0 < DFS_GEMM_MR ? OC - oc0 : DFS_GEMM_MR, nc, t0 > 0);
