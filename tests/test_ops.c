@@ -1,5 +1,6 @@
 /* Each op against its naive reference (src/ops/ref) on random inputs and odd shapes, with 1 and 2
  * threads (the results must be bit-identical). */
+#include <float.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -42,17 +43,25 @@ static void test_conv(int B, int C, int H, int W, int OC, int K, int stride, int
     float *o1 = rand_buf(no, 1), *o2 = rand_buf(no, 1), *r = rand_buf(no, 1);
     dfs_conv2d_forward_ref(r, x, w, b, B, C, H, W, OC, K, K, stride, pad, pad, OH, OW);
     dfs_ops_set_threads(2);
-    const size_t nws = dfs_conv2d_workspace(B, C, OC, K, K, OH, OW);
+    const size_t nws = dfs_conv2d_workspace(B, C, OC, K, K, stride, OH, OW);
     float *ws = rand_buf(nws, 1);
     for (size_t i = 0; i < nws; i++) ws[i] = NAN; /* scratch read before it is written shows as NaN */
     dfs_ops_set_threads(1);
     dfs_conv2d_forward(o1, ws, x, w, b, B, C, H, W, OC, K, K, stride, pad, pad, OH, OW);
     dfs_ops_set_threads(2);
     dfs_conv2d_forward(o2, ws, x, w, b, B, C, H, W, OC, K, K, stride, pad, pad, OH, OW);
-    dfs_free(ws);
     double e = rel_err(o1, r, no);
     if (!TEST_CHECK(e < 1e-5)) fprintf(stderr, "  conv B%d C%d %dx%d OC%d k%d s%d p%d: err %g\n", B, C, H, W, OC, K, stride, pad, e);
     TEST_CHECK(memcmp(o1, o2, no * sizeof(float)) == 0);
+    /* prepared weights, a per-image bias and the sum added onto what out holds */
+    float *prep = rand_buf(dfs_conv2d_prepared_floats(C, OC, K, K) + 1, 1), *bi = rand_buf((size_t)B * OC, 1);
+    dfs_conv2d_prepare(prep, w, C, OC, K, K, 0);
+    for (size_t i = 0; i < no; i++) o2[i] = (float)(i % 7) - 3.0f;
+    dfs_conv2d_forward_prepared(o2, ws, x, w, prep, b, bi, B, C, H, W, OC, K, K, stride, pad, pad, OH, OW, 0, 1);
+    for (size_t i = 0; i < no; i++) r[i] += bi[i / ((size_t)OH * OW)] + (float)(i % 7) - 3.0f;
+    e = rel_err(o2, r, no);
+    if (!TEST_CHECK(e < 1e-5)) fprintf(stderr, "  conv B%d C%d %dx%d OC%d k%d s%d p%d, accumulated: err %g\n", B, C, H, W, OC, K, stride, pad, e);
+    dfs_free(ws), dfs_free(prep), dfs_free(bi);
     dfs_free(x); dfs_free(w); dfs_free(b); dfs_free(o1); dfs_free(o2); dfs_free(r);
 }
 
@@ -107,7 +116,7 @@ static void test_winograd_impls(void) {
 
 /* Prepared weights give the same bits as weights transformed on the fly. */
 static void test_conv_prepared(int B, int C, int H, int W, int OC) {
-    const size_t no = (size_t)B * OC * H * W, nws = dfs_conv2d_workspace(B, C, OC, 3, 3, H, W);
+    const size_t no = (size_t)B * OC * H * W, nws = dfs_conv2d_workspace(B, C, OC, 3, 3, 1, H, W);
     float *x = rand_buf((size_t)B * C * H * W, 1), *w = rand_buf((size_t)OC * C * 9, 0.3f), *b = rand_buf(OC, 1);
     float *o1 = rand_buf(no, 1), *o2 = rand_buf(no, 1), *ws = rand_buf(nws, 1);
     float *prep = rand_buf(dfs_conv2d_prepared_floats(C, OC, 3, 3), 1);
@@ -134,8 +143,22 @@ static void test_groupnorm(int B, int C, int HW, int G, dfs_act act) {
     for (size_t i = 0; i < n; i++) x[i] += 2.0f; /* a non-zero mean */
     dfs_groupnorm_forward(o, x, g, b, B, C, HW, G, 1e-5f, act);
     dfs_groupnorm_forward_ref(r, x, g, b, B, C, HW, G, 1e-5f, act);
+    /* x − mean loses about max|x|·ε of a group, magnified by 1/σ: the bound grows with max|x|/σ */
+    double cond = 1;
+    const size_t gs = (size_t)C / G * HW;
+    for (size_t k = 0; k < n / gs; k++) {
+        double m = 0, v = 0, big = 0;
+        for (size_t i = 0; i < gs; i++) m += x[k * gs + i];
+        m /= (double)gs;
+        for (size_t i = 0; i < gs; i++) {
+            v += (x[k * gs + i] - m) * (x[k * gs + i] - m);
+            if (fabs(x[k * gs + i]) > big) big = fabs(x[k * gs + i]);
+        }
+        if (big / sqrt(v / (double)gs + 1e-5) > cond) cond = big / sqrt(v / (double)gs + 1e-5);
+    }
     double e = rel_err(o, r, n);
-    if (!TEST_CHECK(e < 2e-6)) fprintf(stderr, "  groupnorm B%d C%d HW%d G%d act %d: err %g\n", B, C, HW, G, act, e);
+    if (!TEST_CHECK(e < 8 * FLT_EPSILON * cond))
+        fprintf(stderr, "  groupnorm B%d C%d HW%d G%d act %d: err %g (bound %g)\n", B, C, HW, G, act, e, 8 * FLT_EPSILON * cond);
     dfs_free(x); dfs_free(g); dfs_free(b); dfs_free(o); dfs_free(r);
 }
 
@@ -385,6 +408,11 @@ int main(void) {
     test_conv(2, 300, 6, 5, 70, 3, 1, 1); /* channels over one K panel, output channels over one tile */
     test_conv(1, 260, 4, 13, 9, 1, 1, 0);
     test_conv(1, 8, 30, 30, 16, 3, 1, 0);
+    test_conv(2, 70, 8, 9, 66, 3, 2, 1); /* strided: several K panels, output channels over one tile */
+    test_conv(1, 5, 11, 10, 7, 5, 2, 2);
+    test_conv(3, 4, 13, 12, 5, 4, 3, 1);
+    test_conv(1, 2, 5, 5, 3, 1, 2, 1); /* padding wider than the kernel */
+    test_conv(2, 3, 9, 9, 4, 2, 2, 3);
     test_linear(1, 1, 1);
     test_linear(3, 17, 5);
     test_linear(2, 64, 33);

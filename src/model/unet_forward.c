@@ -128,7 +128,7 @@ static ten conv_into(run *r, const dfs_conv *c, ten in, int stride, int pad, int
     DFS_ASSERT(!r->train || (temb == NO_TEMB && !acc));
     ten out = acc ? *acc : push(r, c->out, OH, OW);
     r->flops += 2.0 * r->B * c->out * OH * OW * (double)c->in * c->k * c->k;
-    const size_t mark = r->top, ws = push_raw(r, dfs_conv2d_workspace(r->B, c->in, c->out, c->k, c->k, OH, OW));
+    const size_t mark = r->top, ws = push_raw(r, dfs_conv2d_workspace(r->B, c->in, c->out, c->k, c->k, stride, OH, OW));
     r->top = mark; /* pure scratch */
     dfs_tape_op op = {OP_CONV, in.off, 0, out.off, 0, 0, c, in.C, in.H, in.W, OH, OW, stride, pad, DFS_ACT_NONE, 0, 0};
     if (record(r, &op)) {

@@ -6,8 +6,14 @@
  * (c, ky, kx) is the contiguous run plane_c + ky·Wp + kx, and the rows of one (ky, kx) for
  * consecutive channels lie one plane apart: the micro-kernel reads them in place, nothing is
  * gathered. The KW − 1 extra columns of each output row are computed and dropped.
- * 3×3 convolutions with one pixel of padding go to winograd.c when there are enough pixels.
- * Other convolutions pack patch panels (implicit im2col, never built whole).
+ * A stride s > 1 splits each padded plane into its s × s phases: phase (py, px) holds the padded
+ * pixels (s·Y + py, s·X + px). Tap (ky, kx) of output (y, x) reads padded pixel (s·y + ky,
+ * s·x + kx), which is pixel (y + ky/s, x + kx/s) of phase (ky mod s, kx mod s): again a
+ * contiguous run, now in phase planes of Hp = OH + (KH − 1)/s rows by Wp = OW + (KW − 1)/s, and
+ * (KW − 1)/s extra columns per row.
+ * 3×3 stride-1 convolutions with one pixel of padding go to winograd.c when there are enough
+ * pixels. Strided convolutions whose extra columns would cost more than packing (small outputs)
+ * and negative padding (cropping) pack patch panels instead (implicit im2col, never built whole).
  * Threads split every product into tiles with one writer per output element, and each element
  * sums over K in a fixed order, so results do not depend on the thread count. */
 #include <string.h>
@@ -21,33 +27,41 @@
 /* Floats rounded up to whole cache lines, so each workspace part starts 64-byte aligned. */
 static size_t lines(size_t n) { return (n + 15) / 16 * 16; }
 
-/* A padded image: C planes of Hp × Wp, and room for the kernel's reads past the last row. */
-static size_t padded_floats(int C, int KH, int KW, int OH, int OW) {
-    const size_t Hp = (size_t)OH + KH - 1, Wp = (size_t)OW + KW - 1;
-    return lines((size_t)C * Hp * Wp + (size_t)dfs_gemm_best()->nr + (size_t)KW);
+/* A padded image for stride s: s·s phases of C planes of Hp × Wp each, and room for the
+ * kernel's reads past the last row. */
+static size_t padded_floats(int C, int KH, int KW, int OH, int OW, int s) {
+    const size_t Hp = (size_t)OH + (KH - 1) / s, Wp = (size_t)OW + (KW - 1) / s;
+    return lines((size_t)s * s * C * Hp * Wp + (size_t)dfs_gemm_best()->nr + (size_t)KW);
 }
 
-/* Stride 1: the weights reordered (OC, ky, kx, c); per image in flight, a padded image and an
- * output in q columns. Batches of at least the thread count give each thread whole images
- * (no synchronisation per image); smaller ones split every image among the threads. */
-static size_t stride1_image_floats(int C, int OC, int KH, int KW, int OH, int OW) {
-    return padded_floats(C, KH, KW, OH, OW) + lines((size_t)OC * OH * (OW + KW - 1));
+/* The padded-row path: the weights reordered (OC, ky, kx, c); per image in flight, a padded
+ * image and an output in q columns. Batches of at least the thread count give each thread whole
+ * images (no synchronisation per image); smaller ones split every image among the threads. */
+static size_t rows_image_floats(int C, int OC, int KH, int KW, int OH, int OW, int s) {
+    return padded_floats(C, KH, KW, OH, OW, s) + lines((size_t)OC * OH * (OW + (KW - 1) / s));
 }
-static size_t stride1_floats(int C, int OC, int KH, int KW, int OH, int OW) {
-    return lines((size_t)OC * C * KH * KW) + (size_t)dfs_ops_max_threads() * stride1_image_floats(C, OC, KH, KW, OH, OW);
+static size_t rows_floats(int C, int OC, int KH, int KW, int OH, int OW, int s) {
+    return lines((size_t)OC * C * KH * KW) + (size_t)dfs_ops_max_threads() * rows_image_floats(C, OC, KH, KW, OH, OW, s);
 }
 
-size_t dfs_conv2d_workspace(int B, int C, int OC, int KH, int KW, int OH, int OW) {
-    const size_t packed = (size_t)DFS_GEMM_KC * dfs_gemm_best()->nr * dfs_ops_max_threads();
-    const size_t s1 = stride1_floats(C, OC, KH, KW, OH, OW), wg = dfs_winograd_applies(B, KH, KW, 1, 1, 1, OH, OW, OH, OW) ? dfs_winograd_workspace(B, C, OC, OH, OW) : 0;
-    const size_t m = packed > s1 ? packed : s1;
+/* Packed panels: per thread, one panel of patch rows and the strip's sums (OC × NR). */
+static size_t packed_floats(int OC) {
+    const size_t NR = (size_t)dfs_gemm_best()->nr;
+    return (size_t)dfs_ops_max_threads() * (DFS_GEMM_KC * NR + lines((size_t)OC * NR));
+}
+
+size_t dfs_conv2d_workspace(int B, int C, int OC, int KH, int KW, int stride, int OH, int OW) {
+    const size_t packed = packed_floats(OC);
+    const size_t rows = rows_floats(C, OC, KH, KW, OH, OW, stride);
+    const size_t wg = dfs_winograd_applies(B, KH, KW, stride, 1, 1, OH, OW, OH, OW) ? dfs_winograd_workspace(B, C, OC, OH, OW) : 0;
+    const size_t m = packed > rows ? packed : rows;
     return m > wg ? m : wg;
 }
 
 /* Zeroes the room past the planes: runs that start in the last plane read into it. */
-static void zero_slack(float *pad, int C, int KH, int KW, int OH, int OW) {
-    const size_t used = (size_t)C * (OH + KH - 1) * (OW + KW - 1);
-    memset(pad + used, 0, sizeof(float) * (padded_floats(C, KH, KW, OH, OW) - used));
+static void zero_slack(float *pad, int C, int KH, int KW, int OH, int OW, int s) {
+    const size_t used = (size_t)s * s * C * (OH + (KH - 1) / s) * (OW + (KW - 1) / s);
+    memset(pad + used, 0, sizeof(float) * (padded_floats(C, KH, KW, OH, OW, s) - used));
 }
 
 /* Channels [c0, c1) of image img (C, H, W) into padded planes (Hp × Wp), zero around it. */
@@ -68,22 +82,53 @@ static void pad_planes(float *pad, const float *img, int c0, int c1, int H, int 
         }
 }
 
+/* Channels [c0, c1) of image img (C, H, W) into the s × s phases of its padded planes: phase
+ * (py, px) of channel c is the plane at ((py·s + px)·C + c)·Hp·Wp. */
+static void pad_phases(float *pad, const float *img, int C, int c0, int c1, int H, int W, int Hp, int Wp, int s,
+                       int pad_t, int pad_l) {
+    if (s == 1) {
+        pad_planes(pad, img, c0, c1, H, W, Hp, Wp, pad_t, pad_l);
+        return;
+    }
+    const size_t plane = (size_t)Hp * Wp;
+    for (int py = 0; py < s; py++)
+        for (int px = 0; px < s; px++) {
+            /* the columns X0 <= X < X1 of this phase fall inside the image */
+            const int off = px - pad_l, X0 = off >= 0 ? 0 : (-off + s - 1) / s;
+            const int X1 = W - off <= 0 ? 0 : (W - off + s - 1) / s < Wp ? (W - off + s - 1) / s : Wp;
+            for (int c = c0; c < c1; c++)
+                for (int Y = 0; Y < Hp; Y++) {
+                    float *row = pad + ((size_t)(py * s + px) * C + c) * plane + (size_t)Y * Wp;
+                    const int y = s * Y + py - pad_t;
+                    if (y < 0 || y >= H || X1 <= X0) {
+                        memset(row, 0, sizeof(float) * (size_t)Wp);
+                        continue;
+                    }
+                    const float *src = img + ((size_t)c * H + y) * W + off;
+                    for (int X = 0; X < X0; X++) row[X] = 0.0f;
+                    for (int X = X0; X < X1; X++) row[X] = src[(size_t)s * X];
+                    for (int X = X1; X < Wp; X++) row[X] = 0.0f;
+                }
+        }
+}
+
 #define OC_CHUNK 64 /* output channels per tile */
 
-/* The geometry of one stride-1 convolution. */
-typedef struct s1_conv {
+/* The geometry of one convolution in padded-row space. */
+typedef struct rows_conv {
     const dfs_gemm_impl *g;
     const float *wr; /* (OC, ky, kx, c) */
-    int C, OC, KW, ksz, K, Wp, Q, OH, OW, n_strips, n_tiles;
+    int C, OC, KW, s, ksz, K, Wp, Q, OH, OW, n_strips, n_tiles;
     size_t plane;
-} s1_conv;
+} rows_conv;
 
 /* Tile t of one image: q columns [q0, q0+NR) of output channels [m0, m0+OC_CHUNK). */
-static void s1_tile(const s1_conv *v, const float *pad, float *qout, int t) {
+static void rows_tile(const rows_conv *v, const float *pad, float *qout, int t) {
     const int NR = v->g->nr, q0 = t % v->n_strips * NR, m0 = t / v->n_strips * OC_CHUNK;
     const int nr = v->Q - q0 < NR ? v->Q - q0 : NR, rows = v->OC - m0 < OC_CHUNK ? v->OC - m0 : OC_CHUNK;
     for (int r = 0; r < v->ksz; r++) {
-        const float *br = pad + (size_t)(r / v->KW) * v->Wp + r % v->KW + q0;
+        const int ky = r / v->KW, kx = r % v->KW, phase = ky % v->s * v->s + kx % v->s;
+        const float *br = pad + (size_t)phase * v->C * v->plane + (size_t)(ky / v->s) * v->Wp + kx / v->s + q0;
         for (int c0 = 0; c0 < v->C; c0 += DFS_GEMM_KC) {
             const int kc = v->C - c0 < DFS_GEMM_KC ? v->C - c0 : DFS_GEMM_KC;
             for (int i0 = 0; i0 < rows; i0 += DFS_GEMM_MR) {
@@ -97,7 +142,7 @@ static void s1_tile(const s1_conv *v, const float *pad, float *qout, int t) {
 
 /* Output channels [o0, o1) of one image from q columns (q = y·Wp + x → p = y·OW + x):
  * (value + bias) + bias2, added to the output when accumulate is set. bias2: this image's (OC) or NULL. */
-static void s1_store(const s1_conv *v, float *ob, const float *qout, const float *bias, const float *bias2, int accumulate,
+static void rows_store(const rows_conv *v, float *ob, const float *qout, const float *bias, const float *bias2, int accumulate,
                      int o0, int o1) {
     for (int oc = o0; oc < o1; oc++) {
         const float b = bias ? bias[oc] : 0.0f, b2 = bias2 ? bias2[oc] : 0.0f;
@@ -112,7 +157,7 @@ static void s1_store(const s1_conv *v, float *ob, const float *qout, const float
     }
 }
 
-/* The weights in the order the stride-1 path reads them, (OC, ky, kx, c). Shared out among the team. */
+/* The weights in the order the padded-row path reads them, (OC, ky, kx, c). Shared out among the team. */
 static void reorder_weights(float *wr, const float *w, int C, int OC, int ksz) {
 #pragma omp for schedule(static)
     for (int oc = 0; oc < OC; oc++)
@@ -120,20 +165,18 @@ static void reorder_weights(float *wr, const float *w, int C, int OC, int ksz) {
             for (int r = 0; r < ksz; r++) wr[((size_t)oc * ksz + r) * C + c] = w[((size_t)oc * C + c) * ksz + r];
 }
 
-/* out (+)= conv(inp, w) for stride 1, 0 <= pad_t < KH, 0 <= pad_l < KW (see the top of the file).
+/* out (+)= conv(inp, w) in padded-row space, pad_t >= 0, pad_l >= 0 (see the top of the file).
  * wr: the weights already reordered, or NULL. */
-static void conv_stride1(float *out, float *ws, const float *inp, const float *w, const float *wr_given, const float *bias,
-                         const float *bias_img,
-                         int B, int C, int H, int W, int OC, int KH, int KW, int pad_t, int pad_l, int OH, int OW,
-                         int accumulate) {
+static void conv_rows(float *out, float *ws, const float *inp, const float *w, const float *wr_given, const float *bias,
+                      const float *bias_img, int B, int C, int H, int W, int OC, int KH, int KW, int s, int pad_t,
+                      int pad_l, int OH, int OW, int accumulate) {
     if (KH * KW == 1) wr_given = w; /* (OC, 1, 1, C) is already the order */
-    s1_conv v = {dfs_gemm_best(), wr_given ? wr_given : ws, C, OC, KW, KH * KW, C * KH * KW, OW + KW - 1,
-                 OH * (OW + KW - 1), OH, OW, 0, 0, 0};
-    const int Hp = OH + KH - 1, threads = dfs_ops_max_threads();
-    v.plane = (size_t)Hp * v.Wp;
+    const int Wp = OW + (KW - 1) / s, Hp = OH + (KH - 1) / s, threads = dfs_ops_max_threads();
+    rows_conv v = {dfs_gemm_best(), wr_given ? wr_given : ws, C, OC, KW, s, KH * KW, C * KH * KW, Wp, OH * Wp, OH, OW,
+                   0, 0, (size_t)Hp * Wp};
     v.n_strips = (v.Q + v.g->nr - 1) / v.g->nr;
     v.n_tiles = v.n_strips * ((OC + OC_CHUNK - 1) / OC_CHUNK);
-    const size_t per_image = stride1_image_floats(C, OC, KH, KW, OH, OW), pad_n = padded_floats(C, KH, KW, OH, OW);
+    const size_t per_image = rows_image_floats(C, OC, KH, KW, OH, OW, s), pad_n = padded_floats(C, KH, KW, OH, OW, s);
     float *wr = ws, *bufs = ws + lines((size_t)OC * v.K);
     const size_t in_img = (size_t)C * H * W, out_img = (size_t)OC * OH * OW;
 #pragma omp parallel
@@ -141,25 +184,25 @@ static void conv_stride1(float *out, float *ws, const float *inp, const float *w
         if (!wr_given) reorder_weights(wr, w, C, OC, v.ksz);
         if (B >= threads) {
             float *pad = bufs + (size_t)dfs_ops_thread_id() * per_image, *qout = pad + pad_n;
-            zero_slack(pad, C, KH, KW, OH, OW);
+            zero_slack(pad, C, KH, KW, OH, OW, s);
 #pragma omp for schedule(static)
             for (int b = 0; b < B; b++) {
-                pad_planes(pad, inp + b * in_img, 0, C, H, W, Hp, v.Wp, pad_t, pad_l);
-                for (int t = 0; t < v.n_tiles; t++) s1_tile(&v, pad, qout, t);
-                s1_store(&v, out + b * out_img, qout, bias, bias_img ? bias_img + (size_t)b * OC : NULL, accumulate, 0, OC);
+                pad_phases(pad, inp + b * in_img, C, 0, C, H, W, Hp, Wp, s, pad_t, pad_l);
+                for (int t = 0; t < v.n_tiles; t++) rows_tile(&v, pad, qout, t);
+                rows_store(&v, out + b * out_img, qout, bias, bias_img ? bias_img + (size_t)b * OC : NULL, accumulate, 0, OC);
             }
         } else {
             float *pad = bufs, *qout = pad + pad_n;
 #pragma omp single
-            zero_slack(pad, C, KH, KW, OH, OW);
+            zero_slack(pad, C, KH, KW, OH, OW, s);
             for (int b = 0; b < B; b++) {
 #pragma omp for schedule(static)
-                for (int c = 0; c < C; c++) pad_planes(pad, inp + b * in_img, c, c + 1, H, W, Hp, v.Wp, pad_t, pad_l);
+                for (int c = 0; c < C; c++) pad_phases(pad, inp + b * in_img, C, c, c + 1, H, W, Hp, Wp, s, pad_t, pad_l);
 #pragma omp for schedule(static)
-                for (int t = 0; t < v.n_tiles; t++) s1_tile(&v, pad, qout, t);
+                for (int t = 0; t < v.n_tiles; t++) rows_tile(&v, pad, qout, t);
 #pragma omp for schedule(static)
                 for (int oc = 0; oc < OC; oc++)
-                    s1_store(&v, out + b * out_img, qout, bias, bias_img ? bias_img + (size_t)b * OC : NULL, accumulate, oc,
+                    rows_store(&v, out + b * out_img, qout, bias, bias_img ? bias_img + (size_t)b * OC : NULL, accumulate, oc,
                              oc + 1);
             }
         }
@@ -211,10 +254,12 @@ static void pack_strip(float *dst, int NR, const float *img, int H, int W, int K
     }
 }
 
-/* out (+)= (conv(inp, w) + bias) + bias_img[b]: set unless accumulate is set (bias_img only on
- * the stride-1 paths; the strided one prefills out with the bias, so its sums start from it). */
 static size_t winograd_floats(int C, int OC, int KH, int KW) { return KH == 3 && KW == 3 ? 16 * (size_t)OC * C : 0; }
 
+/* Columns the micro-kernel computes for n columns in strips of NR (widths in steps of 16). */
+static long computed_columns(long n, int NR) { return n / NR * NR + (n % NR + 15) / 16 * 16; }
+
+/* out (+)= (conv(inp, w) + bias) + bias_img[b]: stored, or added to out when accumulate is set. */
 static void conv_gemm(float *out, float *ws, const float *inp, const float *w, const float *prep, int bf16,
                       const float *bias, const float *bias_img, int B, int C, int H, int W, int OC, int KH, int KW,
                       int stride, int pad_t, int pad_l, int OH, int OW, int accumulate) {
@@ -223,32 +268,41 @@ static void conv_gemm(float *out, float *ws, const float *inp, const float *w, c
                              H, W, OC, accumulate);
         return;
     }
-    if (stride == 1 && pad_t >= 0 && pad_t < KH && pad_l >= 0 && pad_l < KW) {
+    const dfs_gemm_impl *g = dfs_gemm_best();
+    const int NR = g->nr, K = C * KH * KW, P = OH * OW, Wp = OW + (KW - 1) / stride;
+    /* strided: in padded-row space unless its extra columns cost more than a quarter more work */
+    if (pad_t >= 0 && pad_l >= 0 &&
+        (stride == 1 || 4 * computed_columns((long)OH * Wp, NR) <= 5 * computed_columns(P, NR))) {
         const float *wr = prep ? prep + winograd_floats(C, OC, KH, KW) : NULL;
-        conv_stride1(out, ws, inp, w, wr, bias, bias_img, B, C, H, W, OC, KH, KW, pad_t, pad_l, OH, OW, accumulate);
+        conv_rows(out, ws, inp, w, wr, bias, bias_img, B, C, H, W, OC, KH, KW, stride, pad_t, pad_l, OH, OW, accumulate);
         return;
     }
-    const dfs_gemm_impl *g = dfs_gemm_best();
-    const int NR = g->nr, K = C * KH * KW, P = OH * OW;
     const int n_strips = (P + NR - 1) / NR;
     const long n_work = (long)B * n_strips;
 #pragma omp parallel for schedule(static)
     for (long t = 0; t < n_work; t++) {
         const int b = (int)(t / n_strips), s = (int)(t % n_strips);
         const int p0 = s * NR, cols = P - p0 < NR ? P - p0 : NR;
-        float *panel = ws + (size_t)dfs_ops_thread_id() * DFS_GEMM_KC * NR;
+        float *panel = ws + (size_t)dfs_ops_thread_id() * (packed_floats(OC) / dfs_ops_max_threads());
+        float *sums = panel + (size_t)DFS_GEMM_KC * NR; /* OC × NR */
         const float *img = inp + (size_t)b * C * H * W;
-        float *ob = out + (size_t)b * OC * P + p0;
-        if (!accumulate)
-            for (int oc = 0; oc < OC; oc++)
-                for (int j = 0; j < cols; j++) ob[(size_t)oc * P + j] = bias ? bias[oc] : 0.0f;
         for (int k0 = 0; k0 < K; k0 += DFS_GEMM_KC) {
             const int kc = K - k0 < DFS_GEMM_KC ? K - k0 : DFS_GEMM_KC;
             pack_strip(panel, NR, img, H, W, KH, KW, stride, pad_t, pad_l, OW, k0, kc, p0, cols);
             for (int m0 = 0; m0 < OC; m0 += DFS_GEMM_MR) {
                 const int mr = OC - m0 < DFS_GEMM_MR ? OC - m0 : DFS_GEMM_MR;
-                g->kernel(kc, w + (size_t)m0 * K + k0, (size_t)K, panel, (size_t)NR, ob + (size_t)m0 * P, (size_t)P, mr, cols, 1);
+                g->kernel(kc, w + (size_t)m0 * K + k0, (size_t)K, panel, (size_t)NR, sums + (size_t)m0 * NR, (size_t)NR, mr,
+                          cols, k0 > 0);
             }
+        }
+        for (int oc = 0; oc < OC; oc++) {
+            const float bo = bias ? bias[oc] : 0.0f, bi = bias_img ? bias_img[(size_t)b * OC + oc] : 0.0f;
+            float *o = out + ((size_t)b * OC + oc) * P + p0;
+            const float *v = sums + (size_t)oc * NR;
+            if (accumulate)
+                for (int j = 0; j < cols; j++) o[j] += (v[j] + bo) + bi;
+            else
+                for (int j = 0; j < cols; j++) o[j] = (v[j] + bo) + bi;
         }
     }
 }
@@ -278,7 +332,6 @@ void dfs_conv2d_forward_prepared(float *out, float *ws, const float *inp, const 
                                  const float *bias, const float *bias_img, int B, int C, int H, int W, int OC, int KH,
                                  int KW, int stride, int pad_t, int pad_l, int OH, int OW, int bf16, int accumulate) {
     DFS_ASSERT(stride >= 1 && OH >= 1 && OW >= 1);
-    DFS_ASSERT(stride == 1 || (!bias_img && !accumulate));
     conv_gemm(out, ws, inp, w, prep, bf16, bias, bias_img, B, C, H, W, OC, KH, KW, stride, pad_t, pad_l, OH, OW, accumulate);
 }
 
@@ -331,8 +384,8 @@ size_t dfs_conv2d_backward_workspace(int B, int C, int OC, int KH, int KW, int O
     const size_t general = lines(K * OC) + (size_t)dfs_ops_max_threads() * (DFS_GEMM_KC * NR + K * NR);
     /* stride 1: dWᵀ, the padded image and dout packed as strips of NR output channels; then the
      * flipped weights and the workspace of the forward convolution that gives dinp */
-    const size_t dw1 = lines(K * OC) + padded_floats(C, KH, KW, OH, OW) + lines(Q * ocp);
-    const size_t dx1 = lines(K * OC) + dfs_conv2d_workspace(B, OC, C, KH, KW, OH + KH - 1, OW + KW - 1);
+    const size_t dw1 = lines(K * OC) + padded_floats(C, KH, KW, OH, OW, 1) + lines(Q * ocp);
+    const size_t dx1 = lines(K * OC) + dfs_conv2d_workspace(B, OC, C, KH, KW, 1, OH + KH - 1, OW + KW - 1);
     const size_t wg = dfs_winograd_applies(B, KH, KW, 1, 1, 1, OH, OW, OH, OW) ? dfs_winograd_dw_workspace(B, C, OC, OH, OW) : 0;
     size_t m = general > dw1 ? general : dw1;
     m = m > wg ? m : wg;
@@ -349,8 +402,8 @@ static void conv_dw_stride1(float *dw, float *ws, const float *dout, const float
     const int NR = g->nr, ksz = KH * KW, K = C * ksz, Hp = OH + KH - 1, Wp = OW + KW - 1, Q = OH * Wp;
     const int n_strips = (OC + NR - 1) / NR, c_blocks = (C + DFS_GEMM_MR - 1) / DFS_GEMM_MR, n_rblocks = ksz * c_blocks;
     const size_t plane = (size_t)Hp * Wp;
-    float *dwt = ws, *pad = ws + lines((size_t)K * OC), *bp = pad + padded_floats(C, KH, KW, OH, OW);
-    zero_slack(pad, C, KH, KW, OH, OW);
+    float *dwt = ws, *pad = ws + lines((size_t)K * OC), *bp = pad + padded_floats(C, KH, KW, OH, OW, 1);
+    zero_slack(pad, C, KH, KW, OH, OW, 1);
     memset(dwt, 0, sizeof(float) * (size_t)K * OC);
 #pragma omp parallel
     for (int b = 0; b < B; b++) { /* every thread walks the images; the loops inside are shared out */

@@ -27,7 +27,7 @@ typedef enum dfs_act {
  * OW imply: OH = (H + pad_t + pad_b - KH) / stride + 1. Matches torch.nn.functional.conv2d.
  * ws: dfs_conv2d_workspace(...) floats of scratch, 64-byte aligned, sized for the thread count
  * set when it was computed. */
-size_t dfs_conv2d_workspace(int B, int C, int OC, int KH, int KW, int OH, int OW);
+size_t dfs_conv2d_workspace(int B, int C, int OC, int KH, int KW, int stride, int OH, int OW);
 void dfs_conv2d_forward(float *out, float *ws, const float *inp, const float *w, const float *bias, int B, int C,
                         int H, int W, int OC, int KH, int KW, int stride, int pad_t, int pad_l, int OH, int OW);
 
@@ -37,7 +37,7 @@ void dfs_conv2d_forward(float *out, float *ws, const float *inp, const float *w,
  * (the Winograd transform of 3×3 weights). prep must be recomputed when w changes. With bf16 set
  * (the same in both calls) the Winograd products run in BF16 (gemm.h): weights and transformed
  * inputs rounded to 8 significant bits, multiplied with AVX-512 BF16 where the CPU has it (not
- * faster than f32 on every such CPU: docs/performance.md). Stride 1 only:
+ * faster than f32 on every such CPU: docs/performance.md). With pad_t, pad_l >= 0:
  * bias_img (B, OC), when not NULL, is added per image after the bias, out = (conv + bias) +
  * bias_img[b], and with accumulate set that is added to out instead of stored. */
 size_t dfs_conv2d_prepared_floats(int C, int OC, int KH, int KW);
