@@ -254,7 +254,7 @@ static void test_gemm_kernels(void) {
     for (int i = 0; i < n; i++) {
         const int NR = impls[i]->nr;
         float *a = rand_buf((size_t)DFS_GEMM_MR * lda, 1), *b = rand_buf((size_t)kc * NR, 1);
-        for (int mr = 1; mr <= DFS_GEMM_MR; mr += 3) {
+        for (int mr = 1; mr <= DFS_GEMM_MR; mr++) {
             for (int nr = 1; nr <= NR; nr += NR / 3 + 1) {
                 for (int add = 0; add <= 1; add++) {
                     const int ldc = NR + 3;

@@ -12,7 +12,8 @@
  * contiguous run, now in phase planes of Hp = OH + (KH − 1)/s rows by Wp = OW + (KW − 1)/s, and
  * (KW − 1)/s extra columns per row.
  * 3×3 stride-1 convolutions with one pixel of padding go to winograd.c when there are enough
- * pixels. Strided convolutions whose extra columns would cost more than packing (small outputs)
+ * pixels and at least a micro-kernel's rows of output channels (with fewer, transforming the
+ * input costs more than the products it saves). Strided convolutions whose extra columns would cost more than packing (small outputs)
  * and negative padding (cropping) pack patch panels instead (implicit im2col, never built whole).
  * Threads split every product into tiles with one writer per output element, and each element
  * sums over K in a fixed order, so results do not depend on the thread count. */
@@ -263,7 +264,7 @@ static long computed_columns(long n, int NR) { return n / NR * NR + (n % NR + 15
 static void conv_gemm(float *out, float *ws, const float *inp, const float *w, const float *prep, int bf16,
                       const float *bias, const float *bias_img, int B, int C, int H, int W, int OC, int KH, int KW,
                       int stride, int pad_t, int pad_l, int OH, int OW, int accumulate) {
-    if (dfs_winograd_applies(B, KH, KW, stride, pad_t, pad_l, H, W, OH, OW)) {
+    if (OC >= DFS_GEMM_MR && dfs_winograd_applies(B, KH, KW, stride, pad_t, pad_l, H, W, OH, OW)) {
         dfs_conv3x3_winograd(out, ws, inp, w, bf16 ? NULL : prep, bf16 ? (const uint32_t *)prep : NULL, bias, bias_img, B, C,
                              H, W, OC, accumulate);
         return;

@@ -1,7 +1,9 @@
 /* AVX-512 GEMM micro-kernel: an 8×48 tile of C in 24 zmm registers. Per k it loads three
  * vectors of B and broadcasts eight values of A straight from memory into the FMAs. Tiles of at
  * most 32 or 16 columns (the last strip of a product, 32 output channels) take a 2- or 1-vector
- * version instead of computing columns that are dropped. Only called when cpuid reports AVX-512F. */
+ * version instead of computing columns that are dropped, and tiles of at most 4, 2 or 1 rows
+ * (a convolution with 1 or 3 output channels) a version with that many rows. Only called when
+ * cpuid reports AVX-512F. */
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
@@ -11,50 +13,53 @@
 #define NR 48
 #define TARGET __attribute__((target("avx512f,fma")))
 
-/* The tile with nv vectors (16 columns each) per row; nv is a constant in each caller, so the
- * unrolled loops keep acc in registers. */
-TARGET static inline __attribute__((always_inline)) void tile(int nv, int kc, const float *a, size_t lda,
+/* The tile with nm rows (at most 8) and nv vectors (16 columns each) per row; both are constants
+ * in each caller, so the unrolled loops keep acc in registers. */
+TARGET static inline __attribute__((always_inline)) void tile(int nm, int nv, int kc, const float *a, size_t lda,
                                                               const float *b, size_t ldb, float *c, size_t ldc, int mr,
                                                               int nr, int add) {
     __m512 acc[8][3];
 #pragma GCC unroll 8
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < nm; i++)
 #pragma GCC unroll 3
         for (int v = 0; v < nv; v++) acc[i][v] = _mm512_setzero_ps();
     /* rows past mr repeat the last valid row: computed, never stored */
     const float *ar[8];
 #pragma GCC unroll 8
-    for (int i = 0; i < 8; i++) ar[i] = a + (size_t)(i < mr ? i : mr - 1) * lda;
+    for (int i = 0; i < nm; i++) ar[i] = a + (size_t)(i < mr ? i : mr - 1) * lda;
     for (int k = 0; k < kc; k++) {
         __m512 bv[3];
 #pragma GCC unroll 3
         for (int v = 0; v < nv; v++) bv[v] = _mm512_loadu_ps(b + 16 * v);
         b += ldb;
 #pragma GCC unroll 8
-        for (int i = 0; i < 8; i++) {
+        for (int i = 0; i < nm; i++) {
             const __m512 x = _mm512_set1_ps(ar[i][k]);
 #pragma GCC unroll 3
             for (int v = 0; v < nv; v++) acc[i][v] = _mm512_fmadd_ps(x, bv[v], acc[i][v]);
         }
     }
-    dfs_tile_store(nv, acc, c, ldc, mr, nr, add);
+    dfs_tile_store(nm, nv, acc, c, ldc, mr, nr, add);
 }
 
-TARGET static void kernel16(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c, size_t ldc, int mr,
-                            int nr, int add) {
-    tile(1, kc, a, lda, b, ldb, c, ldc, mr, nr, add);
-}
+typedef void kernel_fn(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c, size_t ldc, int mr,
+                       int nr, int add);
+#define TILE(NM, NV)                                                                                                 \
+    TARGET static void tile_##NM##x##NV(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c,  \
+                                          size_t ldc, int mr, int nr, int add) {                                   \
+        tile(NM, NV, kc, a, lda, b, ldb, c, ldc, mr, nr, add);                                                     \
+    }
+TILE(1, 1) TILE(1, 2) TILE(1, 3) TILE(2, 1) TILE(2, 2) TILE(2, 3)
+TILE(4, 1) TILE(4, 2) TILE(4, 3) TILE(8, 1) TILE(8, 2) TILE(8, 3)
+static kernel_fn *const tiles[4][3] = {{tile_1x1, tile_1x2, tile_1x3},
+                                       {tile_2x1, tile_2x2, tile_2x3},
+                                       {tile_4x1, tile_4x2, tile_4x3},
+                                       {tile_8x1, tile_8x2, tile_8x3}};
 
-TARGET static void kernel32(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c, size_t ldc, int mr,
-                            int nr, int add) {
-    tile(2, kc, a, lda, b, ldb, c, ldc, mr, nr, add);
-}
-
-TARGET static void kernel(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c, size_t ldc, int mr,
-                          int nr, int add) {
-    if (nr <= 16) kernel16(kc, a, lda, b, ldb, c, ldc, mr, nr, add);
-    else if (nr <= 32) kernel32(kc, a, lda, b, ldb, c, ldc, mr, nr, add);
-    else tile(3, kc, a, lda, b, ldb, c, ldc, mr, nr, add);
+static void kernel(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c, size_t ldc, int mr, int nr,
+                   int add) {
+    const int rows = mr <= 1 ? 0 : mr <= 2 ? 1 : mr <= 4 ? 2 : 3, vectors = nr <= 16 ? 0 : nr <= 32 ? 1 : 2;
+    tiles[rows][vectors](kc, a, lda, b, ldb, c, ldc, mr, nr, add);
 }
 
 /* A 16×16 block transposed in registers: pairs of rows interleaved at 1, 2, 4 and 8 floats. */

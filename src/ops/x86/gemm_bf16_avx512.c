@@ -33,7 +33,7 @@ TARGET static inline __attribute__((always_inline)) void tile(int nv, int kc2, c
             for (int v = 0; v < nv; v++) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], x, bv[v]);
         }
     }
-    dfs_tile_store(nv, acc, c, ldc, mr, nr, add);
+    dfs_tile_store(8, nv, acc, c, ldc, mr, nr, add);
 }
 
 TARGET static void kernel16(int kc2, const uint32_t *a, size_t lda, const uint32_t *b, size_t ldb, float *c, size_t ldc,
