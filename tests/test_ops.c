@@ -66,7 +66,8 @@ static void test_conv(int B, int C, int H, int W, int OC, int K, int stride, int
 }
 
 /* Every version of the Winograd tile transforms gives the portable one's bits, for every run
- * length and every clipping of the output block. */
+ * length and every clipping of the input tiles and of the output block; the input transform also
+ * against the definition, Bᵀ d B with d zero outside the plane. */
 static void test_winograd_impls(void) {
     const dfs_wg_impl *impls[4];
     const int n = dfs_winograd_available(impls, 4);
@@ -74,12 +75,28 @@ static void test_winograd_impls(void) {
     float *p = rand_buf(16 * Wp + 64, 1), *m = rand_buf(16 * xs, 1);
     float v0[16 * 20], v1[16 * 20], o0[2 * 40], o1[2 * 40];
     int same = 1;
+    const int H = 5, W = 37; /* the input plane: p read as 5 rows of 37 */
     for (int k = 0; k < n; k++)
         for (int len = 1; len <= 16; len++) {
-            memset(v0, 0, sizeof v0), memset(v1, 0, sizeof v1);
-            impls[n - 1]->in_run(v0, xs, p, Wp, len);
-            impls[k]->in_run(v1, xs, p, Wp, len);
-            same &= memcmp(v0, v1, sizeof v0) == 0;
+            const int y0s[] = {-1, 0, 2, 3}, x0s[] = {-1, 0, 3, W - 2 * len - 2, W - 2 * len, W - 2 * len + 1};
+            for (int yi = 0; yi < 4; yi++)
+                for (int xi = 0; xi < 6; xi++) {
+                    const int y0 = y0s[yi], x0 = x0s[xi] < -1 ? -1 : x0s[xi];
+                    memset(v0, 0, sizeof v0), memset(v1, 0, sizeof v1);
+                    impls[n - 1]->in_run(v0, xs, p, H, W, y0, x0, len);
+                    impls[k]->in_run(v1, xs, p, H, W, y0, x0, len);
+                    same &= memcmp(v0, v1, sizeof v0) == 0;
+                    for (int j = 0; j < len; j++) { /* position ξ = (1, 2): (d1 + d2)·(column 2 − column 1) */
+                        double d[4][4];
+                        for (int i = 0; i < 4; i++)
+                            for (int c = 0; c < 4; c++) {
+                                const int y = y0 + i, x = x0 + 2 * j + c;
+                                d[i][c] = y >= 0 && y < H && x >= 0 && x < W ? p[(size_t)y * W + x] : 0.0;
+                            }
+                        const double want = (d[1][2] + d[2][2]) - (d[1][1] + d[2][1]);
+                        same &= fabs(v0[6 * xs + j] - want) <= 1e-5;
+                    }
+                }
             for (int rows = 1; rows <= 2; rows++)
                 for (int cols = 2 * len - 1; cols <= 2 * len; cols++)
                     for (int acc = 0; acc <= 1; acc++) {

@@ -5,7 +5,8 @@
  * becomes 16 independent GEMMs, M_ξ (OC × tiles) = U_ξ (OC × C) · V_ξ (C × tiles), one for each
  * position ξ of the transformed tile, run on the micro-kernel of gemm.h. The transforms only add,
  * subtract and halve, so results stay within a few rounding errors of the direct sum.
- * The images are first copied into zero-padded planes, so no tile needs bounds checks. Tiles of
+ * The tile transforms read the images in place: rows and columns outside an image (its one
+ * pixel of padding, and the last tile's overhang for odd sizes) count as zero. Tiles of
  * all images are numbered together (tile g = image·T + tile), so small images still fill the
  * kernel's strips. A task is one strip of at most NR tiles (narrower when that evens out the
  * threads' shares) and a group of output channels: it transforms its tiles (or, when a strip is
@@ -25,12 +26,6 @@
 
 static size_t lines(size_t n) { return (n + 15) / 16 * 16; }
 
-/* Padded planes: rows −1 .. 2·TH, columns −1 .. 2·TW, and room for a run's reads past the end. */
-static int padded_w(int W) { return (W + 1) / 2 * 2 + 2; }
-static size_t padded_n(int B, int C, int H, int W) {
-    return lines((size_t)B * C * ((H + 1) / 2 * 2 + 2) * padded_w(W) + 64);
-}
-
 int dfs_winograd_applies(int B, int KH, int KW, int stride, int pad_t, int pad_l, int H, int W, int OH, int OW) {
     const long tiles = (long)B * ((H + 1) / 2) * ((W + 1) / 2);
     return KH == 3 && KW == 3 && stride == 1 && pad_t == 1 && pad_l == 1 && OH == H && OW == W &&
@@ -47,7 +42,7 @@ static size_t pair_slab(int rows) { return (size_t)(rows + 1) / 2 * dfs_gemm_bes
 
 size_t dfs_winograd_workspace(int B, int C, int OC, int H, int W) {
     const size_t threads = (size_t)dfs_ops_max_threads();
-    return lines(16 * (size_t)OC * C) + padded_n(B, C, H, W) + 2 * threads * lines(16 * slab(C)) +
+    return lines(16 * (size_t)OC * C) + 2 * threads * lines(16 * slab(C)) +
            2 * threads * lines(16 * pair_slab(C)) + threads * lines(16 * slab(OCB));
 }
 
@@ -89,26 +84,6 @@ void dfs_winograd_weights_bf16(uint32_t *Ub, const float *w, int C, int OC) {
         }
 }
 
-/* Every plane of every image into pad, with its border of zeros (only the border is written
- * twice). Shared out among the team. */
-static void pad_images(float *pad, const float *inp, int BC, int H, int W) {
-    const int Hp = (H + 1) / 2 * 2 + 2, Wp = padded_w(W);
-#pragma omp for schedule(static)
-    for (int p = 0; p < BC; p++) {
-        float *d = pad + (size_t)p * Hp * Wp;
-        memset(d, 0, sizeof(float) * (size_t)Wp);
-        for (int y = 0; y < H; y++) {
-            float *row = d + (size_t)(y + 1) * Wp;
-            row[0] = 0.0f;
-            memcpy(row + 1, inp + ((size_t)p * H + y) * W, sizeof(float) * (size_t)W);
-            memset(row + 1 + W, 0, sizeof(float) * (size_t)(Wp - 1 - W));
-        }
-        memset(d + (size_t)(H + 1) * Wp, 0, sizeof(float) * (size_t)(Hp - 1 - H) * Wp);
-    }
-#pragma omp single
-    memset(pad + (size_t)BC * Hp * Wp, 0, sizeof(float) * (padded_n(1, BC, H, W) - (size_t)BC * Hp * Wp));
-}
-
 /* The strip's tiles as runs of at most 16 neighbours in one tile row of one image. */
 typedef struct wg_run {
     int j, b, ty, tx, len; /* first column in the strip, image, tile row, first tile column, tiles */
@@ -127,10 +102,14 @@ static int runs_of(wg_run *runs, long g0, int nt, int T, int TW) {
 }
 
 /* The portable tile transforms (the vector ones do the same operations in the same order). */
-static void in_run_scalar(float *v, size_t xs, const float *p, size_t Wp, int len) {
+static void in_run_scalar(float *v, size_t xs, const float *plane, int H, int W, int y0, int x0, int len) {
     for (int j = 0; j < len; j++) {
         float d[4][4], e[4][4];
-        for (int i = 0; i < 4; i++) memcpy(d[i], p + (size_t)i * Wp + 2 * j, 4 * sizeof(float));
+        for (int i = 0; i < 4; i++)
+            for (int k = 0; k < 4; k++) {
+                const int y = y0 + i, x = x0 + 2 * j + k;
+                d[i][k] = y >= 0 && y < H && x >= 0 && x < W ? plane[(size_t)y * W + x] : 0.0f;
+            }
         for (int k = 0; k < 4; k++) { /* Bᵀ d */
             e[0][k] = d[0][k] - d[2][k];
             e[1][k] = d[1][k] + d[2][k];
@@ -208,9 +187,9 @@ static const dfs_wg_impl *best(void) {
 
 /* Transforms channels [c0, c1) of a strip's tiles into V ([ξ][c][NR], zero past nt), and when Vb
  * is given, also into Vb as BF16 pairs of channels (c0 even; c1 even or C). */
-static void strip_transform(const dfs_wg_impl *wg, float *V, uint32_t *Vb, const float *pad, int C, int H, int W, int T,
+static void strip_transform(const dfs_wg_impl *wg, float *V, uint32_t *Vb, const float *inp, int C, int H, int W, int T,
                             int TW, long g0, int nt, int c0, int c1) {
-    const int NR = dfs_gemm_best()->nr, Hp = (H + 1) / 2 * 2 + 2, Wp = padded_w(W);
+    const int NR = dfs_gemm_best()->nr;
     const size_t vxs = slab(C);
     wg_run runs[64];
     const int n_runs = runs_of(runs, g0, nt, T, TW);
@@ -218,10 +197,9 @@ static void strip_transform(const dfs_wg_impl *wg, float *V, uint32_t *Vb, const
         float *v = V + (size_t)c * NR;
         for (int k = 0; k < n_runs; k++) {
             const wg_run *r = &runs[k];
-            const float *p = pad + (((size_t)r->b * C + c) * Hp + 2 * (size_t)r->ty) * Wp + 2 * (size_t)r->tx;
-            wg->in_run(v + r->j, vxs, p, (size_t)Wp, r->len);
+            wg->in_run(v + r->j, vxs, inp + ((size_t)r->b * C + c) * H * W, H, W, 2 * r->ty - 1, 2 * r->tx - 1, r->len);
         }
-        for (int x = 0; x < 16; x++) memset(v + x * vxs + nt, 0, sizeof(float) * (size_t)(NR - nt));
+        for (int x = 0; x < 16 && nt < NR; x++) memset(v + x * vxs + nt, 0, sizeof(float) * (size_t)(NR - nt));
     }
     if (!Vb) return;
     const dfs_gemm_bf16_impl *bk = dfs_gemm_bf16_best();
@@ -299,7 +277,7 @@ void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *
         while ((n_strips * groups) % threads && n_strips < tiles) n_strips++;
     const long per = (tiles + n_strips - 1) / n_strips; /* tiles per strip, at most NR */
     n_strips = (tiles + per - 1) / per;
-    float *U = ws, *pad = U + lines(16 * (size_t)OC * C), *vbufs = pad + padded_n(B, C, H, W);
+    float *U = ws, *vbufs = U + lines(16 * (size_t)OC * C);
     uint32_t *vbbufs = (uint32_t *)(vbufs + 2 * threads * lines(16 * slab(C)));
     float *mbufs = (float *)(vbbufs + 2 * threads * lines(16 * pair_slab(C)));
     /* When strips are split into groups of output channels, each strip is transformed once, by
@@ -309,7 +287,6 @@ void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *
 #pragma omp parallel
     {
         if (!U_given && !Ub) transform_weights(U, w, C, OC);
-        pad_images(pad, inp, B * C, H, W);
         const int id = dfs_ops_thread_id();
         float *M = mbufs + (size_t)id * lines(16 * slab(OCB));
         if (shared) {
@@ -319,7 +296,7 @@ void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *
                 const long s = t / n_cb, g0 = s * per;
                 const int c0 = (int)(t % n_cb) * cb, c1 = C - c0 < cb ? C : c0 + cb;
                 strip_transform(wg, vbufs + (size_t)s * lines(16 * slab(C)), Ub ? vbbufs + (size_t)s * lines(16 * pair_slab(C)) : NULL,
-                                pad, C, H, W, T, TW, g0, (int)(tiles - g0 < per ? tiles - g0 : per), c0, c1);
+                                inp, C, H, W, T, TW, g0, (int)(tiles - g0 < per ? tiles - g0 : per), c0, c1);
             }
         }
 #pragma omp for schedule(static)
@@ -329,7 +306,7 @@ void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *
             const size_t buf = (size_t)(shared ? s : id);
             float *V = vbufs + buf * lines(16 * slab(C));
             uint32_t *Vb = Ub ? vbbufs + buf * lines(16 * pair_slab(C)) : NULL;
-            if (!shared) strip_transform(wg, V, Vb, pad, C, H, W, T, TW, g0, nt, 0, C);
+            if (!shared) strip_transform(wg, V, Vb, inp, C, H, W, T, TW, g0, nt, 0, C);
             strip_multiply(wg, out, V, Vb, M, U_given ? U_given : U, Ub, bias, bias_img, C, OC, H, W, T, TW, g0, nt,
                            gi * n_ocb / groups, (gi + 1) * n_ocb / groups, accumulate);
         }
@@ -348,7 +325,7 @@ void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *
 static size_t dw_panel(void) { return lines((size_t)DW_KT * dfs_gemm_best()->nr); }
 
 size_t dfs_winograd_dw_workspace(int B, int C, int OC, int H, int W) {
-    return padded_n(B, C, H, W) + lines(16 * (size_t)C * DW_KT) + lines(16 * (size_t)OC * DW_KT) +
+    return lines(16 * (size_t)C * DW_KT) + lines(16 * (size_t)OC * DW_KT) +
            lines(16 * (size_t)OC * C) + (size_t)dfs_ops_max_threads() * dw_panel();
 }
 
@@ -374,17 +351,16 @@ void dfs_conv3x3_winograd_dw(float *dw, float *ws, const float *dout, const floa
                              int OC) {
     const dfs_wg_impl *wg = best();
     const dfs_gemm_impl *g = dfs_gemm_best();
-    const int NR = g->nr, TW = (W + 1) / 2, T = (H + 1) / 2 * TW, Hp = (H + 1) / 2 * 2 + 2, Wp = padded_w(W);
+    const int NR = g->nr, TW = (W + 1) / 2, T = (H + 1) / 2 * TW;
     const int n_strips = (C + NR - 1) / NR;
     const long tiles = (long)B * T;
     const size_t vxs = (size_t)C * DW_KT, zxs = (size_t)OC * DW_KT, un = (size_t)OC * C;
-    float *pad = ws, *V = pad + padded_n(B, C, H, W), *Z = V + lines(16 * vxs), *dU = Z + lines(16 * zxs);
+    float *V = ws, *Z = V + lines(16 * vxs), *dU = Z + lines(16 * zxs);
     float *panels = dU + lines(16 * un);
 #pragma omp parallel
     {
         float *panel = panels + (size_t)dfs_ops_thread_id() * dw_panel();
         wg_run runs[DW_KT];
-        pad_images(pad, inp, B * C, H, W);
         for (long t0 = 0; t0 < tiles; t0 += DW_KT) {
             const int nt = (int)(tiles - t0 < DW_KT ? tiles - t0 : DW_KT), n_runs = runs_of(runs, t0, nt, T, TW);
 #pragma omp for schedule(static)
@@ -392,8 +368,8 @@ void dfs_conv3x3_winograd_dw(float *dw, float *ws, const float *dout, const floa
                 for (int k = 0; k < n_runs; k++) {
                     const wg_run *r = &runs[k];
                     if (ch < C) {
-                        const float *p = pad + (((size_t)r->b * C + ch) * Hp + 2 * (size_t)r->ty) * Wp + 2 * (size_t)r->tx;
-                        wg->in_run(V + (size_t)ch * DW_KT + r->j, vxs, p, (size_t)Wp, r->len);
+                        wg->in_run(V + (size_t)ch * DW_KT + r->j, vxs, inp + ((size_t)r->b * C + ch) * H * W, H, W,
+                                   2 * r->ty - 1, 2 * r->tx - 1, r->len);
                     } else {
                         const int oc = ch - C, y0 = 2 * r->ty, x0 = 2 * r->tx;
                         const int rows = H - y0 < 2 ? H - y0 : 2, cols = W - x0 < 2 * r->len ? W - x0 : 2 * r->len;

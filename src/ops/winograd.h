@@ -29,9 +29,10 @@ void dfs_conv3x3_winograd_dw(float *dw, float *ws, const float *dout, const floa
                              int OC);
 
 /* The tile transforms for a run of len <= 16 neighbouring tiles of one tile row.
- * in_run: p is the run's first 4×4 input tile in a padded plane with rows Wp apart (tile j starts
- *   2j floats further; up to 34 floats past the last tile's start may be read); writes
- *   V_ξ[j] = v[ξ·xs + j] for the 16 positions ξ.
+ * in_run: the run's first 4×4 input tile has its top left corner at row y0, column x0 of an
+ *   H × W plane (tile j starts 2j columns further); rows and columns outside the plane count as
+ *   zero, so y0 and x0 may be −1 (the padding); writes V_ξ[j] = v[ξ·xs + j] for the 16
+ *   positions ξ.
  * out_run: m holds M_ξ[j] = m[ξ·xs + j]; writes the 2×2 output blocks of the run to o (rows W
  *   apart), only `rows` rows and `cols` columns of them: (value + bias) + bias2, added to o when
  *   accumulate is set.
@@ -41,7 +42,7 @@ void dfs_conv3x3_winograd_dw(float *dw, float *ws, const float *dout, const floa
  *   its last row negated (the sign comes back in dfs_conv3x3_winograd_dw's last transform). */
 typedef struct dfs_wg_impl {
     const char *name;
-    void (*in_run)(float *v, size_t xs, const float *p, size_t Wp, int len);
+    void (*in_run)(float *v, size_t xs, const float *plane, int H, int W, int y0, int x0, int len);
     void (*out_run)(float *o, size_t W, const float *m, size_t xs, int len, int rows, int cols, float bias, float bias2,
                     int accumulate);
     void (*grad_run)(float *z, size_t xs, const float *dy, size_t W, int len, int rows, int cols);

@@ -9,16 +9,25 @@
 
 #define TARGET __attribute__((target("avx512f")))
 
-TARGET static void in_run(float *v, size_t xs, const float *p, size_t Wp, int len) {
+/* The lanes l of a load at column x whose columns x + l lie in 0 .. W−1. */
+static __mmask16 inside(int x, int W) {
+    const int lo = x < 0 ? -x : 0, hi = W - x < 16 ? W - x : 16;
+    return hi <= lo ? 0 : (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+}
+
+TARGET static void in_run(float *v, size_t xs, const float *plane, int H, int W, int y0, int x0, int len) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     const __mmask16 mask = (__mmask16)((1u << len) - 1);
+    const __mmask16 ma = inside(x0, W), mb = inside(x0 + 16, W), mc = inside(x0 + 2, W), me = inside(x0 + 18, W);
     __m512 d[4][4]; /* the loops are unrolled so that these stay in registers */
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
-        const float *r = p + (size_t)i * Wp;
-        const __m512 a = _mm512_loadu_ps(r), b = _mm512_loadu_ps(r + 16);
-        const __m512 c = _mm512_loadu_ps(r + 2), e = _mm512_loadu_ps(r + 18);
+        /* masked loads read nothing outside the plane: a row outside it loads no lane */
+        const int in = y0 + i >= 0 && y0 + i < H;
+        const float *r = plane + ((ptrdiff_t)(in ? y0 + i : 0) * W + x0);
+        const __m512 a = _mm512_maskz_loadu_ps(in ? ma : 0, r), b = _mm512_maskz_loadu_ps(in ? mb : 0, r + 16);
+        const __m512 c = _mm512_maskz_loadu_ps(in ? mc : 0, r + 2), e = _mm512_maskz_loadu_ps(in ? me : 0, r + 18);
         d[i][0] = _mm512_permutex2var_ps(a, even, b);
         d[i][1] = _mm512_permutex2var_ps(a, odd, b);
         d[i][2] = _mm512_permutex2var_ps(c, even, e);
