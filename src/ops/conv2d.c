@@ -150,9 +150,12 @@ static void rows_store(const rows_conv *v, float *ob, const float *qout, const f
         for (int y = 0; y < v->OH; y++) {
             float *o = ob + ((size_t)oc * v->OH + y) * v->OW;
             const float *q = qout + (size_t)oc * v->Q + (size_t)y * v->Wp;
+            /* o and q never overlap: the loops are vectorised (the same sums per element) */
             if (accumulate)
+#pragma omp simd
                 for (int x = 0; x < v->OW; x++) o[x] += (q[x] + b) + b2;
             else
+#pragma omp simd
                 for (int x = 0; x < v->OW; x++) o[x] = (q[x] + b) + b2;
         }
     }
@@ -377,7 +380,9 @@ static void pack_rows(float *dst, int NR, const float *src, int P, int m0, int k
 }
 
 /* The stride-1 weight gradient works in padded-row space too: dWᵀ = patches · doutᵀ reads the
- * patch rows in place and packs only dout (zero in the extra columns), reused by every row. */
+ * patch rows in place and packs only dout (zero in the extra columns), reused by every row.
+ * DW_IMAGES images are prepared together, so the threads meet twice per group of images. */
+#define DW_IMAGES 8
 size_t dfs_conv2d_backward_workspace(int B, int C, int OC, int KH, int KW, int OH, int OW) {
     const size_t NR = (size_t)dfs_gemm_best()->nr, K = (size_t)C * KH * KW;
     const size_t Q = (size_t)OH * (OW + KW - 1), ocp = (OC + NR - 1) / NR * NR;
@@ -385,7 +390,7 @@ size_t dfs_conv2d_backward_workspace(int B, int C, int OC, int KH, int KW, int O
     const size_t general = lines(K * OC) + (size_t)dfs_ops_max_threads() * (DFS_GEMM_KC * NR + K * NR);
     /* stride 1: dWᵀ, the padded image and dout packed as strips of NR output channels; then the
      * flipped weights and the workspace of the forward convolution that gives dinp */
-    const size_t dw1 = lines(K * OC) + padded_floats(C, KH, KW, OH, OW, 1) + lines(Q * ocp);
+    const size_t dw1 = lines(K * OC) + DW_IMAGES * (padded_floats(C, KH, KW, OH, OW, 1) + lines(Q * ocp));
     const size_t dx1 = lines(K * OC) + dfs_conv2d_workspace(B, OC, C, KH, KW, 1, OH + KH - 1, OW + KW - 1);
     const size_t wg = dfs_winograd_applies(B, KH, KW, 1, 1, 1, OH, OW, OH, OW) ? dfs_winograd_dw_workspace(B, C, OC, OH, OW) : 0;
     size_t m = general > dw1 ? general : dw1;
@@ -396,42 +401,49 @@ size_t dfs_conv2d_backward_workspace(int B, int C, int OC, int KH, int KW, int O
 /* dW += Σ_b dout_b · patches_bᵀ for a stride-1 convolution, computed as dWᵀ (rows ordered
  * (ky, kx, c), so eight consecutive rows are eight channel planes at one stride) = patches ·
  * doutᵀ in padded-row space. Threads split dWᵀ into (8-row block, strip) tiles; each tile sums
- * images and pixels in order, so the result does not depend on the thread count. */
+ * images and pixels in order, so the result does not depend on the thread count. A 1×1
+ * convolution without padding reads the images in place (their planes are the padded ones). */
 static void conv_dw_stride1(float *dw, float *ws, const float *dout, const float *inp, int B, int C, int H, int W,
                             int OC, int KH, int KW, int pad_t, int pad_l, int OH, int OW) {
     const dfs_gemm_impl *g = dfs_gemm_best();
     const int NR = g->nr, ksz = KH * KW, K = C * ksz, Hp = OH + KH - 1, Wp = OW + KW - 1, Q = OH * Wp;
     const int n_strips = (OC + NR - 1) / NR, c_blocks = (C + DFS_GEMM_MR - 1) / DFS_GEMM_MR, n_rblocks = ksz * c_blocks;
-    const size_t plane = (size_t)Hp * Wp;
-    float *dwt = ws, *pad = ws + lines((size_t)K * OC), *bp = pad + padded_floats(C, KH, KW, OH, OW, 1);
-    zero_slack(pad, C, KH, KW, OH, OW, 1);
+    const int in_place = ksz == 1 && pad_t == 0 && pad_l == 0 && H == OH && W == OW;
+    const size_t plane = (size_t)Hp * Wp, pad_n = padded_floats(C, KH, KW, OH, OW, 1), bp_n = lines((size_t)Q * n_strips * NR);
+    float *dwt = ws, *pads = ws + lines((size_t)K * OC), *bps = pads + DW_IMAGES * pad_n;
+    for (int i = 0; i < DW_IMAGES && !in_place; i++) zero_slack(pads + i * pad_n, C, KH, KW, OH, OW, 1);
     memset(dwt, 0, sizeof(float) * (size_t)K * OC);
 #pragma omp parallel
-    for (int b = 0; b < B; b++) { /* every thread walks the images; the loops inside are shared out */
-        const float *img = inp + (size_t)b * C * H * W, *db = dout + (size_t)b * OC * OH * OW;
+    for (int b0 = 0; b0 < B; b0 += DW_IMAGES) { /* every thread walks the groups; the loops inside are shared out */
+        const int nb = B - b0 < DW_IMAGES ? B - b0 : DW_IMAGES, n_pads = in_place ? 0 : nb * C;
+        /* the padded images, and doutᵀ as strips [q][NR], zero in the extra columns and past OC */
 #pragma omp for schedule(static)
-        for (int c = 0; c < C; c++) pad_planes(pad, img, c, c + 1, H, W, Hp, Wp, pad_t, pad_l);
-        /* doutᵀ as strips [q][NR], zero in the extra columns and past OC */
-#pragma omp for schedule(static)
-        for (int t = 0; t < n_strips * OH; t++) {
-            const int s = t / OH, y = t % OH, o0 = s * NR;
-            float *d = bp + ((size_t)s * Q + (size_t)y * Wp) * NR;
-            memset(d, 0, sizeof(float) * (size_t)Wp * NR);
-            for (int j = 0; j < NR && o0 + j < OC; j++) {
-                const float *src = db + ((size_t)(o0 + j) * OH + y) * OW;
-                for (int x = 0; x < OW; x++) d[(size_t)x * NR + j] = src[x];
+        for (int t = 0; t < n_pads + nb * n_strips * OH; t++) {
+            if (t < n_pads) {
+                const int i = t / C, c = t % C;
+                pad_planes(pads + i * pad_n, inp + (size_t)(b0 + i) * C * H * W, c, c + 1, H, W, Hp, Wp, pad_t, pad_l);
+                continue;
             }
+            const int i = (t - n_pads) / (n_strips * OH), s = (t - n_pads) / OH % n_strips, y = (t - n_pads) % OH;
+            const int o0 = s * NR, nj = OC - o0 < NR ? OC - o0 : NR;
+            float *d = bps + i * bp_n + ((size_t)s * Q + (size_t)y * Wp) * NR;
+            memset(d, 0, sizeof(float) * (size_t)Wp * NR);
+            dfs_gemm_transpose_blocks(g, d, (size_t)NR, dout + (((size_t)(b0 + i) * OC + o0) * OH + y) * OW,
+                                      (size_t)OH * OW, OW, nj);
         }
 #pragma omp for schedule(static)
         for (int t = 0; t < n_rblocks * n_strips; t++) {
             const int rb = t / n_strips, s = t % n_strips;
             const int r = rb / c_blocks, c0 = rb % c_blocks * DFS_GEMM_MR;
             const int mr = C - c0 < DFS_GEMM_MR ? C - c0 : DFS_GEMM_MR, nr = OC - s * NR < NR ? OC - s * NR : NR;
-            const float *a = pad + c0 * plane + (size_t)(r / KW) * Wp + r % KW;
             float *cp = dwt + ((size_t)r * C + c0) * OC + (size_t)s * NR;
-            for (int q0 = 0; q0 < Q; q0 += DFS_GEMM_KC) {
-                const int kc = Q - q0 < DFS_GEMM_KC ? Q - q0 : DFS_GEMM_KC;
-                g->kernel(kc, a + q0, plane, bp + ((size_t)s * Q + q0) * NR, (size_t)NR, cp, (size_t)OC, mr, nr, 1);
+            for (int i = 0; i < nb; i++) {
+                const float *pad = in_place ? inp + (size_t)(b0 + i) * C * H * W : pads + i * pad_n;
+                const float *a = pad + c0 * plane + (size_t)(r / KW) * Wp + r % KW, *bp = bps + i * bp_n;
+                for (int q0 = 0; q0 < Q; q0 += DFS_GEMM_KC) {
+                    const int kc = Q - q0 < DFS_GEMM_KC ? Q - q0 : DFS_GEMM_KC;
+                    g->kernel(kc, a + q0, plane, bp + ((size_t)s * Q + q0) * NR, (size_t)NR, cp, (size_t)OC, mr, nr, 1);
+                }
             }
         }
     }
