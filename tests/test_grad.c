@@ -288,6 +288,7 @@ int main(void) {
     test_conv(1, 9, 20, 20, 7, 1, 1, 0);
     test_conv(2, 4, 9, 7, 3, 3, 1, 0);     /* no padding */
     test_conv(3, 20, 23, 21, 17, 3, 1, 1); /* Winograd weight gradient over two chunks of tiles, odd sizes */
+    test_conv(12, 70, 9, 9, 66, 3, 1, 1);  /* the same for a layer large enough to share each chunk */
     test_conv(11, 9, 5, 6, 50, 1, 1, 0);   /* two groups of images, the images read in place, two strips */
     test_conv(11, 6, 5, 4, 7, 3, 1, 0);    /* two groups of images, padded copies */
     return test_summary("grad");

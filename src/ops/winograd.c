@@ -314,19 +314,31 @@ void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *
 }
 
 /* The weight gradient. Tiles are taken in chunks of DW_KT (all images numbered together, as in
- * the forward pass). For each chunk the threads first transform the input tiles (V_ξ, [ξ][c][tile])
- * and the output-gradient blocks (Z_ξ, [ξ][oc][tile]); then a task per (ξ, strip of NR input
- * channels) transposes its part of V_ξ into a panel [tile][NR] and adds Z_ξ · panel to
- * dU_ξ (OC × C) on the micro-kernel. Chunks follow one another in order and each dU element has
- * one writer, so the sums are the same whatever the thread count. Last, dw += G'ᵀ dU G' for each
+ * the forward pass). A chunk's input tiles are transformed into V_ξ ([ξ][c][tile]) and its
+ * output-gradient blocks into Z_ξ ([ξ][oc][tile]); then for each (ξ, strip of NR input channels)
+ * its part of V_ξ is transposed into a panel [tile][NR] and Z_ξ · panel is added to dU_ξ (OC × C)
+ * on the micro-kernel. Large layers share each chunk among the threads (channels to transform,
+ * then (ξ, strip) tasks) and take the chunks in order. Small ones (16·OC·C <= DW_PRIVATE), where
+ * that would mean two meetings of the threads for little work, make each chunk one task with its
+ * own V, Z and partial dU (the first chunk's straight into dU), and add the partials to dU in
+ * chunk order afterwards. Both give dU = ((p₀ + p₁) + p₂) + … with p_k a chunk's products, so
+ * the same bits whatever the thread count and whichever way. Last, dw += G'ᵀ dU G' for each
  * (oc, c), with G' = G whose last row is negated (see grad_run). */
 #define DW_KT DFS_GEMM_KC
+#define DW_PRIVATE 65536
 
 static size_t dw_panel(void) { return lines((size_t)DW_KT * dfs_gemm_best()->nr); }
+/* V_ξ and Z_ξ one cache line further apart than their rows: DW_KT rows are 1 KiB, so without it
+ * the 16 values a tile transform writes would all fall in the same L1 set. */
+static size_t dw_xs(int rows) { return (size_t)rows * DW_KT + 16; }
+static size_t dw_vz(int C, int OC) { return lines(16 * dw_xs(C)) + lines(16 * dw_xs(OC)); }
+static int dw_private(int C, int OC) { return 16 * (size_t)OC * C <= DW_PRIVATE; }
 
 size_t dfs_winograd_dw_workspace(int B, int C, int OC, int H, int W) {
-    return lines(16 * (size_t)C * DW_KT) + lines(16 * (size_t)OC * DW_KT) +
-           lines(16 * (size_t)OC * C) + (size_t)dfs_ops_max_threads() * dw_panel();
+    const size_t threads = (size_t)dfs_ops_max_threads(), un = lines(16 * (size_t)OC * C);
+    const long chunks = ((long)B * ((H + 1) / 2) * ((W + 1) / 2) + DW_KT - 1) / DW_KT;
+    if (dw_private(C, OC)) return (size_t)chunks * un + threads * (dw_vz(C, OC) + dw_panel());
+    return dw_vz(C, OC) + un + threads * dw_panel();
 }
 
 /* dw[0..9) += G'ᵀ u G' for one (oc, c); u holds the 16 values of dU at stride n. */
@@ -347,44 +359,83 @@ static void dw_transform(float *dw, const float *u, size_t n) {
     }
 }
 
+/* Channel ch of a chunk's runs: an input channel (ch < C) into V, else an output-gradient
+ * channel into Z. */
+static void dw_channel(const dfs_wg_impl *wg, float *V, float *Z, const float *inp, const float *dout, const wg_run *runs,
+                       int n_runs, int ch, int C, int OC, int H, int W) {
+    const size_t vxs = dw_xs(C), zxs = dw_xs(OC);
+    for (int k = 0; k < n_runs; k++) {
+        const wg_run *r = &runs[k];
+        if (ch < C) {
+            wg->in_run(V + (size_t)ch * DW_KT + r->j, vxs, inp + ((size_t)r->b * C + ch) * H * W, H, W, 2 * r->ty - 1,
+                       2 * r->tx - 1, r->len);
+        } else {
+            const int oc = ch - C, y0 = 2 * r->ty, x0 = 2 * r->tx;
+            const int rows = H - y0 < 2 ? H - y0 : 2, cols = W - x0 < 2 * r->len ? W - x0 : 2 * r->len;
+            const float *dy = dout + (((size_t)r->b * OC + oc) * H + y0) * W + x0;
+            wg->grad_run(Z + (size_t)oc * DW_KT + r->j, zxs, dy, (size_t)W, r->len, rows, cols);
+        }
+    }
+}
+
+/* Task (ξ = x, strip from input channel c0) of a chunk of nt tiles: dU_ξ (+)= Z_ξ · V_ξᵀ. */
+static void dw_multiply(const dfs_gemm_impl *g, float *dU, float *panel, const float *V, const float *Z, int x, int c0,
+                        int nt, int C, int OC, int add) {
+    const int NR = g->nr, nc = C - c0 < NR ? C - c0 : NR;
+    const size_t vxs = dw_xs(C), zxs = dw_xs(OC), un = (size_t)OC * C;
+    /* columns past nc are never stored: left as they are */
+    dfs_gemm_transpose_blocks(g, panel, (size_t)NR, V + x * vxs + (size_t)c0 * DW_KT, DW_KT, nt, nc);
+    for (int oc0 = 0; oc0 < OC; oc0 += DFS_GEMM_MR)
+        g->kernel(nt, Z + x * zxs + (size_t)oc0 * DW_KT, DW_KT, panel, (size_t)NR, dU + x * un + (size_t)oc0 * C + c0,
+                  (size_t)C, OC - oc0 < DFS_GEMM_MR ? OC - oc0 : DFS_GEMM_MR, nc, add);
+}
+
 void dfs_conv3x3_winograd_dw(float *dw, float *ws, const float *dout, const float *inp, int B, int C, int H, int W,
                              int OC) {
     const dfs_wg_impl *wg = best();
     const dfs_gemm_impl *g = dfs_gemm_best();
     const int NR = g->nr, TW = (W + 1) / 2, T = (H + 1) / 2 * TW;
-    const int n_strips = (C + NR - 1) / NR;
-    const long tiles = (long)B * T;
-    const size_t vxs = (size_t)C * DW_KT, zxs = (size_t)OC * DW_KT, un = (size_t)OC * C;
-    float *V = ws, *Z = V + lines(16 * vxs), *dU = Z + lines(16 * zxs);
-    float *panels = dU + lines(16 * un);
+    const int n_strips = (C + NR - 1) / NR, private = dw_private(C, OC);
+    const long tiles = (long)B * T, n_chunks = (tiles + DW_KT - 1) / DW_KT;
+    const size_t un = (size_t)OC * C, per_thread = dw_vz(C, OC) + dw_panel();
+    /* private: the partials of chunks 1.. (chunk 0's is dU), then each thread's V, Z and panel;
+     * shared: V, Z, dU, then each thread's panel */
+    float *dU = ws, *parts = ws + lines(16 * un), *bufs = private ? parts + (size_t)(n_chunks - 1) * lines(16 * un) : NULL;
 #pragma omp parallel
     {
-        float *panel = panels + (size_t)dfs_ops_thread_id() * dw_panel();
+        const int id = dfs_ops_thread_id();
         wg_run runs[DW_KT];
-        for (long t0 = 0; t0 < tiles; t0 += DW_KT) {
-            const int nt = (int)(tiles - t0 < DW_KT ? tiles - t0 : DW_KT), n_runs = runs_of(runs, t0, nt, T, TW);
+        if (private) {
+            float *V = bufs + (size_t)id * per_thread, *Z = V + lines(16 * dw_xs(C)), *panel = V + dw_vz(C, OC);
 #pragma omp for schedule(static)
-            for (int ch = 0; ch < C + OC; ch++)
-                for (int k = 0; k < n_runs; k++) {
-                    const wg_run *r = &runs[k];
-                    if (ch < C) {
-                        wg->in_run(V + (size_t)ch * DW_KT + r->j, vxs, inp + ((size_t)r->b * C + ch) * H * W, H, W,
-                                   2 * r->ty - 1, 2 * r->tx - 1, r->len);
-                    } else {
-                        const int oc = ch - C, y0 = 2 * r->ty, x0 = 2 * r->tx;
-                        const int rows = H - y0 < 2 ? H - y0 : 2, cols = W - x0 < 2 * r->len ? W - x0 : 2 * r->len;
-                        const float *dy = dout + (((size_t)r->b * OC + oc) * H + y0) * W + x0;
-                        wg->grad_run(Z + (size_t)oc * DW_KT + r->j, zxs, dy, (size_t)W, r->len, rows, cols);
-                    }
+            for (long k = 0; k < n_chunks; k++) {
+                const long t0 = k * DW_KT;
+                const int nt = (int)(tiles - t0 < DW_KT ? tiles - t0 : DW_KT), n_runs = runs_of(runs, t0, nt, T, TW);
+                float *out = k == 0 ? dU : parts + (size_t)(k - 1) * lines(16 * un);
+                for (int ch = 0; ch < C + OC; ch++) dw_channel(wg, V, Z, inp, dout, runs, n_runs, ch, C, OC, H, W);
+                for (int x = 0; x < 16; x++)
+                    for (int s = 0; s < n_strips; s++) dw_multiply(g, out, panel, V, Z, x, s * NR, nt, C, OC, 0);
+            }
+            /* dU += the partials, in chunk order for every element */
+#pragma omp for schedule(static)
+            for (size_t i0 = 0; i0 < 16 * un; i0 += 1024) {
+                const size_t n = 16 * un - i0 < 1024 ? 16 * un - i0 : 1024;
+                for (long k = 1; k < n_chunks; k++) {
+                    const float *p = parts + (size_t)(k - 1) * lines(16 * un) + i0;
+                    float *d = dU + i0;
+#pragma omp simd
+                    for (size_t i = 0; i < n; i++) d[i] += p[i];
                 }
+            }
+        } else {
+            float *V = parts, *Z = V + lines(16 * dw_xs(C)), *panel = V + dw_vz(C, OC) + (size_t)id * dw_panel();
+            for (long t0 = 0; t0 < tiles; t0 += DW_KT) {
+                const int nt = (int)(tiles - t0 < DW_KT ? tiles - t0 : DW_KT), n_runs = runs_of(runs, t0, nt, T, TW);
 #pragma omp for schedule(static)
-            for (int task = 0; task < 16 * n_strips; task++) {
-                const int x = task / n_strips, c0 = task % n_strips * NR, nc = C - c0 < NR ? C - c0 : NR;
-                /* columns past nc are never stored: left as they are */
-                dfs_gemm_transpose_blocks(g, panel, (size_t)NR, V + x * vxs + (size_t)c0 * DW_KT, DW_KT, nt, nc);
-                for (int oc0 = 0; oc0 < OC; oc0 += DFS_GEMM_MR)
-                    g->kernel(nt, Z + x * zxs + (size_t)oc0 * DW_KT, DW_KT, panel, (size_t)NR, dU + x * un + (size_t)oc0 * C + c0,
-                              (size_t)C, OC - oc0 < DFS_GEMM_MR ? OC - oc0 : DFS_GEMM_MR, nc, t0 > 0);
+                for (int ch = 0; ch < C + OC; ch++) dw_channel(wg, V, Z, inp, dout, runs, n_runs, ch, C, OC, H, W);
+#pragma omp for schedule(static)
+                for (int task = 0; task < 16 * n_strips; task++)
+                    dw_multiply(g, dU, panel, V, Z, task / n_strips, task % n_strips * NR, nt, C, OC, t0 > 0);
             }
         }
 #pragma omp for schedule(static)
