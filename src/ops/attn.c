@@ -229,7 +229,9 @@ static void score_block(const dfs_vmath_impl *vm, float *S, float *dP, int ld, i
 /* dQ, dK, dV of O = softmax(Q Kᵀ·scale) V for one image, recomputing the probabilities block by
  * block from the saved row statistics: first tasks of (head, query rows) that each own their dQ
  * rows, then tasks of (head, key rows) that each own their dK and dV rows; every product is a GEMM
- * on the micro-kernel, summed in an order that does not depend on the thread count. */
+ * on the micro-kernel, summed in an order that does not depend on the thread count. When one
+ * block holds all the queries and keys (HW <= ATTB_Q), a task per head scores the block once and
+ * computes all three, with the same sums. */
 static void attend_backward(float *dQ, float *dK, float *dV, const float *Q, const float *K, const float *V,
                             const float *dO, const float *stats, const float *D, int HW, int heads, int dh, float scale,
                             int threaded) {
@@ -238,8 +240,24 @@ static void attend_backward(float *dQ, float *dK, float *dV, const float *Q, con
 #pragma omp parallel if (threaded)
     {
         static _Thread_local _Alignas(64) float S[ATTB_Q * ATTB_K], dP[ATTB_Q * ATTB_K];
+        if (HW <= ATTB_Q) {
 #pragma omp for schedule(static)
-        for (int task = 0; task < heads * n_qb; task++) {
+            for (int h = 0; h < heads; h++) {
+                const size_t hi = (size_t)h * dh;
+                for (int r = 0; r < HW; r++) {
+                    memset(dQ + hi + (size_t)r * inner, 0, sizeof(float) * (size_t)dh);
+                    memset(dK + hi + (size_t)r * inner, 0, sizeof(float) * (size_t)dh);
+                    memset(dV + hi + (size_t)r * inner, 0, sizeof(float) * (size_t)dh);
+                }
+                score_block(vm, S, dP, ATTB_Q, HW, HW, dh, (size_t)inner, Q + hi, dO + hi, K + hi, V + hi,
+                            stats + (size_t)h * HW * 2, D + (size_t)h * HW, scale);
+                dfs_gemm_1t(HW, dh, HW, dP, ATTB_Q, 1, K + hi, (size_t)inner, 1, dQ + hi, (size_t)inner);
+                dfs_gemm_1t(HW, dh, HW, S, 1, ATTB_Q, dO + hi, (size_t)inner, 1, dV + hi, (size_t)inner);
+                dfs_gemm_1t(HW, dh, HW, dP, 1, ATTB_Q, Q + hi, (size_t)inner, 1, dK + hi, (size_t)inner);
+            }
+        }
+#pragma omp for schedule(static)
+        for (int task = 0; task < (HW <= ATTB_Q ? 0 : heads * n_qb); task++) {
             const int h = task / n_qb, i0 = task % n_qb * ATTB_Q, rows = HW - i0 < ATTB_Q ? HW - i0 : ATTB_Q;
             const size_t qi = (size_t)i0 * inner + (size_t)h * dh;
             for (int r = 0; r < rows; r++) memset(dQ + qi + (size_t)r * inner, 0, sizeof(float) * (size_t)dh);
@@ -252,7 +270,7 @@ static void attend_backward(float *dQ, float *dK, float *dV, const float *Q, con
             }
         }
 #pragma omp for schedule(static)
-        for (int task = 0; task < heads * n_qb; task++) {
+        for (int task = 0; task < (HW <= ATTB_Q ? 0 : heads * n_qb); task++) {
             const int h = task / n_qb, j0 = task % n_qb * ATTB_Q, cols = HW - j0 < ATTB_Q ? HW - j0 : ATTB_Q;
             const size_t kj = (size_t)j0 * inner + (size_t)h * dh;
             for (int r = 0; r < cols; r++) {
