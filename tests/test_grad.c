@@ -136,10 +136,18 @@ static void test_groupnorm(int B, int C, int HW, int G) {
     s.g = rand_buf(n, 1);
     s.y = zeros(n);
     float *dx = zeros(n), *dg = zeros(C), *db = zeros(C), *ws = zeros(dfs_groupnorm_backward_workspace(B, C, G));
-    dfs_groupnorm_backward(dx, dg, db, ws, s.g, s.x, s.gm, B, C, HW, G, 1e-5f);
+    dfs_groupnorm_backward(dx, dg, db, ws, s.g, s.x, s.gm, NULL, B, C, HW, G, 1e-5f);
     check_grad("groupnorm dx", gn_loss, &s, s.x, dx, n, 1e-2f);
     check_grad("groupnorm dgamma", gn_loss, &s, s.gm, dg, C, 1e-2f);
     check_grad("groupnorm dbeta", gn_loss, &s, s.bt, db, C, 1e-2f);
+    /* with the statistics the forward pass saved: the same bits */
+    double *stats = dfs_calloc(2 * (size_t)B * G, sizeof(double));
+    float *dx2 = zeros(n), *dg2 = zeros(C), *db2 = zeros(C);
+    dfs_groupnorm_forward(s.y, s.x, s.gm, s.bt, B, C, HW, G, 1e-5f, DFS_ACT_NONE, stats);
+    dfs_groupnorm_backward(dx2, dg2, db2, ws, s.g, s.x, s.gm, stats, B, C, HW, G, 1e-5f);
+    TEST_CHECK(memcmp(dx, dx2, n * sizeof(float)) == 0 && memcmp(dg, dg2, C * sizeof(float)) == 0 &&
+               memcmp(db, db2, C * sizeof(float)) == 0);
+    dfs_free(stats); dfs_free(dx2); dfs_free(dg2); dfs_free(db2);
     dfs_free(s.x); dfs_free(s.gm); dfs_free(s.bt); dfs_free(s.g); dfs_free(s.y); dfs_free(dx); dfs_free(dg); dfs_free(db); dfs_free(ws);
 }
 

@@ -158,7 +158,7 @@ static void test_groupnorm(int B, int C, int HW, int G, dfs_act act) {
     size_t n = (size_t)B * C * HW;
     float *x = rand_buf(n, 3), *g = rand_buf(C, 1), *b = rand_buf(C, 1), *o = rand_buf(n, 1), *r = rand_buf(n, 1);
     for (size_t i = 0; i < n; i++) x[i] += 2.0f; /* a non-zero mean */
-    dfs_groupnorm_forward(o, x, g, b, B, C, HW, G, 1e-5f, act);
+    dfs_groupnorm_forward(o, x, g, b, B, C, HW, G, 1e-5f, act, NULL);
     dfs_groupnorm_forward_ref(r, x, g, b, B, C, HW, G, 1e-5f, act);
     /* x − mean loses about max|x|·ε of a group, magnified by 1/σ: the bound grows with max|x|/σ */
     double cond = 1;

@@ -65,9 +65,10 @@ void dfs_linear_backward(float *dinp, float *dw, float *db, const float *dout, c
 
 /* GroupNorm with G groups over (C/G)·HW values each, then an optional activation.
  * inp, out: (B, C, HW) (may alias); gamma, beta: (C). Statistics accumulate in double; the biased
- * variance is used, as torch.nn.GroupNorm. */
+ * variance is used, as torch.nn.GroupNorm. stats: NULL, or (B·G, 2) doubles that receive each
+ * group's mean and 1/std, for dfs_groupnorm_backward. */
 void dfs_groupnorm_forward(float *out, const float *inp, const float *gamma, const float *beta, int B,
-                           int C, int HW, int G, float eps, dfs_act act);
+                           int C, int HW, int G, float eps, dfs_act act, double *stats);
 
 /* x[i] = act(x[i]) for n values, in place. */
 void dfs_act_forward(float *x, size_t n, dfs_act act);
@@ -79,11 +80,12 @@ void dfs_zero(float *p, size_t n);
 void dfs_act_backward(float *dinp, const float *dout, const float *inp, size_t n, dfs_act act);
 
 /* Gradients of GroupNorm without activation (training keeps the activation separate), += into
- * dinp, dgamma, dbeta (each may be NULL). The statistics are recomputed from inp.
+ * dinp, dgamma, dbeta (each may be NULL). stats: what the forward pass saved, or NULL to
+ * recompute the statistics from inp (the same values).
  * ws: dfs_groupnorm_backward_workspace(B, C, G) floats, 8-byte aligned. */
 size_t dfs_groupnorm_backward_workspace(int B, int C, int G);
 void dfs_groupnorm_backward(float *dinp, float *dgamma, float *dbeta, float *ws, const float *dout, const float *inp,
-                            const float *gamma, int B, int C, int HW, int G, float eps);
+                            const float *gamma, const double *stats, int B, int C, int HW, int G, float eps);
 
 /* Multi-head self-attention over the HW positions of each image, as diffusers' Attention with
  * residual_connection: out = (to_out(softmax(q kᵀ/√dh) v) + residual) / rescale.
