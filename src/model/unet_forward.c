@@ -571,14 +571,14 @@ void dfs_unet_backward(const dfs_unet *u, const float *P, float *G, const float 
             float *ga = g + op->a, *gb = g + op->b;
             const float div = op->f;
             if (div == 1.0f) { /* x / 1 is x: no divisions */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
                 for (size_t k = 0; k < op->n; k++) {
                     ga[k] += go[k];
                     gb[k] += go[k];
                 }
                 break;
             }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
             for (size_t k = 0; k < op->n; k++) {
                 const float d = go[k] / div;
                 ga[k] += d;
@@ -594,7 +594,9 @@ void dfs_unet_backward(const dfs_unet *u, const float *P, float *G, const float 
             for (int b = 0; b < B; b++) {
                 const float *gc = g + op->c + (size_t)b * (na + nb);
                 float *ga = g + op->a + (size_t)b * na, *gb = g + op->b + (size_t)b * nb;
+#pragma omp simd
                 for (size_t k = 0; k < na; k++) ga[k] += gc[k];
+#pragma omp simd
                 for (size_t k = 0; k < nb; k++) gb[k] += gc[na + k];
             }
             break;

@@ -13,11 +13,11 @@ void dfs_zero(float *p, size_t n) {
 
 void dfs_add_div(float *out, const float *a, const float *b, size_t n, float div) {
     if (div == 1.0f) { /* the usual output_scale_factor: x / 1 is x, skip the divisions */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
         for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
         return;
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) out[i] = (a[i] + b[i]) / div;
 }
 
@@ -36,6 +36,7 @@ void dfs_add_channel_bias(float *x, const float *bias, int B, int C, int HW) {
         for (int c = 0; c < C; c++) {
             float *row = x + ((size_t)b * C + c) * HW;
             const float v = bias[(size_t)b * C + c];
+#pragma omp simd
             for (int i = 0; i < HW; i++) row[i] += v;
         }
 }

@@ -13,6 +13,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "model/model.h"
+#include "ops/vmath.h"
 #include "sched/sched.h"
 #include "train/data.h"
 #include "train/train.h"
@@ -259,13 +260,12 @@ static double optimize(trainer *t, const dfs_train_params *p, const float *x0, c
     dfs_zero(t->G, u->n_floats);
     dfs_unet_backward(u, t->m->params, t->G, t->arena, t->garena, io.out_off, t->tape, t->n_tape, t->scratch, B, tf,
                       p->conditional ? labels : NULL);
-    /* gradient-norm clipping, as torch.nn.utils.clip_grad_norm_ */
-    double norm2 = 0;
-    for (size_t i = 0; i < u->n_floats; i++) norm2 += (double)t->G[i] * t->G[i];
-    const double norm = sqrt(norm2);
+    /* gradient-norm clipping, as torch.nn.utils.clip_grad_norm_; Σ g² in vectorised blocks (vmath.h) */
+    const double norm = sqrt(dfs_vmath_best()->sumsq(t->G, u->n_floats, 0.0f));
     if (!isfinite(loss) || !isfinite(norm)) return NAN; /* no update: the weights stay finite */
     if (p->max_grad_norm > 0 && norm > p->max_grad_norm) {
         const float c = (float)(p->max_grad_norm / (norm + 1e-6));
+#pragma omp parallel for simd schedule(static)
         for (size_t i = 0; i < u->n_floats; i++) t->G[i] *= c;
     }
     t->step++;
@@ -273,6 +273,7 @@ static double optimize(trainer *t, const dfs_train_params *p, const float *x0, c
                    p->adam_beta2, p->adam_eps, p->weight_decay);
     t->m->prep_ready = 0;
     const float decay = (float)dfs_ema_decay(t->step, p->ema_max_decay, p->ema_inv_gamma, p->ema_power);
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < u->n_floats; i++) t->ema[i] = t->ema[i] - (1.0f - decay) * (t->ema[i] - t->m->params[i]);
     return loss;
 }
