@@ -7,7 +7,11 @@
 
 /* Offsets (in floats) into the parameter block; a layer's shape sits beside them. */
 typedef struct dfs_lin { size_t w, b; int in, out; } dfs_lin;          /* w: (out, in), b: (out) */
-typedef struct dfs_conv { size_t w, b; int in, out, k; } dfs_conv;     /* w: (out, in, k, k) */
+typedef struct dfs_conv { /* w: (out, in, k, k); prep: offset of its prepared weights (dfs_unet_prepared_floats) */
+    size_t w, b;
+    int in, out, k;
+    size_t prep;
+} dfs_conv;
 typedef struct dfs_norm { size_t g, b; int C, G; float eps; } dfs_norm; /* GroupNorm gamma, beta: (C) */
 
 typedef struct dfs_resnet {   /* ResnetBlock2D */
@@ -65,6 +69,7 @@ typedef struct dfs_unet {
     dfs_param *params;        /* (n_params) the parameter table, in registration order */
     size_t n_params, cap_params;
     size_t n_floats;          /* size of the parameter block */
+    size_t n_prep;            /* size of the convolutions' prepared weights */
 } dfs_unet;
 
 /* Builds the module tree and parameter table for cfg. Errors (a channel count not divisible by

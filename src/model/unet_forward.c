@@ -134,8 +134,7 @@ static ten conv_into(run *r, const dfs_conv *c, ten in, int stride, int pad, int
     if (record(r, &op)) {
         float *prep = NULL;
         if (r->prep && dfs_conv2d_prepared_floats(c->in, c->out, c->k, c->k)) {
-            DFS_ASSERT(dfs_conv2d_prepared_floats(c->in, c->out, c->k, c->k) * 9 <= (size_t)25 * c->out * c->in * c->k * c->k);
-            prep = r->prep + (c->w * 25 + 8) / 9; /* see dfs_unet_prepared_floats */
+            prep = r->prep + c->prep;
             if (!r->prep_ready) dfs_conv2d_prepare(prep, W(r, c->w), c->in, c->out, c->k, c->k, r->bf16);
         }
         dfs_conv2d_forward_prepared(A(r, out), at(r, ws), A(r, in), W(r, c->w), prep, W(r, c->b),
@@ -417,10 +416,9 @@ dfs_unet_plan dfs_unet_plan_forward(const dfs_unet *u, int B, int H, int W_) {
     return p;
 }
 
-/* A conv's prepared weights (at most 25/9 as many floats as its weights: dfs_conv2d_prepare)
- * start at 25/9 of its weights' offset, rounded up: the weight ranges do not overlap, so neither
- * do these. */
-size_t dfs_unet_prepared_floats(const dfs_unet *u) { return (u->n_floats * 25 + 8) / 9 + 25; }
+/* Each conv's prepared weights (dfs_conv2d_prepare) at its own offset, laid out when the network
+ * was built. */
+size_t dfs_unet_prepared_floats(const dfs_unet *u) { return u->n_prep; }
 
 void dfs_unet_forward(const dfs_unet *u, const float *P, float *arena, float *prep, int prep_ready, int bf16,
                       const float *x, int B, int H, int W_, const float *t, const int64_t *labels, const float *class_vec,

@@ -258,7 +258,9 @@ static void pack_strip(float *dst, int NR, const float *img, int H, int W, int K
     }
 }
 
-static size_t winograd_floats(int C, int OC, int KH, int KW) { return KH == 3 && KW == 3 ? 16 * (size_t)OC * C : 0; }
+static size_t winograd_floats(int C, int OC, int KH, int KW) {
+    return KH == 3 && KW == 3 ? dfs_winograd_weights_floats(C, OC) : 0;
+}
 
 /* Columns the micro-kernel computes for n columns in strips of NR (widths in steps of 16). */
 static long computed_columns(long n, int NR) { return n / NR * NR + (n % NR + 15) / 16 * 16; }

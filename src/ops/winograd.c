@@ -32,6 +32,14 @@ int dfs_winograd_applies(int B, int KH, int KW, int stride, int pad_t, int pad_l
            tiles >= 16; /* fewer tiles: the direct path is faster */
 }
 
+/* U (and dU in the weight gradient) is [ξ][oc][c], the 16 slabs one cache line further apart
+ * than OC·C, a multiple of 1 KiB for most layers: else the 16 values of one weight tile would
+ * all fall in the same L1 set. The BF16 pairs likewise. */
+static size_t u_slab(int C, int OC) { return (size_t)OC * C + 16; }
+static size_t ub_slab(int C, int OC) { return (size_t)OC * ((C + 1) / 2) + 16; }
+
+size_t dfs_winograd_weights_floats(int C, int OC) { return 16 * u_slab(C, OC); }
+
 /* V is [ξ][c][NR] and M [ξ][oc][NR]: each product reads its operand rows contiguously. One slab
  * per ξ, one cache line longer than its rows, so that the 16 values a tile transform writes (or
  * the output transform reads) do not all fall in the same L1 set, as they would with slabs a
@@ -42,7 +50,7 @@ static size_t pair_slab(int rows) { return (size_t)(rows + 1) / 2 * dfs_gemm_bes
 
 size_t dfs_winograd_workspace(int B, int C, int OC, int H, int W) {
     const size_t threads = (size_t)dfs_ops_max_threads();
-    return lines(16 * (size_t)OC * C) + 2 * threads * lines(16 * slab(C)) +
+    return lines(16 * u_slab(C, OC)) + 2 * threads * lines(16 * slab(C)) +
            2 * threads * lines(16 * pair_slab(C)) + threads * lines(16 * slab(OCB));
 }
 
@@ -65,7 +73,7 @@ static void weight_tile(float *u, size_t n, const float *g) {
 
 /* U_ξ = G g Gᵀ for every (oc, c), stored [ξ][oc][c]. Shared out among the team's threads. */
 static void transform_weights(float *U, const float *w, int C, int OC) {
-    const size_t n = (size_t)OC * C;
+    const size_t n = u_slab(C, OC);
 #pragma omp for schedule(static)
     for (int oc = 0; oc < OC; oc++)
         for (int c = 0; c < C; c++) weight_tile(U + (size_t)oc * C + c, n, w + ((size_t)oc * C + c) * 9);
@@ -73,7 +81,7 @@ static void transform_weights(float *U, const float *w, int C, int OC) {
 
 void dfs_winograd_weights_bf16(uint32_t *Ub, const float *w, int C, int OC) {
     const int C2 = (C + 1) / 2;
-    const size_t n = (size_t)OC * C2;
+    const size_t n = ub_slab(C, OC);
 #pragma omp parallel for schedule(static)
     for (int oc = 0; oc < OC; oc++)
         for (int c2 = 0; c2 < C2; c2++) {
@@ -224,7 +232,7 @@ static void strip_multiply(const dfs_wg_impl *wg, float *out, const float *V, co
     for (int ob = ob0; ob < ob1; ob++) {
         const int oc0 = ob * OCB, ocs = OC - oc0 < OCB ? OC - oc0 : OCB;
         for (int x = 0; x < 16 && Ub; x++) { /* BF16: pairs of channels */
-            const uint32_t *u = Ub + (size_t)x * OC * C2 + (size_t)oc0 * C2, *v = Vb + (size_t)x * vbxs;
+            const uint32_t *u = Ub + (size_t)x * ub_slab(C, OC) + (size_t)oc0 * C2, *v = Vb + (size_t)x * vbxs;
             for (int k0 = 0; k0 < C2; k0 += DFS_GEMM_KC / 2) {
                 const int kc2 = C2 - k0 < DFS_GEMM_KC / 2 ? C2 - k0 : DFS_GEMM_KC / 2;
                 for (int i0 = 0; i0 < ocs; i0 += DFS_GEMM_MR)
@@ -234,7 +242,7 @@ static void strip_multiply(const dfs_wg_impl *wg, float *out, const float *V, co
             }
         }
         for (int x = 0; x < 16 && !Ub; x++) {
-            const float *u = U + (size_t)x * OC * C + (size_t)oc0 * C, *v = V + (size_t)x * vxs;
+            const float *u = U + (size_t)x * u_slab(C, OC) + (size_t)oc0 * C, *v = V + (size_t)x * vxs;
             float *m = M + (size_t)x * mxs;
             for (int c0 = 0; c0 < C; c0 += DFS_GEMM_KC) {
                 const int kc = C - c0 < DFS_GEMM_KC ? C - c0 : DFS_GEMM_KC;
@@ -277,7 +285,7 @@ void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *
         while ((n_strips * groups) % threads && n_strips < tiles) n_strips++;
     const long per = (tiles + n_strips - 1) / n_strips; /* tiles per strip, at most NR */
     n_strips = (tiles + per - 1) / per;
-    float *U = ws, *vbufs = U + lines(16 * (size_t)OC * C);
+    float *U = ws, *vbufs = U + lines(16 * u_slab(C, OC));
     uint32_t *vbbufs = (uint32_t *)(vbufs + 2 * threads * lines(16 * slab(C)));
     float *mbufs = (float *)(vbbufs + 2 * threads * lines(16 * pair_slab(C)));
     /* When strips are split into groups of output channels, each strip is transformed once, by
@@ -335,7 +343,7 @@ static size_t dw_vz(int C, int OC) { return lines(16 * dw_xs(C)) + lines(16 * dw
 static int dw_private(int C, int OC) { return 16 * (size_t)OC * C <= DW_PRIVATE; }
 
 size_t dfs_winograd_dw_workspace(int B, int C, int OC, int H, int W) {
-    const size_t threads = (size_t)dfs_ops_max_threads(), un = lines(16 * (size_t)OC * C);
+    const size_t threads = (size_t)dfs_ops_max_threads(), un = lines(16 * u_slab(C, OC));
     const long chunks = ((long)B * ((H + 1) / 2) * ((W + 1) / 2) + DW_KT - 1) / DW_KT;
     if (dw_private(C, OC)) return (size_t)chunks * un + threads * (dw_vz(C, OC) + dw_panel());
     return dw_vz(C, OC) + un + threads * dw_panel();
@@ -382,7 +390,7 @@ static void dw_channel(const dfs_wg_impl *wg, float *V, float *Z, const float *i
 static void dw_multiply(const dfs_gemm_impl *g, float *dU, float *panel, const float *V, const float *Z, int x, int c0,
                         int nt, int C, int OC, int add) {
     const int NR = g->nr, nc = C - c0 < NR ? C - c0 : NR;
-    const size_t vxs = dw_xs(C), zxs = dw_xs(OC), un = (size_t)OC * C;
+    const size_t vxs = dw_xs(C), zxs = dw_xs(OC), un = u_slab(C, OC);
     /* columns past nc are never stored: left as they are */
     dfs_gemm_transpose_blocks(g, panel, (size_t)NR, V + x * vxs + (size_t)c0 * DW_KT, DW_KT, nt, nc);
     for (int oc0 = 0; oc0 < OC; oc0 += DFS_GEMM_MR)
@@ -397,7 +405,7 @@ void dfs_conv3x3_winograd_dw(float *dw, float *ws, const float *dout, const floa
     const int NR = g->nr, TW = (W + 1) / 2, T = (H + 1) / 2 * TW;
     const int n_strips = (C + NR - 1) / NR, private = dw_private(C, OC);
     const long tiles = (long)B * T, n_chunks = (tiles + DW_KT - 1) / DW_KT;
-    const size_t un = (size_t)OC * C, per_thread = dw_vz(C, OC) + dw_panel();
+    const size_t un = u_slab(C, OC), per_thread = dw_vz(C, OC) + dw_panel();
     /* private: the partials of chunks 1.. (chunk 0's is dU), then each thread's V, Z and panel;
      * shared: V, Z, dU, then each thread's panel */
     float *dU = ws, *parts = ws + lines(16 * un), *bufs = private ? parts + (size_t)(n_chunks - 1) * lines(16 * un) : NULL;
@@ -416,10 +424,12 @@ void dfs_conv3x3_winograd_dw(float *dw, float *ws, const float *dout, const floa
                 for (int x = 0; x < 16; x++)
                     for (int s = 0; s < n_strips; s++) dw_multiply(g, out, panel, V, Z, x, s * NR, nt, C, OC, 0);
             }
-            /* dU += the partials, in chunk order for every element */
+            /* dU += the partials, in chunk order for every element (each slab's OC·C values) */
+            const size_t per_slab = ((size_t)OC * C + 1023) / 1024;
 #pragma omp for schedule(static)
-            for (size_t i0 = 0; i0 < 16 * un; i0 += 1024) {
-                const size_t n = 16 * un - i0 < 1024 ? 16 * un - i0 : 1024;
+            for (size_t t = 0; t < 16 * per_slab; t++) {
+                const size_t i0 = t / per_slab * un + t % per_slab * 1024, end = t / per_slab * un + (size_t)OC * C;
+                const size_t n = end - i0 < 1024 ? end - i0 : 1024;
                 for (long k = 1; k < n_chunks; k++) {
                     const float *p = parts + (size_t)(k - 1) * lines(16 * un) + i0;
                     float *d = dU + i0;

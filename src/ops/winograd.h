@@ -9,10 +9,12 @@
 int dfs_winograd_applies(int B, int KH, int KW, int stride, int pad_t, int pad_l, int H, int W, int OH, int OW);
 /* Floats of workspace it needs (64-byte aligned), for the current thread count. */
 size_t dfs_winograd_workspace(int B, int C, int OC, int H, int W);
-/* U (16·OC·C floats) = the transformed weights: what dfs_conv3x3_winograd computes on every call
- * unless given them. */
+/* U (dfs_winograd_weights_floats(C, OC) floats) = the transformed weights: what
+ * dfs_conv3x3_winograd computes on every call unless given them. */
+size_t dfs_winograd_weights_floats(int C, int OC);
 void dfs_winograd_weights(float *U, const float *w, int C, int OC);
-/* The same in BF16 for the products in BF16 (gemm.h): Ub (16·OC·⌈C/2⌉ pairs) is [ξ][oc][c/2]. */
+/* The same in BF16 for the products in BF16 (gemm.h): Ub ([ξ][oc][c/2] pairs, at most as many
+ * as U's floats). */
 void dfs_winograd_weights_bf16(uint32_t *Ub, const float *w, int C, int OC);
 /* out (+)= (conv(inp, w) + bias) + bias_img: bias (OC) and bias_img (B, OC) may each be NULL;
  * added to out when accumulate is set. U: w transformed by dfs_winograd_weights, or NULL to
