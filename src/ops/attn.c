@@ -79,7 +79,8 @@ static void attend(float *O, float *stats, const float *Q, const float *KT, cons
                 const float mnew = m[r] > mx * scale ? m[r] : mx * scale; /* scale > 0: max of the scaled row */
                 const float corr = expf(m[r] - mnew);                        /* 0 on the first block */
                 l[r] = l[r] * corr + vm->exp_sum(s, (size_t)cols, scale, mnew);
-                if (corr != 1.0f)
+                if (j0 > 0 && corr != 1.0f) /* on the first block o is still zero */
+#pragma omp simd
                     for (int d = 0; d < dh; d++) o[(size_t)r * inner + d] *= corr;
                 m[r] = mnew;
             }
@@ -88,6 +89,7 @@ static void attend(float *O, float *stats, const float *Q, const float *KT, cons
         }
         for (int r = 0; r < rows; r++) {
             const float inv = 1.0f / l[r];
+#pragma omp simd
             for (int d = 0; d < dh; d++) o[(size_t)r * inner + d] *= inv;
             if (stats) {
                 stats[((size_t)h * HW + i0 + r) * 2] = m[r];
@@ -105,8 +107,11 @@ size_t dfs_attention_saved_size(int B, int C, int HW, int heads, int dh) {
 static void keys_transposed(float *KT, const float *xn, const float *wk, const float *bk, int C, int HW, int inner,
                             int threaded) {
 #pragma omp parallel for schedule(static) if (threaded)
-    for (int d = 0; d < inner; d++)
-        for (int p = 0; p < HW; p++) KT[(size_t)d * HW + p] = bk ? bk[d] : 0.0f;
+    for (int d = 0; d < inner; d++) {
+        const float v = bk ? bk[d] : 0.0f;
+#pragma omp simd
+        for (int p = 0; p < HW; p++) KT[(size_t)d * HW + p] = v;
+    }
     (threaded ? dfs_gemm : dfs_gemm_1t)(inner, HW, C, wk, (size_t)C, 1, xn, (size_t)HW, 1, KT, (size_t)HW);
 }
 
@@ -122,8 +127,11 @@ static void add_residual(float *dst, const float *Y, const float *res, int C, in
 static void project_out(float *dst, float *YT, const float *O, const float *wo, const float *bo, const float *res, int C,
                         int HW, int inner, float rescale, int threaded) {
 #pragma omp parallel for schedule(static) if (threaded)
-    for (int c = 0; c < C; c++)
-        for (int p = 0; p < HW; p++) YT[(size_t)c * HW + p] = bo ? bo[c] : 0.0f;
+    for (int c = 0; c < C; c++) {
+        const float v = bo ? bo[c] : 0.0f;
+#pragma omp simd
+        for (int p = 0; p < HW; p++) YT[(size_t)c * HW + p] = v;
+    }
     (threaded ? dfs_gemm : dfs_gemm_1t)(C, HW, inner, wo, (size_t)inner, 1, O, 1, (size_t)inner, YT, (size_t)HW);
 #pragma omp parallel for schedule(static) if (threaded)
     for (int c = 0; c < C; c++) {

@@ -1,5 +1,7 @@
 /* Fully connected layers as GEMMs (src/ops/gemm.c), which read the transposed operands in
  * place; a forward pass of a few rows (the time embedding at small batches) as dot products. */
+#include <string.h>
+
 #include "core/internal.h"
 #include "ops/gemm.h"
 #include "ops/ops.h"
@@ -17,8 +19,12 @@ static void linear_forward(float *out, const float *inp, const float *w, const f
                 out[(size_t)n * O + o] = (float)vm->dot(inp + (size_t)n * I, w + (size_t)o * I, (size_t)I) + (bias ? bias[o] : 0.0f);
         return;
     }
-    for (int n = 0; n < N; n++)
-        for (int o = 0; o < O; o++) out[(size_t)n * O + o] = bias ? bias[o] : 0.0f;
+#pragma omp parallel for schedule(static) if (threaded)
+    for (int n = 0; n < N; n++) {
+        float *row = out + (size_t)n * O;
+        if (bias) memcpy(row, bias, sizeof(float) * (size_t)O);
+        else memset(row, 0, sizeof(float) * (size_t)O);
+    }
     /* out (N × O) += inp (N × I) · wᵀ (I × O) */
     (threaded ? dfs_gemm : dfs_gemm_1t)(N, O, I, inp, (size_t)I, 1, w, 1, (size_t)I, out, (size_t)O);
 }
