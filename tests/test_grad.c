@@ -80,7 +80,7 @@ static void test_conv(int B, int C, int H, int W, int OC, int K, int stride, int
     const size_t nws = dfs_conv2d_backward_workspace(B, C, OC, K, K, s.OH, s.OW);
     float *ws = zeros(nws);
     for (size_t i = 0; i < nws; i++) ws[i] = NAN;
-    dfs_conv2d_backward(dx, dw, db, ws, s.g, s.x, s.w, B, C, H, W, OC, K, K, stride, pad, pad, s.OH, s.OW);
+    dfs_conv2d_backward(dx, dw, db, ws, s.g, s.x, s.w, B, C, H, W, OC, K, K, stride, pad, pad, s.OH, s.OW, 1);
     check_grad("conv dx", conv_loss, &s, s.x, dx, nx, 1e-2f);
     check_grad("conv dw", conv_loss, &s, s.w, dw, nw, 1e-2f);
     check_grad("conv db", conv_loss, &s, s.b, db, OC, 1e-2f);
@@ -110,12 +110,18 @@ static void test_conv(int B, int C, int H, int W, int OC, int K, int stride, int
     /* accumulation (+=) and thread-count independence */
     float *dx1 = zeros(nx), *dw1 = zeros(nw);
     dfs_ops_set_threads(1);
-    dfs_conv2d_backward(dx1, dw1, NULL, ws, s.g, s.x, s.w, B, C, H, W, OC, K, K, stride, pad, pad, s.OH, s.OW);
+    dfs_conv2d_backward(dx1, dw1, NULL, ws, s.g, s.x, s.w, B, C, H, W, OC, K, K, stride, pad, pad, s.OH, s.OW, 1);
     TEST_CHECK(memcmp(dx1, dx, nx * sizeof(float)) == 0 && memcmp(dw1, dw, nw * sizeof(float)) == 0);
-    dfs_conv2d_backward(dx1, NULL, NULL, ws, s.g, s.x, s.w, B, C, H, W, OC, K, K, stride, pad, pad, s.OH, s.OW);
+    dfs_conv2d_backward(dx1, NULL, NULL, ws, s.g, s.x, s.w, B, C, H, W, OC, K, K, stride, pad, pad, s.OH, s.OW, 1);
     int doubled = 1;
     for (size_t i = 0; i < nx; i++) doubled &= fabsf(dx1[i] - 2 * dx[i]) <= 1e-5f * (1 + fabsf(dx[i]));
     TEST_CHECK(doubled);
+    /* stored instead of added: what was there is overwritten (0 + x is x, so the same values) */
+    for (size_t i = 0; i < nx; i++) dx1[i] = NAN;
+    dfs_conv2d_backward(dx1, NULL, NULL, ws, s.g, s.x, s.w, B, C, H, W, OC, K, K, stride, pad, pad, s.OH, s.OW, 0);
+    int same = 1;
+    for (size_t i = 0; i < nx; i++) same &= dx1[i] == dx[i];
+    TEST_CHECK(same);
     dfs_free(s.x); dfs_free(s.w); dfs_free(s.b); dfs_free(s.g); dfs_free(s.y);
     dfs_free(dx); dfs_free(dw); dfs_free(db); dfs_free(ws); dfs_free(dx1); dfs_free(dw1);
 }

@@ -527,17 +527,20 @@ void dfs_unet_backward(const dfs_unet *u, const float *P, float *G, const float 
         /* each gradient is zeroed just before the first op that touches it, while it is about to
          * be in cache anyway, instead of the whole arena up front */
         size_t off[3], len[3];
+        int fresh[3] = {0, 0, 0}; /* not yet holding a gradient */
         const int k = op_ranges(op, B, off, len);
         for (int q = 0; q < k; q++) {
             int done = initialised(tape, n_tape, i, off[q], out_off, B);
             for (int p = 0; p < q; p++) done |= off[p] == off[q];
-            if (!done) dfs_zero(g + off[q], len[q]);
+            fresh[q] = !done;
+            /* a convolution stores its input's gradient instead of adding it */
+            if (!done && !(op->kind == OP_CONV && q == 1)) dfs_zero(g + off[q], len[q]);
         }
         switch (op->kind) {
         case OP_CONV: {
             const dfs_conv *c = op->layer;
             dfs_conv2d_backward(g + op->a, G + c->w, G + c->b, scratch, g + op->c, a + op->a, P + c->w, B, c->in, op->H,
-                                op->W, c->out, c->k, c->k, op->stride, op->pad, op->pad, op->OH, op->OW);
+                                op->W, c->out, c->k, c->k, op->stride, op->pad, op->pad, op->OH, op->OW, !fresh[1]);
             break;
         }
         case OP_GN: {

@@ -457,7 +457,7 @@ static void conv_dw_stride1(float *dw, float *ws, const float *dout, const float
 
 void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const float *dout, const float *inp,
                          const float *w, int B, int C, int H, int W, int OC, int KH, int KW, int stride, int pad_t,
-                         int pad_l, int OH, int OW) {
+                         int pad_l, int OH, int OW, int dinp_add) {
     const dfs_gemm_impl *g = dfs_gemm_best();
     const int NR = g->nr, K = C * KH * KW, P = OH * OW, ksz = KH * KW;
     float *wt = ws;                                /* (K, OC) */
@@ -508,7 +508,7 @@ void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const flo
                 for (int r = 0; r < ksz; r++)
                     wt[((size_t)c * OC + oc) * ksz + (ksz - 1 - r)] = w[((size_t)oc * C + c) * ksz + r];
         conv_gemm(dinp, thread_ws, dout, wt, NULL, 0, NULL, NULL, B, OC, OH, OW, C, KH, KW, 1, KH - 1 - pad_t, KW - 1 - pad_l,
-                  H, W, 1);
+                  H, W, dinp_add);
     } else if (dinp) {
         /* dpatches (K × P) = wᵀ (K × OC) · dout_b (OC × P), scattered back (col2im) one strip of
          * pixels at a time; a thread owns whole images, so each input gradient has one writer. */
@@ -521,6 +521,7 @@ void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const flo
             float *panel = thread_ws + (size_t)dfs_ops_thread_id() * per_thread, *dp = panel + (size_t)DFS_GEMM_KC * NR;
             const float *db_ = dout + (size_t)b * OC * P;
             float *di = dinp + (size_t)b * C * H * W;
+            if (!dinp_add) memset(di, 0, sizeof(float) * (size_t)C * H * W); /* the scatter adds */
             for (int s = 0; s < n_strips; s++) {
                 const int p0 = s * NR, cols = P - p0 < NR ? P - p0 : NR;
                 memset(dp, 0, sizeof(float) * (size_t)K * NR);

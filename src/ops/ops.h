@@ -46,13 +46,14 @@ void dfs_conv2d_forward_prepared(float *out, float *ws, const float *inp, const 
                                  const float *bias, const float *bias_img, int B, int C, int H, int W, int OC, int KH,
                                  int KW, int stride, int pad_t, int pad_l, int OH, int OW, int bf16, int accumulate);
 
-/* Gradients of dfs_conv2d_forward, accumulated (+=) into dinp, dw and db (each may be NULL).
+/* Gradients of dfs_conv2d_forward, accumulated (+=) into dw and db, and into dinp when
+ * dinp_add is set, else stored there (no need to zero it first); each may be NULL.
  * ws: dfs_conv2d_backward_workspace(...) floats. dW sums over images in order, so results do
  * not depend on the thread count. */
 size_t dfs_conv2d_backward_workspace(int B, int C, int OC, int KH, int KW, int OH, int OW);
 void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const float *dout, const float *inp,
                          const float *w, int B, int C, int H, int W, int OC, int KH, int KW, int stride, int pad_t,
-                         int pad_l, int OH, int OW);
+                         int pad_l, int OH, int OW, int dinp_add);
 
 /* out (N, O) = inp (N, I) · w (O, I)^T + bias (O, or NULL). As torch.nn.Linear. */
 void dfs_linear_forward(float *out, const float *inp, const float *w, const float *bias, int N, int I, int O);
