@@ -142,7 +142,7 @@ static void test_groupnorm(int B, int C, int HW, int G) {
     s.g = rand_buf(n, 1);
     s.y = zeros(n);
     float *dx = zeros(n), *dg = zeros(C), *db = zeros(C), *ws = zeros(dfs_groupnorm_backward_workspace(B, C, G));
-    dfs_groupnorm_backward(dx, dg, db, ws, s.g, s.x, s.gm, NULL, B, C, HW, G, 1e-5f);
+    dfs_groupnorm_backward(dx, dg, db, ws, s.g, s.x, s.gm, NULL, B, C, HW, G, 1e-5f, 1);
     check_grad("groupnorm dx", gn_loss, &s, s.x, dx, n, 1e-2f);
     check_grad("groupnorm dgamma", gn_loss, &s, s.gm, dg, C, 1e-2f);
     check_grad("groupnorm dbeta", gn_loss, &s, s.bt, db, C, 1e-2f);
@@ -150,9 +150,15 @@ static void test_groupnorm(int B, int C, int HW, int G) {
     double *stats = dfs_calloc(2 * (size_t)B * G, sizeof(double));
     float *dx2 = zeros(n), *dg2 = zeros(C), *db2 = zeros(C);
     dfs_groupnorm_forward(s.y, s.x, s.gm, s.bt, B, C, HW, G, 1e-5f, DFS_ACT_NONE, stats);
-    dfs_groupnorm_backward(dx2, dg2, db2, ws, s.g, s.x, s.gm, stats, B, C, HW, G, 1e-5f);
+    dfs_groupnorm_backward(dx2, dg2, db2, ws, s.g, s.x, s.gm, stats, B, C, HW, G, 1e-5f, 1);
     TEST_CHECK(memcmp(dx, dx2, n * sizeof(float)) == 0 && memcmp(dg, dg2, C * sizeof(float)) == 0 &&
                memcmp(db, db2, C * sizeof(float)) == 0);
+    /* stored instead of added: the same values as adding to zeros */
+    for (size_t i = 0; i < n; i++) dx2[i] = NAN;
+    dfs_groupnorm_backward(dx2, NULL, NULL, ws, s.g, s.x, s.gm, stats, B, C, HW, G, 1e-5f, 0);
+    int same = 1;
+    for (size_t i = 0; i < n; i++) same &= dx2[i] == dx[i];
+    TEST_CHECK(same);
     dfs_free(stats); dfs_free(dx2); dfs_free(dg2); dfs_free(db2);
     dfs_free(s.x); dfs_free(s.gm); dfs_free(s.bt); dfs_free(s.g); dfs_free(s.y); dfs_free(dx); dfs_free(dg); dfs_free(db); dfs_free(ws);
 }
@@ -170,8 +176,14 @@ static void test_act(dfs_act act) {
     float *dx = zeros(50);
     for (int i = 0; i < 50; i++)
         if (fabsf(s.x[i]) < 0.02f) s.x[i] = 0.5f; /* keep ReLU's kink away from the difference */
-    dfs_act_backward(dx, s.g, s.x, 50, act);
+    dfs_act_backward(dx, s.g, s.x, 50, act, 1);
     check_grad("activation", act_loss, &s, s.x, dx, 50, 1e-3f);
+    float *dx2 = rand_buf(50, 1); /* stored instead of added: the same values as adding to zeros */
+    dfs_act_backward(dx2, s.g, s.x, 50, act, 0);
+    int same = 1;
+    for (int i = 0; i < 50; i++) same &= dx2[i] == dx[i];
+    TEST_CHECK(same);
+    dfs_free(dx2);
     dfs_free(s.x); dfs_free(s.g); dfs_free(dx);
 }
 

@@ -533,8 +533,9 @@ void dfs_unet_backward(const dfs_unet *u, const float *P, float *G, const float 
             int done = initialised(tape, n_tape, i, off[q], out_off, B);
             for (int p = 0; p < q; p++) done |= off[p] == off[q];
             fresh[q] = !done;
-            /* a convolution stores its input's gradient instead of adding it */
-            if (!done && !(op->kind == OP_CONV && q == 1)) dfs_zero(g + off[q], len[q]);
+            /* convolutions, GroupNorm and activations store their input's gradient instead of adding it */
+            const int stores = q == 1 && (op->kind == OP_CONV || op->kind == OP_GN || op->kind == OP_ACT);
+            if (!done && !stores) dfs_zero(g + off[q], len[q]);
         }
         switch (op->kind) {
         case OP_CONV: {
@@ -546,10 +547,10 @@ void dfs_unet_backward(const dfs_unet *u, const float *P, float *G, const float 
         case OP_GN: {
             const dfs_norm *n = op->layer;
             dfs_groupnorm_backward(g + op->a, G + n->g, G + n->b, scratch, g + op->c, a + op->a, P + n->g,
-                                   (const double *)(a + op->d), B, n->C, (int)HW, n->G, n->eps);
+                                   (const double *)(a + op->d), B, n->C, (int)HW, n->G, n->eps, !fresh[1]);
             break;
         }
-        case OP_ACT: dfs_act_backward(g + op->a, g + op->c, a + op->a, op->n, op->act); break;
+        case OP_ACT: dfs_act_backward(g + op->a, g + op->c, a + op->a, op->n, op->act, !fresh[1]); break;
         case OP_LIN: {
             const dfs_lin *l = op->layer;
             dfs_linear_backward(g + op->a, G + l->w, G + l->b, g + op->c, a + op->a, P + l->w, op->C, l->in, l->out);

@@ -34,11 +34,15 @@ void dfs_act_apply(float *out, const float *in, size_t n, dfs_act act) {
     }
 }
 
-void dfs_act_backward(float *dinp, const float *dout, const float *inp, size_t n, dfs_act act) {
-    if (act == DFS_ACT_SILU) {
+void dfs_act_backward(float *dinp, const float *dout, const float *inp, size_t n, dfs_act act, int add) {
+    if (act == DFS_ACT_SILU) { /* unless adding, each chunk is zeroed just before, while in cache */
         const dfs_vmath_impl *vm = dfs_vmath_best();
 #pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < n; i += CHUNK) vm->silu_grad(dinp + i, dout + i, inp + i, n - i < CHUNK ? n - i : CHUNK);
+        for (size_t i = 0; i < n; i += CHUNK) {
+            const size_t m = n - i < CHUNK ? n - i : CHUNK;
+            if (!add) memset(dinp + i, 0, m * sizeof(float));
+            vm->silu_grad(dinp + i, dout + i, inp + i, m);
+        }
         return;
     }
 #pragma omp parallel for schedule(static)
@@ -58,6 +62,6 @@ void dfs_act_backward(float *dinp, const float *dout, const float *inp, size_t n
             break;
         case DFS_ACT_RELU: d = x > 0.0f ? 1.0f : 0.0f; break;
         }
-        dinp[i] += dout[i] * d;
+        dinp[i] = (add ? dinp[i] : 0.0f) + dout[i] * d;
     }
 }

@@ -75,7 +75,8 @@ size_t dfs_groupnorm_backward_workspace(int B, int C, int G) {
  *     dx = r·(dy·γ − s1/n − x̂·s2/n),  s1 = Σ_c γ_c·A_c,  s2 = r·Σ_c γ_c·(D_c − m·A_c),
  * the last applied as dx += dy·(r·γ_c) + x·k1 + k0 with k1 = −r²·s2/n, k0 = r²·m·s2/n − r·s1/n. */
 void dfs_groupnorm_backward(float *dinp, float *dgamma, float *dbeta, float *ws, const float *dout, const float *inp,
-                            const float *gamma, const double *stats, int B, int C, int HW, int G, float eps) {
+                            const float *gamma, const double *stats, int B, int C, int HW, int G, float eps,
+                            int dinp_add) {
     const int CG = C / G;
     const size_t n = (size_t)CG * HW;
     const dfs_vmath_impl *vm = dfs_vmath_best();
@@ -117,8 +118,12 @@ void dfs_groupnorm_backward(float *dinp, float *dgamma, float *dbeta, float *ws,
             const float a = (float)(r * gamma[(bg % G) * CG + c]);
             float *dx = dinp + (c0 + c) * HW;
             const float *dy = dout + (c0 + c) * HW, *x = inp + (c0 + c) * HW;
+            if (dinp_add)
 #pragma omp simd /* the same operations per element, vectorised */
-            for (int i = 0; i < HW; i++) dx[i] += dy[i] * a + x[i] * k1 + k0;
+                for (int i = 0; i < HW; i++) dx[i] += dy[i] * a + x[i] * k1 + k0;
+            else
+#pragma omp simd
+                for (int i = 0; i < HW; i++) dx[i] = dy[i] * a + x[i] * k1 + k0;
         }
     }
 }

@@ -77,16 +77,18 @@ void dfs_act_forward(float *x, size_t n, dfs_act act);
 void dfs_act_apply(float *out, const float *in, size_t n, dfs_act act);
 /* p[0..n) = 0, shared out among the threads. */
 void dfs_zero(float *p, size_t n);
-/* dinp += dout · act'(inp), inp being the activation's input. */
-void dfs_act_backward(float *dinp, const float *dout, const float *inp, size_t n, dfs_act act);
+/* dinp += dout · act'(inp), inp being the activation's input; with add unset, dinp is
+ * overwritten (the same values as adding to zeros). */
+void dfs_act_backward(float *dinp, const float *dout, const float *inp, size_t n, dfs_act act, int add);
 
 /* Gradients of GroupNorm without activation (training keeps the activation separate), += into
- * dinp, dgamma, dbeta (each may be NULL). stats: what the forward pass saved, or NULL to
- * recompute the statistics from inp (the same values).
+ * dgamma, dbeta and, when dinp_add is set, dinp (else stored there); each may be NULL.
+ * stats: what the forward pass saved, or NULL to recompute the statistics from inp (the same values).
  * ws: dfs_groupnorm_backward_workspace(B, C, G) floats, 8-byte aligned. */
 size_t dfs_groupnorm_backward_workspace(int B, int C, int G);
 void dfs_groupnorm_backward(float *dinp, float *dgamma, float *dbeta, float *ws, const float *dout, const float *inp,
-                            const float *gamma, const double *stats, int B, int C, int HW, int G, float eps);
+                            const float *gamma, const double *stats, int B, int C, int HW, int G, float eps,
+                            int dinp_add);
 
 /* Multi-head self-attention over the HW positions of each image, as diffusers' Attention with
  * residual_connection: out = (to_out(softmax(q kᵀ/√dh) v) + residual) / rescale.
