@@ -533,8 +533,10 @@ void dfs_unet_backward(const dfs_unet *u, const float *P, float *G, const float 
             int done = initialised(tape, n_tape, i, off[q], out_off, B);
             for (int p = 0; p < q; p++) done |= off[p] == off[q];
             fresh[q] = !done;
-            /* convolutions, GroupNorm and activations store their input's gradient instead of adding it */
-            const int stores = q == 1 && (op->kind == OP_CONV || op->kind == OP_GN || op->kind == OP_ACT);
+            /* convolutions, GroupNorm, activations, sums and concatenations store their inputs'
+             * gradients instead of adding them (the same values: 0 + x is x) */
+            const int stores = (q == 1 && (op->kind == OP_CONV || op->kind == OP_GN || op->kind == OP_ACT)) ||
+                               (q >= 1 && (op->kind == OP_ADDDIV || op->kind == OP_CAT));
             if (!done && !stores) dfs_zero(g + off[q], len[q]);
         }
         switch (op->kind) {
@@ -569,22 +571,15 @@ void dfs_unet_backward(const dfs_unet *u, const float *P, float *G, const float 
             break;
         }
         case OP_ADDDIV: {
-            const float *go = g + op->c;
+            const float *go = g + op->c, div = op->f;
             float *ga = g + op->a, *gb = g + op->b;
-            const float div = op->f;
-            if (div == 1.0f) { /* x / 1 is x: no divisions */
-#pragma omp parallel for simd schedule(static)
-                for (size_t k = 0; k < op->n; k++) {
-                    ga[k] += go[k];
-                    gb[k] += go[k];
-                }
-                break;
-            }
+            const int sa = fresh[1], sb = fresh[2]; /* store instead of add */
+            DFS_ASSERT(ga != gb); /* the network never adds a tensor to itself (the loop assumes it) */
 #pragma omp parallel for simd schedule(static)
             for (size_t k = 0; k < op->n; k++) {
-                const float d = go[k] / div;
-                ga[k] += d;
-                gb[k] += d;
+                const float d = div == 1.0f ? go[k] : go[k] / div; /* x / 1 is x: no divisions */
+                ga[k] = (sa ? 0.0f : ga[k]) + d;
+                gb[k] = (sb ? 0.0f : gb[k]) + d;
             }
             break;
         }
@@ -597,9 +592,9 @@ void dfs_unet_backward(const dfs_unet *u, const float *P, float *G, const float 
                 const float *gc = g + op->c + (size_t)b * (na + nb);
                 float *ga = g + op->a + (size_t)b * na, *gb = g + op->b + (size_t)b * nb;
 #pragma omp simd
-                for (size_t k = 0; k < na; k++) ga[k] += gc[k];
+                for (size_t k = 0; k < na; k++) ga[k] = (fresh[1] ? 0.0f : ga[k]) + gc[k];
 #pragma omp simd
-                for (size_t k = 0; k < nb; k++) gb[k] += gc[na + k];
+                for (size_t k = 0; k < nb; k++) gb[k] = (fresh[2] ? 0.0f : gb[k]) + gc[na + k];
             }
             break;
         }
