@@ -189,7 +189,7 @@ static void conv_rows(float *out, float *ws, const float *inp, const float *w, c
         if (B >= threads) {
             float *pad = bufs + (size_t)dfs_ops_thread_id() * per_image, *qout = pad + pad_n;
             zero_slack(pad, C, KH, KW, OH, OW, s);
-#pragma omp for schedule(static)
+#pragma omp for schedule(guided)
             for (int b = 0; b < B; b++) {
                 pad_phases(pad, inp + b * in_img, C, 0, C, H, W, Hp, Wp, s, pad_t, pad_l);
                 for (int t = 0; t < v.n_tiles; t++) rows_tile(&v, pad, qout, t);

@@ -307,7 +307,7 @@ void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *
                                 inp, C, H, W, T, TW, g0, (int)(tiles - g0 < per ? tiles - g0 : per), c0, c1);
             }
         }
-#pragma omp for schedule(static)
+#pragma omp for schedule(guided)
         for (long task = 0; task < n_strips * groups; task++) {
             const long s = task / groups, g0 = s * per;
             const int gi = (int)(task % groups), nt = (int)(tiles - g0 < per ? tiles - g0 : per);
@@ -415,7 +415,7 @@ void dfs_conv3x3_winograd_dw(float *dw, float *ws, const float *dout, const floa
         wg_run runs[DW_KT];
         if (private) {
             float *V = bufs + (size_t)id * per_thread, *Z = V + lines(16 * dw_xs(C)), *panel = V + dw_vz(C, OC);
-#pragma omp for schedule(static)
+#pragma omp for schedule(guided)
             for (long k = 0; k < n_chunks; k++) {
                 const long t0 = k * DW_KT;
                 const int nt = (int)(tiles - t0 < DW_KT ? tiles - t0 : DW_KT), n_runs = runs_of(runs, t0, nt, T, TW);
@@ -443,7 +443,7 @@ void dfs_conv3x3_winograd_dw(float *dw, float *ws, const float *dout, const floa
                 const int nt = (int)(tiles - t0 < DW_KT ? tiles - t0 : DW_KT), n_runs = runs_of(runs, t0, nt, T, TW);
 #pragma omp for schedule(static)
                 for (int ch = 0; ch < C + OC; ch++) dw_channel(wg, V, Z, inp, dout, runs, n_runs, ch, C, OC, H, W);
-#pragma omp for schedule(static)
+#pragma omp for schedule(guided)
                 for (int task = 0; task < 16 * n_strips; task++)
                     dw_multiply(g, dU, panel, V, Z, task / n_strips, task % n_strips * NR, nt, C, OC, t0 > 0);
             }
