@@ -524,8 +524,8 @@ void dfs_unet_backward(const dfs_unet *u, const float *P, float *G, const float 
     for (size_t i = n_tape; i-- > 0;) {
         const dfs_tape_op *op = &tape[i];
         const size_t HW = (size_t)op->H * op->W;
-        /* each gradient is zeroed just before the first op that touches it, while it is about to
-         * be in cache anyway, instead of the whole arena up front */
+        /* the first op that touches a gradient stores it, or (for the ops that only add) zeroes it
+         * just before, while it is about to be in cache anyway, instead of the whole arena up front */
         size_t off[3], len[3];
         int fresh[3] = {0, 0, 0}; /* not yet holding a gradient */
         const int k = op_ranges(op, B, off, len);
