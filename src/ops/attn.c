@@ -263,36 +263,37 @@ static void attend_backward(float *dQ, float *dK, float *dV, const float *Q, con
                 dfs_gemm_1t(HW, dh, HW, S, 1, ATTB_Q, dO + hi, (size_t)inner, 1, dV + hi, (size_t)inner);
                 dfs_gemm_1t(HW, dh, HW, dP, 1, ATTB_Q, Q + hi, (size_t)inner, 1, dK + hi, (size_t)inner);
             }
-        }
+        } else {
 #pragma omp for schedule(static)
-        for (int task = 0; task < (HW <= ATTB_Q ? 0 : heads * n_qb); task++) {
-            const int h = task / n_qb, i0 = task % n_qb * ATTB_Q, rows = HW - i0 < ATTB_Q ? HW - i0 : ATTB_Q;
-            const size_t qi = (size_t)i0 * inner + (size_t)h * dh;
-            for (int r = 0; r < rows; r++) memset(dQ + qi + (size_t)r * inner, 0, sizeof(float) * (size_t)dh);
-            for (int j0 = 0; j0 < HW; j0 += ATTB_K) {
-                const int cols = HW - j0 < ATTB_K ? HW - j0 : ATTB_K;
-                const size_t kj = (size_t)j0 * inner + (size_t)h * dh;
-                score_block(vm, S, dP, ATTB_K, rows, cols, dh, (size_t)inner, Q + qi, dO + qi, K + kj, V + kj,
-                            stats + ((size_t)h * HW + i0) * 2, D + (size_t)h * HW + i0, scale);
-                dfs_gemm_1t(rows, dh, cols, dP, ATTB_K, 1, K + kj, (size_t)inner, 1, dQ + qi, (size_t)inner);
-            }
-        }
-#pragma omp for schedule(static)
-        for (int task = 0; task < (HW <= ATTB_Q ? 0 : heads * n_qb); task++) {
-            const int h = task / n_qb, j0 = task % n_qb * ATTB_Q, cols = HW - j0 < ATTB_Q ? HW - j0 : ATTB_Q;
-            const size_t kj = (size_t)j0 * inner + (size_t)h * dh;
-            for (int r = 0; r < cols; r++) {
-                memset(dK + kj + (size_t)r * inner, 0, sizeof(float) * (size_t)dh);
-                memset(dV + kj + (size_t)r * inner, 0, sizeof(float) * (size_t)dh);
-            }
-            for (int i0 = 0; i0 < HW; i0 += ATTB_K) {
-                const int rows = HW - i0 < ATTB_K ? HW - i0 : ATTB_K;
+            for (int task = 0; task < heads * n_qb; task++) {
+                const int h = task / n_qb, i0 = task % n_qb * ATTB_Q, rows = HW - i0 < ATTB_Q ? HW - i0 : ATTB_Q;
                 const size_t qi = (size_t)i0 * inner + (size_t)h * dh;
-                score_block(vm, S, dP, ATTB_Q, rows, cols, dh, (size_t)inner, Q + qi, dO + qi, K + kj, V + kj,
-                            stats + ((size_t)h * HW + i0) * 2, D + (size_t)h * HW + i0, scale);
-                /* dV += Pᵀ dO, dK += dSᵀ Q: the blocks read transposed */
-                dfs_gemm_1t(cols, dh, rows, S, 1, ATTB_Q, dO + qi, (size_t)inner, 1, dV + kj, (size_t)inner);
-                dfs_gemm_1t(cols, dh, rows, dP, 1, ATTB_Q, Q + qi, (size_t)inner, 1, dK + kj, (size_t)inner);
+                for (int r = 0; r < rows; r++) memset(dQ + qi + (size_t)r * inner, 0, sizeof(float) * (size_t)dh);
+                for (int j0 = 0; j0 < HW; j0 += ATTB_K) {
+                    const int cols = HW - j0 < ATTB_K ? HW - j0 : ATTB_K;
+                    const size_t kj = (size_t)j0 * inner + (size_t)h * dh;
+                    score_block(vm, S, dP, ATTB_K, rows, cols, dh, (size_t)inner, Q + qi, dO + qi, K + kj, V + kj,
+                                stats + ((size_t)h * HW + i0) * 2, D + (size_t)h * HW + i0, scale);
+                    dfs_gemm_1t(rows, dh, cols, dP, ATTB_K, 1, K + kj, (size_t)inner, 1, dQ + qi, (size_t)inner);
+                }
+            }
+#pragma omp for schedule(static)
+            for (int task = 0; task < heads * n_qb; task++) {
+                const int h = task / n_qb, j0 = task % n_qb * ATTB_Q, cols = HW - j0 < ATTB_Q ? HW - j0 : ATTB_Q;
+                const size_t kj = (size_t)j0 * inner + (size_t)h * dh;
+                for (int r = 0; r < cols; r++) {
+                    memset(dK + kj + (size_t)r * inner, 0, sizeof(float) * (size_t)dh);
+                    memset(dV + kj + (size_t)r * inner, 0, sizeof(float) * (size_t)dh);
+                }
+                for (int i0 = 0; i0 < HW; i0 += ATTB_K) {
+                    const int rows = HW - i0 < ATTB_K ? HW - i0 : ATTB_K;
+                    const size_t qi = (size_t)i0 * inner + (size_t)h * dh;
+                    score_block(vm, S, dP, ATTB_Q, rows, cols, dh, (size_t)inner, Q + qi, dO + qi, K + kj, V + kj,
+                                stats + ((size_t)h * HW + i0) * 2, D + (size_t)h * HW + i0, scale);
+                    /* dV += Pᵀ dO, dK += dSᵀ Q: the blocks read transposed */
+                    dfs_gemm_1t(cols, dh, rows, S, 1, ATTB_Q, dO + qi, (size_t)inner, 1, dV + kj, (size_t)inner);
+                    dfs_gemm_1t(cols, dh, rows, dP, 1, ATTB_Q, Q + qi, (size_t)inner, 1, dK + kj, (size_t)inner);
+                }
             }
         }
     }

@@ -46,13 +46,13 @@ static size_t rows_floats(int C, int OC, int KH, int KW, int OH, int OW, int s) 
 }
 
 /* Packed panels: per thread, one panel of patch rows and the strip's sums (OC × NR). */
-static size_t packed_floats(int OC) {
+static size_t packed_thread_floats(int OC) {
     const size_t NR = (size_t)dfs_gemm_best()->nr;
-    return (size_t)dfs_ops_max_threads() * (DFS_GEMM_KC * NR + lines((size_t)OC * NR));
+    return DFS_GEMM_KC * NR + lines((size_t)OC * NR);
 }
 
 size_t dfs_conv2d_workspace(int B, int C, int OC, int KH, int KW, int stride, int OH, int OW) {
-    const size_t packed = packed_floats(OC);
+    const size_t packed = (size_t)dfs_ops_max_threads() * packed_thread_floats(OC);
     const size_t rows = rows_floats(C, OC, KH, KW, OH, OW, stride);
     const size_t wg = dfs_winograd_applies(B, KH, KW, stride, 1, 1, OH, OW, OH, OW) ? dfs_winograd_workspace(B, C, OC, OH, OW) : 0;
     const size_t m = packed > rows ? packed : rows;
@@ -141,24 +141,25 @@ static void rows_tile(const rows_conv *v, const float *pad, float *qout, int t) 
     }
 }
 
-/* Output channels [o0, o1) of one image from q columns (q = y·Wp + x → p = y·OW + x):
- * (value + bias) + bias2, added to the output when accumulate is set. bias2: this image's (OC) or NULL. */
+/* o[0..n) (+)= (q + b) + b2, what every path does with its sums: stored, or added to o when
+ * accumulate is set. o and q never overlap: vectorised (the same operations per element). */
+static void put_row(float *o, const float *q, int n, float b, float b2, int accumulate) {
+    if (accumulate)
+#pragma omp simd
+        for (int x = 0; x < n; x++) o[x] += (q[x] + b) + b2;
+    else
+#pragma omp simd
+        for (int x = 0; x < n; x++) o[x] = (q[x] + b) + b2;
+}
+
+/* Output channels [o0, o1) of one image from q columns (q = y·Wp + x → p = y·OW + x), with the
+ * bias and bias2 (this image's (OC), or NULL) as put_row adds them. */
 static void rows_store(const rows_conv *v, float *ob, const float *qout, const float *bias, const float *bias2, int accumulate,
-                     int o0, int o1) {
-    for (int oc = o0; oc < o1; oc++) {
-        const float b = bias ? bias[oc] : 0.0f, b2 = bias2 ? bias2[oc] : 0.0f;
-        for (int y = 0; y < v->OH; y++) {
-            float *o = ob + ((size_t)oc * v->OH + y) * v->OW;
-            const float *q = qout + (size_t)oc * v->Q + (size_t)y * v->Wp;
-            /* o and q never overlap: the loops are vectorised (the same sums per element) */
-            if (accumulate)
-#pragma omp simd
-                for (int x = 0; x < v->OW; x++) o[x] += (q[x] + b) + b2;
-            else
-#pragma omp simd
-                for (int x = 0; x < v->OW; x++) o[x] = (q[x] + b) + b2;
-        }
-    }
+                       int o0, int o1) {
+    for (int oc = o0; oc < o1; oc++)
+        for (int y = 0; y < v->OH; y++)
+            put_row(ob + ((size_t)oc * v->OH + y) * v->OW, qout + (size_t)oc * v->Q + (size_t)y * v->Wp, v->OW,
+                    bias ? bias[oc] : 0.0f, bias2 ? bias2[oc] : 0.0f, accumulate);
 }
 
 /* The weights in the order the padded-row path reads them, (OC, ky, kx, c). Shared out among the team. */
@@ -289,7 +290,7 @@ static void conv_gemm(float *out, float *ws, const float *inp, const float *w, c
     for (long t = 0; t < n_work; t++) {
         const int b = (int)(t / n_strips), s = (int)(t % n_strips);
         const int p0 = s * NR, cols = P - p0 < NR ? P - p0 : NR;
-        float *panel = ws + (size_t)dfs_ops_thread_id() * (packed_floats(OC) / dfs_ops_max_threads());
+        float *panel = ws + (size_t)dfs_ops_thread_id() * packed_thread_floats(OC);
         float *sums = panel + (size_t)DFS_GEMM_KC * NR; /* OC × NR */
         const float *img = inp + (size_t)b * C * H * W;
         for (int k0 = 0; k0 < K; k0 += DFS_GEMM_KC) {
@@ -301,15 +302,9 @@ static void conv_gemm(float *out, float *ws, const float *inp, const float *w, c
                           cols, k0 > 0);
             }
         }
-        for (int oc = 0; oc < OC; oc++) {
-            const float bo = bias ? bias[oc] : 0.0f, bi = bias_img ? bias_img[(size_t)b * OC + oc] : 0.0f;
-            float *o = out + ((size_t)b * OC + oc) * P + p0;
-            const float *v = sums + (size_t)oc * NR;
-            if (accumulate)
-                for (int j = 0; j < cols; j++) o[j] += (v[j] + bo) + bi;
-            else
-                for (int j = 0; j < cols; j++) o[j] = (v[j] + bo) + bi;
-        }
+        for (int oc = 0; oc < OC; oc++)
+            put_row(out + ((size_t)b * OC + oc) * P + p0, sums + (size_t)oc * NR, cols, bias ? bias[oc] : 0.0f,
+                    bias_img ? bias_img[(size_t)b * OC + oc] : 0.0f, accumulate);
     }
 }
 
