@@ -142,33 +142,43 @@ static void test_sums(const dfs_vmath_impl **impls, int n_impls) {
     dfs_free(x);
 }
 
-/* dx += dy·silu'(x): against the derivative in double, and the same bits from every version. */
+/* dx = dy·silu'(x·scale + shift), added to dx or stored, also in place (dx = dy): against the
+ * derivative in double, and the same bits from every version. */
 static void test_silu_grad(const dfs_vmath_impl **impls, int n_impls) {
-    float *x = dfs_malloc(N * sizeof(float)), *dy = dfs_malloc(N * sizeof(float));
-    float *g0 = dfs_malloc(N * sizeof(float)), *g = dfs_malloc(N * sizeof(float));
+    float *x = dfs_malloc(N * sizeof(float)), *dy = dfs_malloc(N * sizeof(float)), *g0 = dfs_malloc(N * sizeof(float));
     inputs(x, -40.0f, 40.0f);
-    for (int i = 0; i < N; i++) dy[i] = 0.5f + (float)(i % 7) * 0.25f, g0[i] = (float)(i % 3);
-    memcpy(g, g0, N * sizeof(float));
-    dfs_vmath_scalar.silu_grad(g0, dy, x, N);
-    double worst = 0;
-    for (int i = 0; i < N; i++) {
-        if (isnan(x[i])) {
-            TEST_CHECK(isnan(g0[i]));
-            continue;
+    static const float scales[][2] = {{1.0f, 0.0f}, {0.37f, -1.25f}};
+    for (int sc = 0; sc < 2; sc++)
+        for (int add = 0; add < 2; add++) {
+            const float scale = scales[sc][0], shift = scales[sc][1];
+            for (int i = 0; i < N; i++) dy[i] = 0.5f + (float)(i % 7) * 0.25f, g0[i] = (float)(i % 3);
+            dfs_vmath_scalar.silu_grad(g0, dy, x, N, scale, shift, add);
+            double worst = 0;
+            for (int i = 0; i < N; i++) {
+                if (isnan(x[i])) {
+                    TEST_CHECK(isnan(g0[i]));
+                    continue;
+                }
+                const double v = x[i] * scale + shift, s = 1.0 / (1.0 + exp(-v));
+                const double ref = (add ? (double)(i % 3) : 0.0) + dy[i] * s * (1.0 + v * (1.0 - s));
+                const double e = fabs(g0[i] - ref) / (1.0 + fabs(ref));
+                if (e > worst) worst = e;
+            }
+            if (!TEST_CHECK(worst < 1e-6)) fprintf(stderr, "  silu_grad: worst %.3g\n", worst);
+            for (int k = 0; k < n_impls; k++) {
+                float *gk = dfs_malloc(N * sizeof(float)), *inplace = dfs_malloc(N * sizeof(float));
+                for (int i = 0; i < N; i++) gk[i] = (float)(i % 3);
+                impls[k]->silu_grad(gk, dy, x, N, scale, shift, add);
+                if (!TEST_CHECK(same_bits(gk, g0, N))) fprintf(stderr, "  silu_grad: %s differs from scalar\n", impls[k]->name);
+                if (!add) {
+                    memcpy(inplace, dy, N * sizeof(float));
+                    impls[k]->silu_grad(inplace, inplace, x, N, scale, shift, 0);
+                    TEST_CHECK(same_bits(inplace, g0, N));
+                }
+                dfs_free(gk), dfs_free(inplace);
+            }
         }
-        const double s = 1.0 / (1.0 + exp(-(double)x[i])), ref = (double)(i % 3) + dy[i] * s * (1.0 + x[i] * (1.0 - s));
-        const double e = fabs(g0[i] - ref) / (1.0 + fabs(ref));
-        if (e > worst) worst = e;
-    }
-    if (!TEST_CHECK(worst < 1e-6)) fprintf(stderr, "  silu_grad: worst %.3g\n", worst);
-    for (int k = 0; k < n_impls; k++) {
-        float *gk = dfs_malloc(N * sizeof(float));
-        for (int i = 0; i < N; i++) gk[i] = (float)(i % 3);
-        impls[k]->silu_grad(gk, dy, x, N);
-        if (!TEST_CHECK(same_bits(gk, g0, N))) fprintf(stderr, "  silu_grad: %s differs from scalar\n", impls[k]->name);
-        dfs_free(gk);
-    }
-    dfs_free(x), dfs_free(dy), dfs_free(g0), dfs_free(g);
+    dfs_free(x), dfs_free(dy), dfs_free(g0);
 }
 
 /* y = x·scale + shift, optionally through SiLU (GroupNorm's last pass): against double, and the

@@ -157,16 +157,18 @@ static ten act(run *r, ten in, dfs_act a) {
     return out;
 }
 
-/* GroupNorm followed by an activation: fused in inference, two recorded ops in training. */
+/* GroupNorm followed by an activation: one op, except in training for activations other than
+ * SiLU (whose gradient the GroupNorm backward computes itself, from its input, so the normalised
+ * tensor is never stored), which follow as a recorded op of their own. */
 static ten groupnorm(run *r, const dfs_norm *n, ten in, dfs_act a) {
     ten out = push(r, in.C, in.H, in.W);
-    dfs_act fused = r->train ? DFS_ACT_NONE : a;
+    const dfs_act fused = r->train && a != DFS_ACT_SILU ? DFS_ACT_NONE : a;
     const size_t stats = r->train ? push_raw(r, 4 * (size_t)r->B * n->G) : 0; /* (B·G, 2) doubles */
-    dfs_tape_op op = {OP_GN, in.off, 0, out.off, stats, 0, n, in.C, in.H, in.W, 0, 0, 0, 0, DFS_ACT_NONE, 0, 0};
+    dfs_tape_op op = {OP_GN, in.off, 0, out.off, stats, 0, n, in.C, in.H, in.W, 0, 0, 0, 0, fused, 0, 0};
     if (record(r, &op))
         dfs_groupnorm_forward(A(r, out), A(r, in), W(r, n->g), W(r, n->b), r->B, n->C, in.H * in.W, n->G, n->eps, fused,
                               r->train ? (double *)at(r, stats) : NULL);
-    if (r->train && a != DFS_ACT_NONE) out = act(r, out, a);
+    if (fused != a) out = act(r, out, a);
     return out;
 }
 
@@ -548,8 +550,8 @@ void dfs_unet_backward(const dfs_unet *u, const float *P, float *G, const float 
         }
         case OP_GN: {
             const dfs_norm *n = op->layer;
-            dfs_groupnorm_backward(g + op->a, G + n->g, G + n->b, scratch, g + op->c, a + op->a, P + n->g,
-                                   (const double *)(a + op->d), B, n->C, (int)HW, n->G, n->eps, !fresh[1]);
+            dfs_groupnorm_backward(g + op->a, G + n->g, G + n->b, scratch, g + op->c, a + op->a, P + n->g, P + n->b,
+                                   (const double *)(a + op->d), B, n->C, (int)HW, n->G, n->eps, op->act, !fresh[1]);
             break;
         }
         case OP_ACT: dfs_act_backward(g + op->a, g + op->c, a + op->a, op->n, op->act, !fresh[1]); break;

@@ -35,13 +35,12 @@ void dfs_act_apply(float *out, const float *in, size_t n, dfs_act act) {
 }
 
 void dfs_act_backward(float *dinp, const float *dout, const float *inp, size_t n, dfs_act act, int add) {
-    if (act == DFS_ACT_SILU) { /* unless adding, each chunk is zeroed just before, while in cache */
+    if (act == DFS_ACT_SILU) {
         const dfs_vmath_impl *vm = dfs_vmath_best();
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < n; i += CHUNK) {
             const size_t m = n - i < CHUNK ? n - i : CHUNK;
-            if (!add) memset(dinp + i, 0, m * sizeof(float));
-            vm->silu_grad(dinp + i, dout + i, inp + i, m);
+            vm->silu_grad(dinp + i, dout + i, inp + i, m, 1.0f, 0.0f, add);
         }
         return;
     }

@@ -74,9 +74,10 @@ size_t dfs_groupnorm_backward_workspace(int B, int C, int G) {
  *     dβ_c += Σ_images A_c,   dγ_c += Σ_images r·(D_c − m·A_c),
  *     dx = r·(dy·γ − s1/n − x̂·s2/n),  s1 = Σ_c γ_c·A_c,  s2 = r·Σ_c γ_c·(D_c − m·A_c),
  * the last applied as dx += dy·(r·γ_c) + x·k1 + k0 with k1 = −r²·s2/n, k0 = r²·m·s2/n − r·s1/n. */
-void dfs_groupnorm_backward(float *dinp, float *dgamma, float *dbeta, float *ws, const float *dout, const float *inp,
-                            const float *gamma, const double *stats, int B, int C, int HW, int G, float eps,
-                            int dinp_add) {
+void dfs_groupnorm_backward(float *dinp, float *dgamma, float *dbeta, float *ws, float *dout, const float *inp,
+                            const float *gamma, const float *beta, const double *stats, int B, int C, int HW, int G,
+                            float eps, dfs_act act, int dinp_add) {
+    DFS_ASSERT(act == DFS_ACT_NONE || act == DFS_ACT_SILU);
     const int CG = C / G;
     const size_t n = (size_t)CG * HW;
     const dfs_vmath_impl *vm = dfs_vmath_best();
@@ -87,7 +88,13 @@ void dfs_groupnorm_backward(float *dinp, float *dgamma, float *dbeta, float *ws,
         group_stats(mean, rstd, inp, B, C, HW, G, eps);
 #pragma omp parallel for schedule(static)
     for (int bc = 0; bc < B * C; bc++) {
-        const float *x = inp + (size_t)bc * HW, *dy = dout + (size_t)bc * HW;
+        const float *x = inp + (size_t)bc * HW;
+        float *dy = dout + (size_t)bc * HW;
+        if (act == DFS_ACT_SILU) { /* the forward's scale and shift, in float */
+            const int c = bc % C, bg = bc / C * G + c / CG;
+            const float scale = (float)rstd[bg] * gamma[c], shift = beta[c] - (float)mean[bg] * scale;
+            vm->silu_grad(dy, dy, x, (size_t)HW, scale, shift, 0);
+        }
         A[bc] = vm->sum(dy, (size_t)HW);
         D[bc] = vm->dot(dy, x, (size_t)HW);
     }

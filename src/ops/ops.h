@@ -81,14 +81,16 @@ void dfs_zero(float *p, size_t n);
  * overwritten (the same values as adding to zeros). */
 void dfs_act_backward(float *dinp, const float *dout, const float *inp, size_t n, dfs_act act, int add);
 
-/* Gradients of GroupNorm without activation (training keeps the activation separate), += into
- * dgamma, dbeta and, when dinp_add is set, dinp (else stored there); each may be NULL.
- * stats: what the forward pass saved, or NULL to recompute the statistics from inp (the same values).
- * ws: dfs_groupnorm_backward_workspace(B, C, G) floats, 8-byte aligned. */
+/* Gradients of GroupNorm followed by act (DFS_ACT_NONE or DFS_ACT_SILU), += into dgamma, dbeta
+ * and, when dinp_add is set, dinp (else stored there); each may be NULL. With SiLU, dout (the
+ * gradient of the activation's output) is overwritten with the gradient of the normalised values,
+ * dout·silu'(x·scale + shift) recomputed from inp as the forward computed it, so the normalised
+ * tensor need not be kept. stats: what the forward pass saved, or NULL to recompute the statistics
+ * from inp (the same values). ws: dfs_groupnorm_backward_workspace(B, C, G) floats, 8-byte aligned. */
 size_t dfs_groupnorm_backward_workspace(int B, int C, int G);
-void dfs_groupnorm_backward(float *dinp, float *dgamma, float *dbeta, float *ws, const float *dout, const float *inp,
-                            const float *gamma, const double *stats, int B, int C, int HW, int G, float eps,
-                            int dinp_add);
+void dfs_groupnorm_backward(float *dinp, float *dgamma, float *dbeta, float *ws, float *dout, const float *inp,
+                            const float *gamma, const float *beta, const double *stats, int B, int C, int HW, int G,
+                            float eps, dfs_act act, int dinp_add);
 
 /* Multi-head self-attention over the HW positions of each image, as diffusers' Attention with
  * residual_connection: out = (to_out(softmax(q kᵀ/√dh) v) + residual) / rescale.

@@ -31,8 +31,8 @@ static double sum_scalar(const float *x, size_t n) { return dfs_blocks(block_sum
 static double sumsq_scalar(const float *x, size_t n, float c) { return dfs_blocks(block_sum, x, NULL, n, c, 1); }
 static double dot_scalar(const float *x, const float *y, size_t n) { return dfs_blocks(block_sum, x, y, n, 0.0f, 0); }
 
-static void silu_grad_scalar(float *dx, const float *dy, const float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) dx[i] = fmaf(dy[i], dfs_silu_grad1(x[i]), dx[i]);
+static void silu_grad_scalar(float *dx, const float *dy, const float *x, size_t n, float scale, float shift, int add) {
+    for (size_t i = 0; i < n; i++) dx[i] = fmaf(dy[i], dfs_silu_grad1(x[i] * scale + shift), add ? dx[i] : 0.0f);
 }
 
 static void affine_scalar(float *y, const float *x, size_t n, float scale, float shift, int silu) {

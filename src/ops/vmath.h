@@ -98,7 +98,9 @@ typedef struct dfs_vmath_impl {
     double (*sum)(const float *x, size_t n);                     /* Σ x */
     double (*sumsq)(const float *x, size_t n, float c);          /* Σ (x − c)² */
     double (*dot)(const float *x, const float *y, size_t n);     /* Σ x·y */
-    void (*silu_grad)(float *dx, const float *dy, const float *x, size_t n); /* dx += dy·silu'(x) */
+    /* dx = dy·silu'(v) with v = x·scale + shift (as affine computes it), added to dx when add is
+     * set (a fused multiply-add; else onto zero, the same bits as adding to zeros); dx may be dy */
+    void (*silu_grad)(float *dx, const float *dy, const float *x, size_t n, float scale, float shift, int add);
     /* y = x·scale + shift (a product, then a sum), then SiLU when silu is set; y may be x */
     void (*affine)(float *y, const float *x, size_t n, float scale, float shift, int silu);
 } dfs_vmath_impl;

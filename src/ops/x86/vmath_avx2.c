@@ -89,16 +89,17 @@ TARGET static double sum_avx2(const float *x, size_t n) { return dfs_blocks(bloc
 TARGET static double sumsq_avx2(const float *x, size_t n, float c) { return dfs_blocks(block_sum, x, NULL, n, c, 1); }
 TARGET static double dot_avx2(const float *x, const float *y, size_t n) { return dfs_blocks(block_sum, x, y, n, 0.0f, 0); }
 
-TARGET static void silu_grad_avx2(float *dx, const float *dy, const float *x, size_t n) {
-    const __m256 one = _mm256_set1_ps(1.0f);
+TARGET static void silu_grad_avx2(float *dx, const float *dy, const float *x, size_t n, float scale, float shift, int add) {
+    const __m256 one = _mm256_set1_ps(1.0f), vs = _mm256_set1_ps(scale), vh = _mm256_set1_ps(shift);
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        const __m256 v = _mm256_loadu_ps(x + i);
+        const __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs), vh);
         const __m256 s = _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), v))));
         const __m256 g = _mm256_mul_ps(s, _mm256_add_ps(one, _mm256_mul_ps(v, _mm256_sub_ps(one, s))));
-        _mm256_storeu_ps(dx + i, _mm256_fmadd_ps(_mm256_loadu_ps(dy + i), g, _mm256_loadu_ps(dx + i)));
+        const __m256 acc = add ? _mm256_loadu_ps(dx + i) : _mm256_setzero_ps();
+        _mm256_storeu_ps(dx + i, _mm256_fmadd_ps(_mm256_loadu_ps(dy + i), g, acc));
     }
-    for (; i < n; i++) dx[i] = fmaf(dy[i], dfs_silu_grad1(x[i]), dx[i]);
+    for (; i < n; i++) dx[i] = fmaf(dy[i], dfs_silu_grad1(x[i] * scale + shift), add ? dx[i] : 0.0f);
 }
 
 TARGET static void affine_avx2(float *y, const float *x, size_t n, float scale, float shift, int silu) {

@@ -86,16 +86,17 @@ TARGET static double sum_avx512(const float *x, size_t n) { return dfs_blocks(bl
 TARGET static double sumsq_avx512(const float *x, size_t n, float c) { return dfs_blocks(block_sum, x, NULL, n, c, 1); }
 TARGET static double dot_avx512(const float *x, const float *y, size_t n) { return dfs_blocks(block_sum, x, y, n, 0.0f, 0); }
 
-TARGET static void silu_grad_avx512(float *dx, const float *dy, const float *x, size_t n) {
-    const __m512 one = _mm512_set1_ps(1.0f);
+TARGET static void silu_grad_avx512(float *dx, const float *dy, const float *x, size_t n, float scale, float shift, int add) {
+    const __m512 one = _mm512_set1_ps(1.0f), vs = _mm512_set1_ps(scale), vh = _mm512_set1_ps(shift);
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        const __m512 v = _mm512_loadu_ps(x + i);
+        const __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), vs), vh);
         const __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), v))));
         const __m512 g = _mm512_mul_ps(s, _mm512_add_ps(one, _mm512_mul_ps(v, _mm512_sub_ps(one, s))));
-        _mm512_storeu_ps(dx + i, _mm512_fmadd_ps(_mm512_loadu_ps(dy + i), g, _mm512_loadu_ps(dx + i)));
+        const __m512 acc = add ? _mm512_loadu_ps(dx + i) : _mm512_setzero_ps();
+        _mm512_storeu_ps(dx + i, _mm512_fmadd_ps(_mm512_loadu_ps(dy + i), g, acc));
     }
-    for (; i < n; i++) dx[i] = fmaf(dy[i], dfs_silu_grad1(x[i]), dx[i]);
+    for (; i < n; i++) dx[i] = fmaf(dy[i], dfs_silu_grad1(x[i] * scale + shift), add ? dx[i] : 0.0f);
 }
 
 TARGET static void affine_avx512(float *y, const float *x, size_t n, float scale, float shift, int silu) {
