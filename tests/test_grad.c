@@ -77,7 +77,7 @@ static void test_conv(int B, int C, int H, int W, int OC, int K, int stride, int
     float *dx = zeros(nx), *dw = zeros(nw), *db = zeros(OC);
     dfs_ops_set_threads(2);
     /* scratch starts as NaN: a kernel that reads scratch it did not write shows in the results */
-    const size_t nws = dfs_conv2d_backward_workspace(B, C, OC, K, K, s.OH, s.OW);
+    const size_t nws = dfs_conv2d_backward_workspace(B, C, OC, K, K, stride, s.OH, s.OW);
     float *ws = zeros(nws);
     for (size_t i = 0; i < nws; i++) ws[i] = NAN;
     dfs_conv2d_backward(dx, dw, db, ws, s.g, s.x, s.w, B, C, H, W, OC, K, K, stride, pad, pad, s.OH, s.OW, 1);
@@ -339,5 +339,10 @@ int main(void) {
      * finite differences' rounding noise (float outputs) above the tolerance there */
     test_groupnorm(2, 8, 9, 4, DFS_ACT_SILU);
     test_groupnorm(3, 6, 37, 2, DFS_ACT_SILU);
+    /* strided weight gradients in padded-row space: two groups of images, stride 3 with a kernel
+     * wider than it and padding, an even kernel */
+    test_conv(11, 5, 9, 10, 7, 3, 2, 1);
+    test_conv(2, 3, 10, 11, 4, 4, 3, 2);
+    test_conv(3, 2, 7, 8, 3, 2, 2, 0);
     return test_summary("grad");
 }

@@ -454,7 +454,7 @@ size_t dfs_unet_backward_scratch(const dfs_unet *u, const dfs_tape_op *tape, siz
         size_t s = 0;
         if (op->kind == OP_CONV) {
             const dfs_conv *c = op->layer;
-            s = dfs_conv2d_backward_workspace(B, c->in, c->out, c->k, c->k, op->OH, op->OW);
+            s = dfs_conv2d_backward_workspace(B, c->in, c->out, c->k, c->k, op->stride, op->OH, op->OW);
         } else if (op->kind == OP_GN) {
             s = dfs_groupnorm_backward_workspace(B, ((const dfs_norm *)op->layer)->C, ((const dfs_norm *)op->layer)->G);
         } else if (op->kind == OP_ATTN) {

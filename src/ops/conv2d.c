@@ -336,37 +336,6 @@ void dfs_conv2d_forward_prepared(float *out, float *ws, const float *inp, const 
     conv_gemm(out, ws, inp, w, prep, bf16, bias, bias_img, B, C, H, W, OC, KH, KW, stride, pad_t, pad_l, OH, OW, accumulate);
 }
 
-/* Packs patches transposed: rows are pixels [p0, p0+kc), columns are patch rows [k0, k0+nk)
- * of K ([pixel][NR], zero beyond nk). The B operand of dW = dout · patchesᵀ. */
-static void pack_patches_t(float *dst, int NR, const float *img, int H, int W, int KH, int KW, int stride, int pad_t,
-                           int pad_l, int OW, int p0, int kc, int k0, int nk) {
-    const int ksz = KH * KW;
-    const float *src[64];
-    int dy[64], dx[64];
-    DFS_ASSERT(NR <= 64);
-    for (int j = 0; j < nk; j++) {
-        const int k = k0 + j, r = k % ksz;
-        src[j] = img + (size_t)(k / ksz) * H * W;
-        dy[j] = r / KW - pad_t;
-        dx[j] = r % KW - pad_l;
-    }
-    int oy = p0 / OW, ox = p0 % OW;
-    for (int i = 0; i < kc; i++) {
-        float *d = dst + (size_t)i * NR;
-        const int by = oy * stride, bx = ox * stride;
-        int j = 0;
-        for (; j < nk; j++) {
-            const int iy = by + dy[j], ix = bx + dx[j];
-            d[j] = (unsigned)iy < (unsigned)H && (unsigned)ix < (unsigned)W ? src[j][(size_t)iy * W + ix] : 0.0f;
-        }
-        for (; j < NR; j++) d[j] = 0.0f;
-        if (++ox == OW) {
-            ox = 0;
-            oy++;
-        }
-    }
-}
-
 /* Packs rows [m0, m0+kc) of a row-major (rows × P) matrix, columns [p0, p0+cols), as a strip. */
 static void pack_rows(float *dst, int NR, const float *src, int P, int m0, int kc, int p0, int cols) {
     for (int i = 0; i < kc; i++) {
@@ -380,35 +349,37 @@ static void pack_rows(float *dst, int NR, const float *src, int P, int m0, int k
  * patch rows in place and packs only dout (zero in the extra columns), reused by every row.
  * DW_IMAGES images are prepared together, so the threads meet twice per group of images. */
 #define DW_IMAGES 8
-size_t dfs_conv2d_backward_workspace(int B, int C, int OC, int KH, int KW, int OH, int OW) {
+size_t dfs_conv2d_backward_workspace(int B, int C, int OC, int KH, int KW, int stride, int OH, int OW) {
     const size_t NR = (size_t)dfs_gemm_best()->nr, K = (size_t)C * KH * KW;
-    const size_t Q = (size_t)OH * (OW + KW - 1), ocp = (OC + NR - 1) / NR * NR;
+    const size_t Q = (size_t)OH * (OW + (KW - 1) / stride), ocp = (OC + NR - 1) / NR * NR;
     /* shared: wᵀ or dWᵀ (K × OC); per thread: one packed panel and one strip of patch gradients */
     const size_t general = lines(K * OC) + (size_t)dfs_ops_max_threads() * (DFS_GEMM_KC * NR + K * NR);
-    /* stride 1: dWᵀ, the padded image and dout packed as strips of NR output channels; then the
-     * flipped weights and the workspace of the forward convolution that gives dinp */
-    const size_t dw1 = lines(K * OC) + DW_IMAGES * (padded_floats(C, KH, KW, OH, OW, 1) + lines(Q * ocp));
-    const size_t dx1 = lines(K * OC) + dfs_conv2d_workspace(B, OC, C, KH, KW, 1, OH + KH - 1, OW + KW - 1);
-    const size_t wg = dfs_winograd_applies(B, KH, KW, 1, 1, 1, OH, OW, OH, OW) ? dfs_winograd_dw_workspace(B, C, OC, OH, OW) : 0;
+    /* dWᵀ, the padded images (their phases for stride > 1) and dout packed as strips of NR output
+     * channels; for stride 1 then the flipped weights and the workspace of the forward
+     * convolution that gives dinp */
+    const size_t dw1 = lines(K * OC) + DW_IMAGES * (padded_floats(C, KH, KW, OH, OW, stride) + lines(Q * ocp));
+    const size_t dx1 = stride > 1 ? 0 : lines(K * OC) + dfs_conv2d_workspace(B, OC, C, KH, KW, 1, OH + KH - 1, OW + KW - 1);
+    const size_t wg = dfs_winograd_applies(B, KH, KW, stride, 1, 1, OH, OW, OH, OW) ? dfs_winograd_dw_workspace(B, C, OC, OH, OW) : 0;
     size_t m = general > dw1 ? general : dw1;
     m = m > wg ? m : wg;
     return m > dx1 ? m : dx1;
 }
 
-/* dW += Σ_b dout_b · patches_bᵀ for a stride-1 convolution, computed as dWᵀ (rows ordered
- * (ky, kx, c), so eight consecutive rows are eight channel planes at one stride) = patches ·
- * doutᵀ in padded-row space. Threads split dWᵀ into (8-row block, strip) tiles; each tile sums
- * images and pixels in order, so the result does not depend on the thread count. A 1×1
+/* dW += Σ_b dout_b · patches_bᵀ, computed as dWᵀ (rows ordered (ky, kx, c), so eight
+ * consecutive rows are eight channel planes at one stride) = patches · doutᵀ in padded-row space
+ * (for stride s > 1 the rows of tap (ky, kx) are runs of phase (ky mod s, kx mod s), as in the
+ * forward pass). Threads split dWᵀ into (8-row block, strip) tiles; each tile sums images and
+ * pixels in order, so the result does not depend on the thread count. A 1×1 stride-1
  * convolution without padding reads the images in place (their planes are the padded ones). */
-static void conv_dw_stride1(float *dw, float *ws, const float *dout, const float *inp, int B, int C, int H, int W,
-                            int OC, int KH, int KW, int pad_t, int pad_l, int OH, int OW) {
+static void conv_dw_rows(float *dw, float *ws, const float *dout, const float *inp, int B, int C, int H, int W, int OC,
+                         int KH, int KW, int stride, int pad_t, int pad_l, int OH, int OW) {
     const dfs_gemm_impl *g = dfs_gemm_best();
-    const int NR = g->nr, ksz = KH * KW, K = C * ksz, Hp = OH + KH - 1, Wp = OW + KW - 1, Q = OH * Wp;
-    const int n_strips = (OC + NR - 1) / NR, c_blocks = (C + DFS_GEMM_MR - 1) / DFS_GEMM_MR, n_rblocks = ksz * c_blocks;
-    const int in_place = ksz == 1 && pad_t == 0 && pad_l == 0 && H == OH && W == OW;
-    const size_t plane = (size_t)Hp * Wp, pad_n = padded_floats(C, KH, KW, OH, OW, 1), bp_n = lines((size_t)Q * n_strips * NR);
+    const int s = stride, NR = g->nr, ksz = KH * KW, K = C * ksz, Hp = OH + (KH - 1) / s, Wp = OW + (KW - 1) / s;
+    const int Q = OH * Wp, n_strips = (OC + NR - 1) / NR, c_blocks = (C + DFS_GEMM_MR - 1) / DFS_GEMM_MR;
+    const int n_rblocks = ksz * c_blocks, in_place = ksz == 1 && s == 1 && pad_t == 0 && pad_l == 0 && H == OH && W == OW;
+    const size_t plane = (size_t)Hp * Wp, pad_n = padded_floats(C, KH, KW, OH, OW, s), bp_n = lines((size_t)Q * n_strips * NR);
     float *dwt = ws, *pads = ws + lines((size_t)K * OC), *bps = pads + DW_IMAGES * pad_n;
-    for (int i = 0; i < DW_IMAGES && !in_place; i++) zero_slack(pads + i * pad_n, C, KH, KW, OH, OW, 1);
+    for (int i = 0; i < DW_IMAGES && !in_place; i++) zero_slack(pads + i * pad_n, C, KH, KW, OH, OW, s);
     memset(dwt, 0, sizeof(float) * (size_t)K * OC);
 #pragma omp parallel
     for (int b0 = 0; b0 < B; b0 += DW_IMAGES) { /* every thread walks the groups; the loops inside are shared out */
@@ -418,28 +389,29 @@ static void conv_dw_stride1(float *dw, float *ws, const float *dout, const float
         for (int t = 0; t < n_pads + nb * n_strips * OH; t++) {
             if (t < n_pads) {
                 const int i = t / C, c = t % C;
-                pad_planes(pads + i * pad_n, inp + (size_t)(b0 + i) * C * H * W, c, c + 1, H, W, Hp, Wp, pad_t, pad_l);
+                pad_phases(pads + i * pad_n, inp + (size_t)(b0 + i) * C * H * W, C, c, c + 1, H, W, Hp, Wp, s, pad_t, pad_l);
                 continue;
             }
-            const int i = (t - n_pads) / (n_strips * OH), s = (t - n_pads) / OH % n_strips, y = (t - n_pads) % OH;
-            const int o0 = s * NR, nj = OC - o0 < NR ? OC - o0 : NR;
-            float *d = bps + i * bp_n + ((size_t)s * Q + (size_t)y * Wp) * NR;
+            const int i = (t - n_pads) / (n_strips * OH), st = (t - n_pads) / OH % n_strips, y = (t - n_pads) % OH;
+            const int o0 = st * NR, nj = OC - o0 < NR ? OC - o0 : NR;
+            float *d = bps + i * bp_n + ((size_t)st * Q + (size_t)y * Wp) * NR;
             memset(d, 0, sizeof(float) * (size_t)Wp * NR);
             dfs_gemm_transpose_blocks(g, d, (size_t)NR, dout + (((size_t)(b0 + i) * OC + o0) * OH + y) * OW,
                                       (size_t)OH * OW, OW, nj);
         }
 #pragma omp for schedule(static)
         for (int t = 0; t < n_rblocks * n_strips; t++) {
-            const int rb = t / n_strips, s = t % n_strips;
-            const int r = rb / c_blocks, c0 = rb % c_blocks * DFS_GEMM_MR;
-            const int mr = C - c0 < DFS_GEMM_MR ? C - c0 : DFS_GEMM_MR, nr = OC - s * NR < NR ? OC - s * NR : NR;
-            float *cp = dwt + ((size_t)r * C + c0) * OC + (size_t)s * NR;
+            const int rb = t / n_strips, st = t % n_strips;
+            const int r = rb / c_blocks, c0 = rb % c_blocks * DFS_GEMM_MR, ky = r / KW, kx = r % KW;
+            const int mr = C - c0 < DFS_GEMM_MR ? C - c0 : DFS_GEMM_MR, nr = OC - st * NR < NR ? OC - st * NR : NR;
+            const size_t tap = ((size_t)(ky % s * s + kx % s) * C + c0) * plane + (size_t)(ky / s) * Wp + kx / s;
+            float *cp = dwt + ((size_t)r * C + c0) * OC + (size_t)st * NR;
             for (int i = 0; i < nb; i++) {
                 const float *pad = in_place ? inp + (size_t)(b0 + i) * C * H * W : pads + i * pad_n;
-                const float *a = pad + c0 * plane + (size_t)(r / KW) * Wp + r % KW, *bp = bps + i * bp_n;
+                const float *a = pad + tap, *bp = bps + i * bp_n;
                 for (int q0 = 0; q0 < Q; q0 += DFS_GEMM_KC) {
                     const int kc = Q - q0 < DFS_GEMM_KC ? Q - q0 : DFS_GEMM_KC;
-                    g->kernel(kc, a + q0, plane, bp + ((size_t)s * Q + q0) * NR, (size_t)NR, cp, (size_t)OC, mr, nr, 1);
+                    g->kernel(kc, a + q0, plane, bp + ((size_t)st * Q + q0) * NR, (size_t)NR, cp, (size_t)OC, mr, nr, 1);
                 }
             }
         }
@@ -470,28 +442,8 @@ void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const flo
     }
     if (dw && dfs_winograd_applies(B, KH, KW, stride, pad_t, pad_l, H, W, OH, OW)) {
         dfs_conv3x3_winograd_dw(dw, ws, dout, inp, B, C, H, W, OC);
-    } else if (dw && stride == 1) {
-        conv_dw_stride1(dw, ws, dout, inp, B, C, H, W, OC, KH, KW, pad_t, pad_l, OH, OW);
     } else if (dw) {
-        /* dW (OC × K) += Σ_b dout_b (OC × P) · patches_bᵀ (P × K); a thread owns strips of K */
-        const int n_strips = (K + NR - 1) / NR;
-#pragma omp parallel for schedule(static)
-        for (int s = 0; s < n_strips; s++) {
-            float *panel = thread_ws + (size_t)dfs_ops_thread_id() * per_thread;
-            const int k0 = s * NR, nk = K - k0 < NR ? K - k0 : NR;
-            for (int b = 0; b < B; b++) {
-                const float *img = inp + (size_t)b * C * H * W;
-                for (int p0 = 0; p0 < P; p0 += DFS_GEMM_KC) {
-                    const int kc = P - p0 < DFS_GEMM_KC ? P - p0 : DFS_GEMM_KC;
-                    pack_patches_t(panel, NR, img, H, W, KH, KW, stride, pad_t, pad_l, OW, p0, kc, k0, nk);
-                    for (int m0 = 0; m0 < OC; m0 += DFS_GEMM_MR) {
-                        const int mr = OC - m0 < DFS_GEMM_MR ? OC - m0 : DFS_GEMM_MR;
-                        g->kernel(kc, dout + ((size_t)b * OC + m0) * P + p0, (size_t)P, panel, (size_t)NR, dw + (size_t)m0 * K + k0,
-                                  (size_t)K, mr, nk, 1);
-                    }
-                }
-            }
-        }
+        conv_dw_rows(dw, ws, dout, inp, B, C, H, W, OC, KH, KW, stride, pad_t, pad_l, OH, OW);
     }
     if (dinp && stride == 1) {
         /* The input gradient of a stride-1 convolution is the convolution of dout with the

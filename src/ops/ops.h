@@ -50,7 +50,7 @@ void dfs_conv2d_forward_prepared(float *out, float *ws, const float *inp, const 
  * dinp_add is set, else stored there (no need to zero it first); each may be NULL.
  * ws: dfs_conv2d_backward_workspace(...) floats. dW sums over images in order, so results do
  * not depend on the thread count. */
-size_t dfs_conv2d_backward_workspace(int B, int C, int OC, int KH, int KW, int OH, int OW);
+size_t dfs_conv2d_backward_workspace(int B, int C, int OC, int KH, int KW, int stride, int OH, int OW);
 void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const float *dout, const float *inp,
                          const float *w, int B, int C, int H, int W, int OC, int KH, int KW, int stride, int pad_t,
                          int pad_l, int OH, int OW, int dinp_add);
