@@ -339,10 +339,12 @@ int main(void) {
      * finite differences' rounding noise (float outputs) above the tolerance there */
     test_groupnorm(2, 8, 9, 4, DFS_ACT_SILU);
     test_groupnorm(3, 6, 37, 2, DFS_ACT_SILU);
-    /* strided weight gradients in padded-row space: two groups of images, stride 3 with a kernel
-     * wider than it and padding, an even kernel */
+    /* strided gradients in padded-row space and by phases: two groups of images, stride 3 with a
+     * kernel wider than it and padding, an even kernel, stride 3 with a kernel of 2 (a phase
+     * that meets no tap) */
     test_conv(11, 5, 9, 10, 7, 3, 2, 1);
     test_conv(2, 3, 10, 11, 4, 4, 3, 2);
     test_conv(3, 2, 7, 8, 3, 2, 2, 0);
+    test_conv(2, 3, 9, 8, 4, 2, 3, 0);
     return test_summary("grad");
 }

@@ -336,32 +336,82 @@ void dfs_conv2d_forward_prepared(float *out, float *ws, const float *inp, const 
     conv_gemm(out, ws, inp, w, prep, bf16, bias, bias_img, B, C, H, W, OC, KH, KW, stride, pad_t, pad_l, OH, OW, accumulate);
 }
 
-/* Packs rows [m0, m0+kc) of a row-major (rows × P) matrix, columns [p0, p0+cols), as a strip. */
-static void pack_rows(float *dst, int NR, const float *src, int P, int m0, int kc, int p0, int cols) {
-    for (int i = 0; i < kc; i++) {
-        float *d = dst + (size_t)i * NR;
-        memcpy(d, src + (size_t)(m0 + i) * P + p0, sizeof(float) * (size_t)cols);
-        for (int j = cols; j < NR; j++) d[j] = 0.0f;
-    }
-}
-
 /* The stride-1 weight gradient works in padded-row space too: dWᵀ = patches · doutᵀ reads the
  * patch rows in place and packs only dout (zero in the extra columns), reused by every row.
  * DW_IMAGES images are prepared together, so the threads meet twice per group of images. */
 #define DW_IMAGES 8
+/* The input gradient of a stride-s convolution, phase by phase: phase (py, px) of the padded
+ * input (pixels (s·u + py, s·v + px)) only meets the taps ky ≡ py, kx ≡ px (mod s), and its
+ * gradient is the stride-1 convolution of dout with those taps, flipped and transposed over
+ * channels, padded by their count − 1 (tap ky = py + s·j reads dout row u − j). Each phase runs
+ * on the forward path into tmp (B, C, Hp, Wp) and is copied to the input pixels it covers, each
+ * pixel in exactly one phase; pixels no phase covers (past what the forward reads) get zero.
+ * Workspace: the phase's weights, tmp and the convolution's own. */
+static size_t dx_phases_floats(int B, int C, int OC, int KH, int KW, int s, int OH, int OW) {
+    const size_t Hp = (size_t)OH + (KH - 1) / s, Wp = (size_t)OW + (KW - 1) / s;
+    return lines((size_t)C * OC * KH * KW) + lines((size_t)B * C * Hp * Wp) +
+           dfs_conv2d_workspace(B, OC, C, (KH + s - 1) / s, (KW + s - 1) / s, 1, (int)Hp, (int)Wp);
+}
+
+static void dx_phases(float *dinp, float *ws, const float *dout, const float *w, int B, int C, int H, int W, int OC,
+                      int KH, int KW, int s, int pad_t, int pad_l, int OH, int OW, int add) {
+    const int Hp = OH + (KH - 1) / s, Wp = OW + (KW - 1) / s;
+    float *wp = ws, *tmp = ws + lines((size_t)C * OC * KH * KW), *cws = tmp + lines((size_t)B * C * Hp * Wp);
+    for (int py = 0; py < s; py++)
+        for (int px = 0; px < s; px++) {
+            const int kh = py < KH ? (KH - py + s - 1) / s : 0, kw = px < KW ? (KW - px + s - 1) / s : 0;
+            if (kh && kw) {
+#pragma omp parallel for schedule(static)
+                for (int c = 0; c < C; c++)
+                    for (int oc = 0; oc < OC; oc++)
+                        for (int a = 0; a < kh; a++)
+                            for (int b = 0; b < kw; b++)
+                                wp[(((size_t)c * OC + oc) * kh + a) * kw + b] =
+                                    w[(((size_t)oc * C + c) * KH + py + s * (kh - 1 - a)) * KW + px + s * (kw - 1 - b)];
+                conv_gemm(tmp, cws, dout, wp, NULL, 0, NULL, NULL, B, OC, OH, OW, C, kh, kw, 1, kh - 1, kw - 1, Hp, Wp, 0);
+            }
+            /* the phase's pixels u0 <= u < u1, v0 <= v < v1: 0 <= s·u + py − pad_t < H, likewise x */
+            const int u0 = pad_t > py ? (pad_t - py + s - 1) / s : 0, v0 = pad_l > px ? (pad_l - px + s - 1) / s : 0;
+            const int u1 = H + pad_t - py <= 0 ? 0 : (H + pad_t - py + s - 1) / s < Hp ? (H + pad_t - py + s - 1) / s : Hp;
+            const int v1 = W + pad_l - px <= 0 ? 0 : (W + pad_l - px + s - 1) / s < Wp ? (W + pad_l - px + s - 1) / s : Wp;
+            const int nv = v1 - v0, none = !kh || !kw;
+            if (nv <= 0 || (none && add)) continue;
+#pragma omp parallel for schedule(static)
+            for (long bc = 0; bc < (long)B * C; bc++)
+                for (int u = u0; u < u1; u++) {
+                    float *row = dinp + ((size_t)bc * H + (size_t)(s * u + py - pad_t)) * W + (s * v0 + px - pad_l);
+                    const float *t = tmp + ((size_t)bc * Hp + u) * Wp + v0;
+                    if (none)
+                        for (int k = 0; k < nv; k++) row[(size_t)s * k] = 0.0f;
+                    else if (add)
+                        for (int k = 0; k < nv; k++) row[(size_t)s * k] += t[k];
+                    else
+                        for (int k = 0; k < nv; k++) row[(size_t)s * k] = t[k];
+                }
+        }
+    if (add) return;
+    /* rows and columns past the phases (y + pad_t >= s·Hp, x + pad_l >= s·Wp) */
+    const int y1 = s * Hp - pad_t, x1 = s * Wp - pad_l;
+#pragma omp parallel for schedule(static)
+    for (long bc = 0; bc < (long)B * C; bc++)
+        for (int y = 0; y < H; y++) {
+            float *row = dinp + ((size_t)bc * H + y) * W;
+            const int from = y >= y1 ? 0 : x1 < 0 ? 0 : x1;
+            if (from < W) memset(row + from, 0, sizeof(float) * (size_t)(W - from));
+        }
+}
+
 size_t dfs_conv2d_backward_workspace(int B, int C, int OC, int KH, int KW, int stride, int OH, int OW) {
     const size_t NR = (size_t)dfs_gemm_best()->nr, K = (size_t)C * KH * KW;
     const size_t Q = (size_t)OH * (OW + (KW - 1) / stride), ocp = (OC + NR - 1) / NR * NR;
-    /* shared: wᵀ or dWᵀ (K × OC); per thread: one packed panel and one strip of patch gradients */
-    const size_t general = lines(K * OC) + (size_t)dfs_ops_max_threads() * (DFS_GEMM_KC * NR + K * NR);
     /* dWᵀ, the padded images (their phases for stride > 1) and dout packed as strips of NR output
      * channels; for stride 1 then the flipped weights and the workspace of the forward
      * convolution that gives dinp */
     const size_t dw1 = lines(K * OC) + DW_IMAGES * (padded_floats(C, KH, KW, OH, OW, stride) + lines(Q * ocp));
-    const size_t dx1 = stride > 1 ? 0 : lines(K * OC) + dfs_conv2d_workspace(B, OC, C, KH, KW, 1, OH + KH - 1, OW + KW - 1);
+    const size_t dx1 = stride > 1 ? dx_phases_floats(B, C, OC, KH, KW, stride, OH, OW)
+                                  : lines(K * OC) + dfs_conv2d_workspace(B, OC, C, KH, KW, 1, OH + KH - 1, OW + KW - 1);
     const size_t wg = dfs_winograd_applies(B, KH, KW, stride, 1, 1, OH, OW, OH, OW) ? dfs_winograd_dw_workspace(B, C, OC, OH, OW) : 0;
-    size_t m = general > dw1 ? general : dw1;
-    m = m > wg ? m : wg;
+    const size_t m = dw1 > wg ? dw1 : wg;
     return m > dx1 ? m : dx1;
 }
 
@@ -425,12 +475,7 @@ static void conv_dw_rows(float *dw, float *ws, const float *dout, const float *i
 void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const float *dout, const float *inp,
                          const float *w, int B, int C, int H, int W, int OC, int KH, int KW, int stride, int pad_t,
                          int pad_l, int OH, int OW, int dinp_add) {
-    const dfs_gemm_impl *g = dfs_gemm_best();
-    const int NR = g->nr, K = C * KH * KW, P = OH * OW, ksz = KH * KW;
-    float *wt = ws;                                /* (K, OC) */
-    float *thread_ws = ws + lines((size_t)K * OC);
-    const size_t per_thread = (size_t)DFS_GEMM_KC * NR + (size_t)K * NR;
-
+    const int K = C * KH * KW, P = OH * OW, ksz = KH * KW;
     if (db) { /* block sums in double (vmath.h), images in order */
         const dfs_vmath_impl *vm = dfs_vmath_best();
 #pragma omp parallel for schedule(static)
@@ -449,52 +494,15 @@ void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const flo
         /* The input gradient of a stride-1 convolution is the convolution of dout with the
          * weights transposed over channels and flipped in space, padded by K − 1 − pad: the
          * forward path's packing and micro-kernel, summed in a fixed order. */
+        float *wt = ws, *conv_ws = ws + lines((size_t)K * OC); /* wt: (C, OC, KH, KW) */
 #pragma omp parallel for schedule(static)
         for (int oc = 0; oc < OC; oc++)
             for (int c = 0; c < C; c++)
                 for (int r = 0; r < ksz; r++)
                     wt[((size_t)c * OC + oc) * ksz + (ksz - 1 - r)] = w[((size_t)oc * C + c) * ksz + r];
-        conv_gemm(dinp, thread_ws, dout, wt, NULL, 0, NULL, NULL, B, OC, OH, OW, C, KH, KW, 1, KH - 1 - pad_t, KW - 1 - pad_l,
+        conv_gemm(dinp, conv_ws, dout, wt, NULL, 0, NULL, NULL, B, OC, OH, OW, C, KH, KW, 1, KH - 1 - pad_t, KW - 1 - pad_l,
                   H, W, dinp_add);
     } else if (dinp) {
-        /* dpatches (K × P) = wᵀ (K × OC) · dout_b (OC × P), scattered back (col2im) one strip of
-         * pixels at a time; a thread owns whole images, so each input gradient has one writer. */
-#pragma omp parallel for schedule(static)
-        for (int k = 0; k < K; k++)
-            for (int oc = 0; oc < OC; oc++) wt[(size_t)k * OC + oc] = w[(size_t)oc * K + k];
-        const int n_strips = (P + NR - 1) / NR;
-#pragma omp parallel for schedule(static)
-        for (int b = 0; b < B; b++) {
-            float *panel = thread_ws + (size_t)dfs_ops_thread_id() * per_thread, *dp = panel + (size_t)DFS_GEMM_KC * NR;
-            const float *db_ = dout + (size_t)b * OC * P;
-            float *di = dinp + (size_t)b * C * H * W;
-            if (!dinp_add) memset(di, 0, sizeof(float) * (size_t)C * H * W); /* the scatter adds */
-            for (int s = 0; s < n_strips; s++) {
-                const int p0 = s * NR, cols = P - p0 < NR ? P - p0 : NR;
-                memset(dp, 0, sizeof(float) * (size_t)K * NR);
-                for (int o0 = 0; o0 < OC; o0 += DFS_GEMM_KC) {
-                    const int kc = OC - o0 < DFS_GEMM_KC ? OC - o0 : DFS_GEMM_KC;
-                    pack_rows(panel, NR, db_, P, o0, kc, p0, cols);
-                    for (int m0 = 0; m0 < K; m0 += DFS_GEMM_MR) {
-                        const int mr = K - m0 < DFS_GEMM_MR ? K - m0 : DFS_GEMM_MR;
-                        g->kernel(kc, wt + (size_t)m0 * OC + o0, (size_t)OC, panel, (size_t)NR, dp + (size_t)m0 * NR, (size_t)NR, mr, cols, 1);
-                    }
-                }
-                int oyj[64], oxj[64];
-                for (int j = 0; j < cols; j++) {
-                    oyj[j] = (p0 + j) / OW * stride - pad_t;
-                    oxj[j] = (p0 + j) % OW * stride - pad_l;
-                }
-                for (int k = 0; k < K; k++) {
-                    const int r = k % ksz, ky = r / KW, kx = r % KW;
-                    float *plane = di + (size_t)(k / ksz) * H * W;
-                    const float *row = dp + (size_t)k * NR;
-                    for (int j = 0; j < cols; j++) {
-                        const int iy = oyj[j] + ky, ix = oxj[j] + kx;
-                        if ((unsigned)iy < (unsigned)H && (unsigned)ix < (unsigned)W) plane[(size_t)iy * W + ix] += row[j];
-                    }
-                }
-            }
-        }
+        dx_phases(dinp, ws, dout, w, B, C, H, W, OC, KH, KW, stride, pad_t, pad_l, OH, OW, dinp_add);
     }
 }
