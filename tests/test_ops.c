@@ -42,7 +42,7 @@ static void test_conv(int B, int C, int H, int W, int OC, int K, int stride, int
     float *x = rand_buf((size_t)B * C * H * W, 1), *w = rand_buf((size_t)OC * C * K * K, 0.3f), *b = rand_buf(OC, 1);
     float *o1 = rand_buf(no, 1), *o2 = rand_buf(no, 1), *r = rand_buf(no, 1);
     dfs_conv2d_forward_ref(r, x, w, b, B, C, H, W, OC, K, K, stride, pad, pad, OH, OW);
-    dfs_ops_set_threads(2);
+    dfs_ops_set_threads(4); /* the workspace for the most threads used below */
     const size_t nws = dfs_conv2d_workspace(B, C, OC, K, K, stride, OH, OW);
     float *ws = rand_buf(nws, 1);
     for (size_t i = 0; i < nws; i++) ws[i] = NAN; /* scratch read before it is written shows as NaN */
@@ -53,6 +53,10 @@ static void test_conv(int B, int C, int H, int W, int OC, int K, int stride, int
     double e = rel_err(o1, r, no);
     if (!TEST_CHECK(e < 1e-5)) fprintf(stderr, "  conv B%d C%d %dx%d OC%d k%d s%d p%d: err %g\n", B, C, H, W, OC, K, stride, pad, e);
     TEST_CHECK(memcmp(o1, o2, no * sizeof(float)) == 0);
+    dfs_ops_set_threads(4); /* more threads than images: each image shared among them */
+    dfs_conv2d_forward(o2, ws, x, w, b, B, C, H, W, OC, K, K, stride, pad, pad, OH, OW);
+    TEST_CHECK(memcmp(o1, o2, no * sizeof(float)) == 0);
+    dfs_ops_set_threads(2);
     /* prepared weights, a per-image bias and the sum added onto what out holds */
     float *prep = rand_buf(dfs_conv2d_prepared_floats(C, OC, K, K) + 1, 1), *bi = rand_buf((size_t)B * OC, 1);
     dfs_conv2d_prepare(prep, w, C, OC, K, K, 0);
@@ -418,6 +422,7 @@ int main(void) {
     test_conv(2, 4, 8, 8, 8, 3, 1, 1);
     test_conv(1, 17, 5, 3, 3, 3, 1, 1);
     test_conv(2, 5, 9, 7, 6, 1, 1, 0);
+    test_conv(3, 9, 5, 6, 7, 1, 1, 0); /* 1×1 read in place but for the last image, also with more threads than images */
     test_conv(1, 3, 8, 8, 4, 3, 2, 1);
     test_conv(2, 6, 9, 7, 5, 3, 2, 1);
     test_conv(1, 4, 8, 6, 7, 3, 2, 0);

@@ -142,7 +142,7 @@ static void rows_tile(const rows_conv *v, const float *pad, float *qout, int t) 
 }
 
 /* o[0..n) (+)= (q + b) + b2, what every path does with its sums: stored, or added to o when
- * accumulate is set. o and q never overlap: vectorised (the same operations per element). */
+ * accumulate is set. o is q, or does not overlap it: vectorised (the same operations per element). */
 static void put_row(float *o, const float *q, int n, float b, float b2, int accumulate) {
     if (accumulate)
 #pragma omp simd
@@ -171,7 +171,11 @@ static void reorder_weights(float *wr, const float *w, int C, int OC, int ksz) {
 }
 
 /* out (+)= conv(inp, w) in padded-row space, pad_t >= 0, pad_l >= 0 (see the top of the file).
- * wr: the weights already reordered, or NULL. */
+ * wr: the weights already reordered, or NULL. A 1×1 stride-1 convolution without padding reads
+ * its images in place (their planes are the padded ones) and, unless accumulating, has the
+ * kernel write its sums straight into the output (the same layout), adding the biases there:
+ * the same sums, without the two copies. The last image is still copied: the kernel loads
+ * whole vectors, which at the end of its last plane would read past the input. */
 static void conv_rows(float *out, float *ws, const float *inp, const float *w, const float *wr_given, const float *bias,
                       const float *bias_img, int B, int C, int H, int W, int OC, int KH, int KW, int s, int pad_t,
                       int pad_l, int OH, int OW, int accumulate) {
@@ -184,6 +188,7 @@ static void conv_rows(float *out, float *ws, const float *inp, const float *w, c
     const size_t per_image = rows_image_floats(C, OC, KH, KW, OH, OW, s), pad_n = padded_floats(C, KH, KW, OH, OW, s);
     float *wr = ws, *bufs = ws + lines((size_t)OC * v.K);
     const size_t in_img = (size_t)C * H * W, out_img = (size_t)OC * OH * OW;
+    const int as_is = KH * KW == 1 && s == 1 && pad_t == 0 && pad_l == 0 && H == OH && W == OW;
 #pragma omp parallel
     {
         if (!wr_given) reorder_weights(wr, w, C, OC, v.ksz);
@@ -192,23 +197,32 @@ static void conv_rows(float *out, float *ws, const float *inp, const float *w, c
             zero_slack(pad, C, KH, KW, OH, OW, s);
 #pragma omp for schedule(guided)
             for (int b = 0; b < B; b++) {
-                pad_phases(pad, inp + b * in_img, C, 0, C, H, W, Hp, Wp, s, pad_t, pad_l);
-                for (int t = 0; t < v.n_tiles; t++) rows_tile(&v, pad, qout, t);
-                rows_store(&v, out + b * out_img, qout, bias, bias_img ? bias_img + (size_t)b * OC : NULL, accumulate, 0, OC);
+                const int in_place = as_is && b < B - 1, direct = as_is && !accumulate;
+                const float *src = in_place ? inp + b * in_img : pad;
+                float *sums = direct ? out + b * out_img : qout;
+                if (!in_place) pad_phases(pad, inp + b * in_img, C, 0, C, H, W, Hp, Wp, s, pad_t, pad_l);
+                for (int t = 0; t < v.n_tiles; t++) rows_tile(&v, src, sums, t);
+                if (!direct || bias || bias_img)
+                    rows_store(&v, out + b * out_img, sums, bias, bias_img ? bias_img + (size_t)b * OC : NULL, accumulate, 0, OC);
             }
         } else {
             float *pad = bufs, *qout = pad + pad_n;
 #pragma omp single
             zero_slack(pad, C, KH, KW, OH, OW, s);
             for (int b = 0; b < B; b++) {
+                const int in_place = as_is && b < B - 1, direct = as_is && !accumulate;
+                const float *src = in_place ? inp + b * in_img : pad;
+                float *sums = direct ? out + b * out_img : qout;
+                if (!in_place)
 #pragma omp for schedule(static)
-                for (int c = 0; c < C; c++) pad_phases(pad, inp + b * in_img, C, c, c + 1, H, W, Hp, Wp, s, pad_t, pad_l);
+                    for (int c = 0; c < C; c++) pad_phases(pad, inp + b * in_img, C, c, c + 1, H, W, Hp, Wp, s, pad_t, pad_l);
 #pragma omp for schedule(static)
-                for (int t = 0; t < v.n_tiles; t++) rows_tile(&v, pad, qout, t);
+                for (int t = 0; t < v.n_tiles; t++) rows_tile(&v, src, sums, t);
+                if (!direct || bias || bias_img)
 #pragma omp for schedule(static)
-                for (int oc = 0; oc < OC; oc++)
-                    rows_store(&v, out + b * out_img, qout, bias, bias_img ? bias_img + (size_t)b * OC : NULL, accumulate, oc,
-                             oc + 1);
+                    for (int oc = 0; oc < OC; oc++)
+                        rows_store(&v, out + b * out_img, sums, bias, bias_img ? bias_img + (size_t)b * OC : NULL, accumulate,
+                                   oc, oc + 1);
             }
         }
     }
