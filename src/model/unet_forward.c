@@ -159,9 +159,11 @@ static ten act(run *r, ten in, dfs_act a) {
 
 /* GroupNorm followed by an activation: one op, except in training for activations other than
  * SiLU (whose gradient the GroupNorm backward computes itself, from its input, so the normalised
- * tensor is never stored), which follow as a recorded op of their own. */
-static ten groupnorm(run *r, const dfs_norm *n, ten in, dfs_act a) {
-    ten out = push(r, in.C, in.H, in.W);
+ * tensor is never stored), which follow as a recorded op of their own. In inference, when the
+ * caller no longer needs the input (`consume`), in place: no new memory is written, and an
+ * activation's worth less of the stack. */
+static ten groupnorm(run *r, const dfs_norm *n, ten in, dfs_act a, int consume) {
+    ten out = consume && !r->train ? in : push(r, in.C, in.H, in.W);
     const dfs_act fused = r->train && a != DFS_ACT_SILU ? DFS_ACT_NONE : a;
     const size_t stats = r->train ? push_raw(r, 4 * (size_t)r->B * n->G) : 0; /* (B·G, 2) doubles */
     dfs_tape_op op = {OP_GN, in.off, 0, out.off, stats, 0, n, in.C, in.H, in.W, 0, 0, 0, 0, fused, 0, 0};
@@ -208,7 +210,7 @@ static ten resnet(run *r, const dfs_resnet *p, ten x, size_t temb_act) {
     const int onto = !r->train && p->has_shortcut && p->out_scale == 1.0f && !p->up && !p->down;
     const int temb_in_conv = !r->train && !cfg->scale_shift;
     const ten sc = onto ? conv(r, &p->shortcut, x, 1, 0, x.H, x.W) : x;
-    ten h = groupnorm(r, &p->norm1, x, cfg->act_fn);
+    ten h = groupnorm(r, &p->norm1, x, cfg->act_fn, 0);
     ten xs = x;
     if (p->up || p->down) {
         xs = resample(r, x, p->up);
@@ -218,7 +220,7 @@ static ten resnet(run *r, const dfs_resnet *p, ten x, size_t temb_act) {
     ten c1 = conv_into(r, &p->conv1, h, 1, 1, h.H, h.W, t, NULL);
     if (!temb_in_conv) t = linear(r, &p->temb, temb_act, r->B);
     if (cfg->scale_shift) {
-        c1 = groupnorm(r, &p->norm2, c1, DFS_ACT_NONE);
+        c1 = groupnorm(r, &p->norm2, c1, DFS_ACT_NONE, 1);
         ten ss = r->train ? push(r, c1.C, c1.H, c1.W) : c1;
         dfs_tape_op op = {OP_SCALESHIFT, c1.off, t, ss.off, 0, 0, NULL, c1.C, c1.H, c1.W, 0, 0, 0, 0, DFS_ACT_NONE, 0, 0};
         if (record(r, &op)) {
@@ -229,7 +231,7 @@ static ten resnet(run *r, const dfs_resnet *p, ten x, size_t temb_act) {
     } else {
         dfs_tape_op op = {OP_BIAS, c1.off, t, c1.off, 0, 0, NULL, c1.C, c1.H, c1.W, 0, 0, 0, 0, DFS_ACT_NONE, 0, 0};
         if (!temb_in_conv && record(r, &op)) dfs_add_channel_bias(A(r, c1), at(r, t), r->B, c1.C, c1.H * c1.W);
-        c1 = groupnorm(r, &p->norm2, c1, cfg->act_fn);
+        c1 = groupnorm(r, &p->norm2, c1, cfg->act_fn, 1);
     }
     if (onto) {
         conv_into(r, &p->conv2, c1, 1, 1, c1.H, c1.W, NO_TEMB, &sc);
@@ -245,7 +247,7 @@ static ten resnet(run *r, const dfs_resnet *p, ten x, size_t temb_act) {
 static ten attention(run *r, const dfs_attn *p, ten x) {
     const size_t mark = r->top;
     const int HW = x.H * x.W;
-    ten xn = p->has_norm ? groupnorm(r, &p->norm, x, DFS_ACT_NONE) : x;
+    ten xn = p->has_norm ? groupnorm(r, &p->norm, x, DFS_ACT_NONE, 0) : x;
     ten out = r->train ? push(r, x.C, x.H, x.W) : x;
     size_t saved = r->train ? push_raw(r, dfs_attention_saved_size(r->B, x.C, HW, p->heads, p->dh)) : 0;
     const size_t scratch_mark = r->top;
@@ -397,7 +399,7 @@ static ten forward(run *r, const float *x, int H, int W_, const float *class_vec
         }
     }
 
-    ten hn = groupnorm(r, &u->norm_out, h, DFS_ACT_SILU); /* conv_act is always SiLU */
+    ten hn = groupnorm(r, &u->norm_out, h, DFS_ACT_SILU, 1); /* conv_act is always SiLU */
     ten out = conv(r, &u->conv_out, hn, 1, 1, h.H, h.W);
     if (cfg->time_embedding_type == DFS_TEMB_FOURIER) {
         dfs_tape_op op = {OP_DIVT, out.off, 0, out.off, 0, 0, NULL, out.C, out.H, out.W, 0, 0, 0, 0, DFS_ACT_NONE, 0, 0};
