@@ -203,14 +203,15 @@ static ten resample(run *r, ten in, int up) {
 /* ResnetBlock2D. temb_act: act_fn(emb), (B, temb). In inference the time embedding is added by
  * conv1 as it stores its output, and a block with a shortcut convolution and an output scale of 1
  * computes the shortcut first, at the block's place on the stack, and lets conv2 add onto it (the
- * same sums as adding the two afterwards). */
-static ten resnet(run *r, const dfs_resnet *p, ten x, size_t temb_act) {
+ * same sums as adding the two afterwards); then, if x is the caller's temporary (x_temp: the up
+ * path's concatenation), nothing reads x after norm1, which runs in place. */
+static ten resnet(run *r, const dfs_resnet *p, ten x, size_t temb_act, int x_temp) {
     const dfs_unet_config *cfg = &r->u->cfg;
     const size_t mark = r->top;
     const int onto = !r->train && p->has_shortcut && p->out_scale == 1.0f && !p->up && !p->down;
     const int temb_in_conv = !r->train && !cfg->scale_shift;
     const ten sc = onto ? conv(r, &p->shortcut, x, 1, 0, x.H, x.W) : x;
-    ten h = groupnorm(r, &p->norm1, x, cfg->act_fn, 0);
+    ten h = groupnorm(r, &p->norm1, x, cfg->act_fn, onto && x_temp);
     ten xs = x;
     if (p->up || p->down) {
         xs = resample(r, x, p->up);
@@ -351,7 +352,7 @@ static ten forward(run *r, const float *x, int H, int W_, const float *class_vec
     for (int i = 0; i < n; i++) {
         const dfs_block *blk = &u->down[i];
         for (int l = 0; l < blk->n_layers; l++) {
-            h = resnet(r, &blk->res[l], h, temb_act);
+            h = resnet(r, &blk->res[l], h, temb_act, 0);
             if (blk->has_attn) h = attention(r, &blk->attn[l], h);
             skips[n_skips++] = h;
         }
@@ -361,15 +362,15 @@ static ten forward(run *r, const float *x, int H, int W_, const float *class_vec
             h = conv(r, &blk->sconv, h, 2, blk->pad, h.H / 2, h.W / 2);
             skips[n_skips++] = h;
         } else if (blk->sampler == DFS_SAMPLER_RESNET) {
-            h = resnet(r, &blk->sres, h, temb_act);
+            h = resnet(r, &blk->sres, h, temb_act, 0);
             skips[n_skips++] = h;
         }
     }
 
     if (u->has_mid) {
-        h = resnet(r, &u->mid_res[0], h, temb_act);
+        h = resnet(r, &u->mid_res[0], h, temb_act, 0);
         if (u->mid_has_attn) h = attention(r, &u->mid_attn, h);
-        h = resnet(r, &u->mid_res[1], h, temb_act);
+        h = resnet(r, &u->mid_res[1], h, temb_act, 0);
     }
 
     for (int i = 0; i < n; i++) {
@@ -382,7 +383,7 @@ static ten forward(run *r, const float *x, int H, int W_, const float *class_vec
             ten cat = push(r, h.C + skip.C, h.H, h.W);
             dfs_tape_op op = {OP_CAT, h.off, skip.off, cat.off, 0, (size_t)skip.C, NULL, h.C, h.H, h.W, 0, 0, 0, 0, DFS_ACT_NONE, 0, 0};
             if (record(r, &op)) dfs_concat_channels(A(r, cat), A(r, h), h.C, A(r, skip), skip.C, r->B, h.H * h.W);
-            ten o = resnet(r, &blk->res[l], cat, temb_act);
+            ten o = resnet(r, &blk->res[l], cat, temb_act, 1);
             if (blk->has_attn) o = attention(r, &blk->attn[l], o);
             h = keep(r, mark, o);
         }
@@ -393,7 +394,7 @@ static ten forward(run *r, const float *x, int H, int W_, const float *class_vec
                 ten up = resample(r, h, 1);
                 o = conv(r, &blk->sconv, up, 1, 1, up.H, up.W);
             } else {
-                o = resnet(r, &blk->sres, h, temb_act);
+                o = resnet(r, &blk->sres, h, temb_act, 0);
             }
             h = keep(r, mark, o);
         }
