@@ -86,17 +86,44 @@ void dfs_groupnorm_backward(float *dinp, float *dgamma, float *dbeta, float *ws,
         for (size_t bg = 0; bg < (size_t)B * G; bg++) mean[bg] = stats[2 * bg], rstd[bg] = stats[2 * bg + 1];
     else
         group_stats(mean, rstd, inp, B, C, HW, G, eps);
+    /* one task per (image, group): the per-channel sums, then, while the group is still in
+     * cache, the input gradient */
 #pragma omp parallel for schedule(static)
-    for (int bc = 0; bc < B * C; bc++) {
-        const float *x = inp + (size_t)bc * HW;
-        float *dy = dout + (size_t)bc * HW;
-        if (act == DFS_ACT_SILU) { /* the forward's scale and shift, in float */
-            const int c = bc % C, bg = bc / C * G + c / CG;
-            const float scale = (float)rstd[bg] * gamma[c], shift = beta[c] - (float)mean[bg] * scale;
-            vm->silu_grad(dy, dy, x, (size_t)HW, scale, shift, 0);
+    for (int bg = 0; bg < B * G; bg++) {
+        const int g = bg % G;
+        const size_t c0 = (size_t)(bg / G) * C + (size_t)g * CG;
+        for (int c = 0; c < CG; c++) {
+            const size_t bc = c0 + (size_t)c;
+            const float *x = inp + bc * HW;
+            float *dy = dout + bc * HW;
+            if (act == DFS_ACT_SILU) { /* the forward's scale and shift, in float */
+                const float scale = (float)rstd[bg] * gamma[g * CG + c], shift = beta[g * CG + c] - (float)mean[bg] * scale;
+                vm->silu_grad(dy, dy, x, (size_t)HW, scale, shift, 0);
+            }
+            A[bc] = vm->sum(dy, (size_t)HW);
+            D[bc] = vm->dot(dy, x, (size_t)HW);
         }
-        A[bc] = vm->sum(dy, (size_t)HW);
-        D[bc] = vm->dot(dy, x, (size_t)HW);
+        if (!dinp) continue;
+        const double m = mean[bg], r = rstd[bg];
+        double s1 = 0, s2 = 0;
+        for (int c = 0; c < CG; c++) {
+            const double gm = gamma[g * CG + c];
+            s1 += gm * A[c0 + c];
+            s2 += gm * (D[c0 + c] - m * A[c0 + c]);
+        }
+        s2 *= r;
+        const float k1 = (float)(-r * r * s2 / (double)n), k0 = (float)(r * r * m * s2 / (double)n - r * s1 / (double)n);
+        for (int c = 0; c < CG; c++) {
+            const float a = (float)(r * gamma[g * CG + c]);
+            float *dx = dinp + (c0 + c) * HW;
+            const float *dy = dout + (c0 + c) * HW, *x = inp + (c0 + c) * HW;
+            if (dinp_add)
+#pragma omp simd /* the same operations per element, vectorised */
+                for (int i = 0; i < HW; i++) dx[i] += dy[i] * a + x[i] * k1 + k0;
+            else
+#pragma omp simd
+                for (int i = 0; i < HW; i++) dx[i] = dy[i] * a + x[i] * k1 + k0;
+        }
     }
     for (int c = 0; c < C && (dgamma || dbeta); c++) {
         double sg = 0, sb = 0;
@@ -107,30 +134,5 @@ void dfs_groupnorm_backward(float *dinp, float *dgamma, float *dbeta, float *ws,
         }
         if (dgamma) dgamma[c] += (float)sg;
         if (dbeta) dbeta[c] += (float)sb;
-    }
-    if (!dinp) return;
-#pragma omp parallel for schedule(static)
-    for (int bg = 0; bg < B * G; bg++) {
-        const double m = mean[bg], r = rstd[bg];
-        const size_t c0 = (size_t)(bg / G) * C + (size_t)(bg % G) * CG;
-        double s1 = 0, s2 = 0;
-        for (int c = 0; c < CG; c++) {
-            const double gm = gamma[(bg % G) * CG + c];
-            s1 += gm * A[c0 + c];
-            s2 += gm * (D[c0 + c] - m * A[c0 + c]);
-        }
-        s2 *= r;
-        const float k1 = (float)(-r * r * s2 / (double)n), k0 = (float)(r * r * m * s2 / (double)n - r * s1 / (double)n);
-        for (int c = 0; c < CG; c++) {
-            const float a = (float)(r * gamma[(bg % G) * CG + c]);
-            float *dx = dinp + (c0 + c) * HW;
-            const float *dy = dout + (c0 + c) * HW, *x = inp + (c0 + c) * HW;
-            if (dinp_add)
-#pragma omp simd /* the same operations per element, vectorised */
-                for (int i = 0; i < HW; i++) dx[i] += dy[i] * a + x[i] * k1 + k0;
-            else
-#pragma omp simd
-                for (int i = 0; i < HW; i++) dx[i] = dy[i] * a + x[i] * k1 + k0;
-        }
     }
 }
