@@ -40,12 +40,33 @@ size_t dfs_attention_scratch(int B, int C, int HW, int heads, int dh) {
         }                                                                                                          \
     } while (0)
 
-/* The steps below share their work among the threads when `threaded`, else run on the caller's. */
+/* The steps below share their work among the threads when `threaded`, else run on the caller's.
+ * Transposes go through the GEMM's vectorised 16×16 block transpose (gemm.h), a block of 16
+ * columns of src per task. */
 static void transpose(float *dst, const float *src, int rows, int cols, int threaded) {
+    const dfs_gemm_impl *g = dfs_gemm_best();
 #pragma omp parallel for schedule(static) if (threaded)
-    for (int c = 0; c < cols; c++)
-        for (int r = 0; r < rows; r++) dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
+    for (int c0 = 0; c0 < cols; c0 += 16)
+        dfs_gemm_transpose_blocks(g, dst + (size_t)c0 * rows, (size_t)rows, src + c0, (size_t)cols, cols - c0 < 16 ? cols - c0 : 16,
+                                  rows);
 }
+
+/* For each 16×16 block of a (C, HW) image and the matching block of a (HW, C) matrix src: t, the
+ * block of srcᵀ (t[i·16 + j] = src[(p0 + j)·C + c0 + i]), then BODY with c0, p0, nc, np set;
+ * blocks of 16 channels shared among the threads when the caller's `threaded` is set. */
+#define FOR_BLOCKS_T(src, C, HW, BODY)                                                                       \
+    do {                                                                                                           \
+        const dfs_gemm_impl *g_ = dfs_gemm_best();                                                                 \
+        _Pragma("omp parallel for schedule(static) if (threaded)") for (int c0 = 0; c0 < (C); c0 += 16) {          \
+            _Alignas(64) float t[16 * 16];                                                                         \
+            const int nc = (C) - c0 < 16 ? (C) - c0 : 16;                                                          \
+            for (int p0 = 0; p0 < (HW); p0 += 16) {                                                                \
+                const int np = (HW) - p0 < 16 ? (HW) - p0 : 16;                                                    \
+                g_->transpose(t, 16, (src) + (size_t)p0 * (C) + c0, (size_t)(C), nc, np);                          \
+                BODY;                                                                                              \
+            }                                                                                                      \
+        }                                                                                                          \
+    } while (0)
 
 #define ATT_BQ 64  /* query rows per task */
 #define ATT_BK 256 /* keys per block of scores */
@@ -117,9 +138,11 @@ static void keys_transposed(float *KT, const float *xn, const float *wk, const f
 
 /* dst (C, HW) = (Yᵀ + res) / rescale for one image; dst may be res. */
 static void add_residual(float *dst, const float *Y, const float *res, int C, int HW, float rescale, int threaded) {
-#pragma omp parallel for schedule(static) if (threaded)
-    for (int c = 0; c < C; c++)
-        for (int p = 0; p < HW; p++) dst[(size_t)c * HW + p] = (Y[(size_t)p * C + c] + res[(size_t)c * HW + p]) / rescale;
+    FOR_BLOCKS_T(Y, C, HW, for (int i = 0; i < nc; i++) {
+        float *d = dst + (size_t)(c0 + i) * HW + p0;
+        const float *r = res + (size_t)(c0 + i) * HW + p0;
+        for (int j = 0; j < np; j++) d[j] = (t[i * 16 + j] + r[j]) / rescale;
+    });
 }
 
 /* dst (C, HW) = (Wo·Oᵀ + bo + res) / rescale for one image: the output projection computed
@@ -301,13 +324,14 @@ static void attend_backward(float *dQ, float *dK, float *dV, const float *Q, con
 
 /* dy (HW, C) = go (C, HW)ᵀ / rescale for one image, also added to dres (C, HW) when not NULL. */
 static void output_grad(float *dy, float *dres, const float *go, int C, int HW, float rescale, int threaded) {
-#pragma omp parallel for schedule(static) if (threaded)
-    for (int c = 0; c < C; c++)
-        for (int p = 0; p < HW; p++) {
-            const float d = go[(size_t)c * HW + p] / rescale;
-            dy[(size_t)p * C + c] = d;
-            if (dres) dres[(size_t)c * HW + p] += d;
-        }
+    const size_t n = (size_t)C * HW;
+    transpose(dy, go, C, HW, threaded);
+    if (rescale != 1.0f) /* x / 1 is x */
+#pragma omp parallel for simd schedule(static) if (parallel : threaded)
+        for (size_t k = 0; k < n; k++) dy[k] /= rescale;
+    if (dres)
+#pragma omp parallel for simd schedule(static) if (parallel : threaded)
+        for (size_t k = 0; k < n; k++) dres[k] += go[k] / rescale;
 }
 
 /* D (heads, HW) = Σ_d dO ⊙ O for each head's row of one image. */
@@ -321,9 +345,10 @@ static void row_dots(float *D, const float *dO, const float *O, int HW, int head
 
 /* dst (C, HW) += src (HW, C)ᵀ for one image. */
 static void add_transposed(float *dst, const float *src, int C, int HW, int threaded) {
-#pragma omp parallel for schedule(static) if (threaded)
-    for (int c = 0; c < C; c++)
-        for (int p = 0; p < HW; p++) dst[(size_t)c * HW + p] += src[(size_t)p * C + c];
+    FOR_BLOCKS_T(src, C, HW, for (int i = 0; i < nc; i++) {
+        float *d = dst + (size_t)(c0 + i) * HW + p0;
+        for (int j = 0; j < np; j++) d[j] += t[i * 16 + j];
+    });
 }
 
 size_t dfs_attention_backward_scratch(int B, int C, int HW, int heads, int dh) {
