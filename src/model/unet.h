@@ -111,10 +111,12 @@ dfs_unet_train_io dfs_unet_forward_train(const dfs_unet *u, const float *P, floa
 /* Floats of scratch the backward pass needs for this tape. */
 size_t dfs_unet_backward_scratch(const dfs_unet *u, const dfs_tape_op *tape, size_t n_tape, int B);
 /* Backpropagates from the output gradient. garena: plan.arena_floats floats holding the output
- * gradient at out_off (the rest need not be initialised: each gradient is stored, or zeroed, by
- * its first use); G: parameter gradients, accumulated (+=) with the parameter block's layout. */
-void dfs_unet_backward(const dfs_unet *u, const float *P, float *G, const float *arena, float *garena, size_t out_off,
-                       const dfs_tape_op *tape, size_t n_tape, float *scratch, int B, const float *t,
-                       const int64_t *labels);
+ * gradient at io.out_off (the rest need not be initialised: each gradient is stored, or zeroed,
+ * by its first use); G: parameter gradients, accumulated (+=) with the parameter block's layout.
+ * input_grad: also the gradient of the input x, at io.in_off; else the first convolution skips it
+ * (training needs only the parameters'). */
+void dfs_unet_backward(const dfs_unet *u, const float *P, float *G, const float *arena, float *garena,
+                       dfs_unet_train_io io, int input_grad, const dfs_tape_op *tape, size_t n_tape, float *scratch,
+                       int B, const float *t, const int64_t *labels);
 
 #endif

@@ -521,7 +521,8 @@ static int initialised(const dfs_tape_op *tape, size_t n_tape, size_t i, size_t 
     return 0;
 }
 
-void dfs_unet_backward(const dfs_unet *u, const float *P, float *G, const float *arena, float *garena, size_t out_off,
+void dfs_unet_backward(const dfs_unet *u, const float *P, float *G, const float *arena, float *garena,
+                       dfs_unet_train_io io, int input_grad,
                        const dfs_tape_op *tape, size_t n_tape, float *scratch, int B, const float *t,
                        const int64_t *labels) {
     const float *a = arena;
@@ -535,7 +536,7 @@ void dfs_unet_backward(const dfs_unet *u, const float *P, float *G, const float 
         int fresh[3] = {0, 0, 0}; /* not yet holding a gradient */
         const int k = op_ranges(op, B, off, len);
         for (int q = 0; q < k; q++) {
-            int done = initialised(tape, n_tape, i, off[q], out_off, B);
+            int done = initialised(tape, n_tape, i, off[q], io.out_off, B);
             for (int p = 0; p < q; p++) done |= off[p] == off[q];
             fresh[q] = !done;
             /* convolutions, GroupNorm, activations, sums and concatenations store their inputs'
@@ -547,7 +548,7 @@ void dfs_unet_backward(const dfs_unet *u, const float *P, float *G, const float 
         switch (op->kind) {
         case OP_CONV: {
             const dfs_conv *c = op->layer;
-            dfs_conv2d_backward(g + op->a, G + c->w, G + c->b, scratch, g + op->c, a + op->a, P + c->w, B, c->in, op->H,
+            dfs_conv2d_backward(!input_grad && op->a == io.in_off ? NULL : g + op->a, G + c->w, G + c->b, scratch, g + op->c, a + op->a, P + c->w, B, c->in, op->H,
                                 op->W, c->out, c->k, c->k, op->stride, op->pad, op->pad, op->OH, op->OW, !fresh[1]);
             break;
         }

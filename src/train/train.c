@@ -258,7 +258,7 @@ static double optimize(trainer *t, const dfs_train_params *p, const float *x0, c
         loss += w * lb / (double)n;
     }
     dfs_zero(t->G, u->n_floats);
-    dfs_unet_backward(u, t->m->params, t->G, t->arena, t->garena, io.out_off, t->tape, t->n_tape, t->scratch, B, tf,
+    dfs_unet_backward(u, t->m->params, t->G, t->arena, t->garena, io, 0, t->tape, t->n_tape, t->scratch, B, tf,
                       p->conditional ? labels : NULL);
     /* gradient-norm clipping, as torch.nn.utils.clip_grad_norm_; Σ g² in vectorised blocks (vmath.h) */
     const double norm = sqrt(dfs_vmath_best()->sumsq(t->G, u->n_floats, 0.0f));
