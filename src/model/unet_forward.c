@@ -104,16 +104,18 @@ static int clear_of(const run *r, ten t, size_t mark, size_t n) {
     return t.off + numel(r, t) <= mark || t.off >= mark + n;
 }
 
-/* (a + b) / div as the block's output at mark (inference; see keep): written straight there when
- * neither input lies in the way, else computed above and moved down. */
-static ten add_div(run *r, ten a, ten b, float div);
+/* (a + b) / div as the block's output. In inference at mark (see keep): written straight there
+ * when neither input lies in the way, else computed above and moved down. In training over b
+ * (conv2's output, which nothing else reads: its gradient is then the sum's, divided in place). */
+static ten add_div(run *r, ten a, ten b, float div, int onto_b);
 static ten block_output(run *r, size_t mark, ten a, ten b, float div) {
     const size_t n = (numel(r, a) + 15) & ~(size_t)15;
-    if (!r->train && clear_of(r, a, mark, n) && clear_of(r, b, mark, n)) {
+    if (r->train) return add_div(r, a, b, div, 1);
+    if (clear_of(r, a, mark, n) && clear_of(r, b, mark, n)) {
         r->top = mark;
-        return add_div(r, a, b, div);
+        return add_div(r, a, b, div, 0);
     }
-    return keep(r, mark, add_div(r, a, b, div));
+    return keep(r, mark, add_div(r, a, b, div, 0));
 }
 
 /* Frees temporaries above mark (inference only). */
@@ -183,8 +185,8 @@ static size_t linear(run *r, const dfs_lin *l, size_t in, int rows) {
     return out;
 }
 
-static ten add_div(run *r, ten a, ten b, float div) {
-    ten out = push(r, a.C, a.H, a.W);
+static ten add_div(run *r, ten a, ten b, float div, int onto_b) {
+    ten out = onto_b ? b : push(r, a.C, a.H, a.W);
     dfs_tape_op op = {OP_ADDDIV, a.off, b.off, out.off, 0, numel(r, a), NULL, 0, 0, 0, 0, 0, 0, 0, DFS_ACT_NONE, div, 0};
     if (record(r, &op)) dfs_add_div(A(r, out), A(r, a), A(r, b), numel(r, a), div);
     return out;
@@ -306,14 +308,14 @@ static size_t embedding(run *r, const float *class_vec) {
         }
         ten c1 = {linear(r, &u->class1, cproj, B), temb, 1, 1};
         ten c2 = {linear(r, &u->class2, act(r, c1, DFS_ACT_SILU).off, B), temb, 1, 1};
-        emb = add_div(r, emb, c2, 1.0f);
+        emb = add_div(r, emb, c2, 1.0f, 0);
         break;
     }
     case DFS_CLASS_EMB_IDENTITY: {
         const size_t cv = push_raw(r, (size_t)B * temb);
         if (a) memcpy(a + cv, class_vec, sizeof(float) * (size_t)B * temb);
         ten cvt = {cv, temb, 1, 1};
-        emb = add_div(r, emb, cvt, 1.0f);
+        emb = add_div(r, emb, cvt, 1.0f, 0);
         break;
     }
     }
@@ -580,10 +582,19 @@ void dfs_unet_backward(const dfs_unet *u, const float *P, float *G, const float 
             const float *go = g + op->c, div = op->f;
             float *ga = g + op->a, *gb = g + op->b;
             const int sa = fresh[1], sb = fresh[2]; /* store instead of add */
-            DFS_ASSERT(ga != gb); /* the network never adds a tensor to itself (the loop assumes it) */
+            DFS_ASSERT(ga != gb); /* the network never adds a tensor to itself (the loops assume it) */
+            if (gb == go) { /* the sum overwrote b: b's gradient is go / div, in place */
+#pragma omp parallel for simd schedule(static)
+                for (size_t k = 0; k < op->n; k++) {
+                    const float d = div == 1.0f ? go[k] : go[k] / div; /* x / 1 is x: no divisions */
+                    ga[k] = (sa ? 0.0f : ga[k]) + d;
+                    gb[k] = d;
+                }
+                break;
+            }
 #pragma omp parallel for simd schedule(static)
             for (size_t k = 0; k < op->n; k++) {
-                const float d = div == 1.0f ? go[k] : go[k] / div; /* x / 1 is x: no divisions */
+                const float d = div == 1.0f ? go[k] : go[k] / div;
                 ga[k] = (sa ? 0.0f : ga[k]) + d;
                 gb[k] = (sb ? 0.0f : gb[k]) + d;
             }
