@@ -202,9 +202,19 @@ int main(void) {
     /* AdamW: one step from p = 1, m = v = 0 with g = 0.5: m = 0.05, v = 0.00025 (β2 0.999), bias
      * corrected to 0.5 and 0.25, so p = 1·(1 − lr·wd) − lr·0.5/(0.5 + ε) */
     float prm = 1.0f, g = 0.5f, mm = 0, vv = 0;
-    dfs_adamw_step(&prm, &g, &mm, &vv, 1, 1, 1e-3, 0.9, 0.999, 1e-8, 1e-2);
+    dfs_adamw_step(&prm, &g, &mm, &vv, 1, 1, 1e-3, 0.9, 0.999, 1e-8, 1e-2, 1.0f, NULL, 0.0f);
     TEST_NEAR(prm, (1 - 1e-5) - 1e-3 * 0.5 / (0.5 + 1e-8), 1e-7);
     TEST_NEAR(mm, 0.05, 1e-8);
+    /* the gradient scaled (clipping) and the EMA in the same pass: as scaling first, then EMA after */
+    float p2[2] = {1.0f, -2.0f}, g2[2] = {0.75f, -3.0f}, m2[2] = {0.1f, 0.2f}, v2[2] = {0.01f, 0.02f}, e2[2] = {0.9f, -1.5f};
+    float p3[2], g3[2], m3[2], v3[2], e3[2];
+    memcpy(p3, p2, sizeof p2), memcpy(m3, m2, sizeof m2), memcpy(v3, v2, sizeof v2), memcpy(e3, e2, sizeof e2);
+    for (int i = 0; i < 2; i++) g3[i] = g2[i] * 0.3f;
+    dfs_adamw_step(p2, g2, m2, v2, 2, 3, 1e-3, 0.9, 0.999, 1e-8, 1e-2, 0.3f, e2, 0.99f);
+    dfs_adamw_step(p3, g3, m3, v3, 2, 3, 1e-3, 0.9, 0.999, 1e-8, 1e-2, 1.0f, NULL, 0.0f);
+    for (int i = 0; i < 2; i++) e3[i] = e3[i] - (1.0f - 0.99f) * (e3[i] - p3[i]);
+    TEST_CHECK(memcmp(p2, p3, sizeof p2) == 0 && memcmp(m2, m3, sizeof m2) == 0 && memcmp(v2, v3, sizeof v2) == 0 &&
+               memcmp(e2, e3, sizeof e2) == 0);
     TEST_NEAR(dfs_ema_decay(1, 0.9999, 1, 0.75), 0.0, 0);
     TEST_NEAR(dfs_ema_decay(11, 0.9999, 1, 0.75), 1 - pow(11.0, -0.75), 1e-12);
     TEST_NEAR(dfs_ema_decay(100000000, 0.9999, 1, 0.75), 0.9999, 0);

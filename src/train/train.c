@@ -263,18 +263,13 @@ static double optimize(trainer *t, const dfs_train_params *p, const float *x0, c
     /* gradient-norm clipping, as torch.nn.utils.clip_grad_norm_; Σ g² in vectorised blocks (vmath.h) */
     const double norm = sqrt(dfs_vmath_best()->sumsq(t->G, u->n_floats, 0.0f));
     if (!isfinite(loss) || !isfinite(norm)) return NAN; /* no update: the weights stay finite */
-    if (p->max_grad_norm > 0 && norm > p->max_grad_norm) {
-        const float c = (float)(p->max_grad_norm / (norm + 1e-6));
-#pragma omp parallel for simd schedule(static)
-        for (size_t i = 0; i < u->n_floats; i++) t->G[i] *= c;
-    }
+    /* clipping scales the gradient as AdamW reads it, and the EMA follows in the same pass */
+    const float clip = p->max_grad_norm > 0 && norm > p->max_grad_norm ? (float)(p->max_grad_norm / (norm + 1e-6)) : 1.0f;
     t->step++;
-    dfs_adamw_step(t->m->params, t->G, t->adam_m, t->adam_v, u->n_floats, t->step, lr_at(p, t->step - 1), p->adam_beta1,
-                   p->adam_beta2, p->adam_eps, p->weight_decay);
-    t->m->prep_ready = 0;
     const float decay = (float)dfs_ema_decay(t->step, p->ema_max_decay, p->ema_inv_gamma, p->ema_power);
-#pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < u->n_floats; i++) t->ema[i] = t->ema[i] - (1.0f - decay) * (t->ema[i] - t->m->params[i]);
+    dfs_adamw_step(t->m->params, t->G, t->adam_m, t->adam_v, u->n_floats, t->step, lr_at(p, t->step - 1), p->adam_beta1,
+                   p->adam_beta2, p->adam_eps, p->weight_decay, clip, t->ema, decay);
+    t->m->prep_ready = 0;
     return loss;
 }
 

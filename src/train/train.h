@@ -53,9 +53,12 @@ dfs_status dfs_train_steps(dfs_ctx *ctx, struct dfs_model *m, const struct dfs_j
                            const int64_t *labels, int n_steps, double *loss, double *seconds);
 
 /* One optimisation step's arithmetic, exposed for tests: AdamW as torch.optim.AdamW (decoupled
- * weight decay, bias-corrected), over n parameters; step counts from 1. */
+ * weight decay, bias-corrected), over n parameters; step counts from 1. The gradient is taken times
+ * grad_scale (gradient clipping; 1 for none): the same products as scaling it first. With ema, the
+ * parameters' exponential moving average follows in the same pass, ema ← ema − (1 − ema_decay)·(ema − param)
+ * with the updated param, as diffusers' EMAModel.step after the optimizer's. */
 void dfs_adamw_step(float *param, const float *grad, float *m, float *v, size_t n, int step, double lr, double beta1,
-                    double beta2, double eps, double weight_decay);
+                    double beta2, double eps, double weight_decay, float grad_scale, float *ema, float ema_decay);
 /* diffusers' EMAModel decay with warm-up: 1 − (1 + step/inv_gamma)^−power, capped. */
 double dfs_ema_decay(int optimization_step, double max_decay, double inv_gamma, double power);
 
