@@ -19,7 +19,7 @@
 size_t dfs_attention_scratch(int B, int C, int HW, int heads, int dh) {
     const size_t inner = (size_t)heads * dh, copies = B > 1 ? (size_t)dfs_ops_max_threads() : 1;
     const size_t infer = copies * (size_t)HW * (2 * (size_t)C + 4 * inner);
-    const size_t train = (size_t)HW * (2 * (size_t)B * C + copies * inner);
+    const size_t train = (size_t)HW * 2 * (size_t)B * C;
     return infer > train ? infer : train;
 }
 
@@ -71,13 +71,14 @@ static void transpose(float *dst, const float *src, int rows, int cols, int thre
 #define ATT_BQ 64  /* query rows per task */
 #define ATT_BK 256 /* keys per block of scores */
 
-/* O = softmax(Q Kᵀ·scale) V for every head, rows of (HW, inner) matrices, with Kᵀ given as
- * (inner, HW); stats (heads, HW, 2) receives each row's maximum and sum when not NULL (what the
+/* O = softmax(Q Kᵀ·scale) V for every head, rows of (HW, inner) matrices, with key position j's
+ * value d at K[d·k_rs + j·k_cs] (Kᵀ as (inner, HW): k_rs = HW, k_cs = 1; K as rows: 1, inner);
+ * stats (heads, HW, 2) receives each row's maximum and sum when not NULL (what the
  * backward pass needs). A task is one head and ATT_BQ query rows: it walks the keys ATT_BK at a
  * time, scores the block with one GEMM, rescales its rows' running sums and outputs to the block's
  * new maximum, and adds P·V with another GEMM. Tasks do not depend on the thread count. */
-static void attend(float *O, float *stats, const float *Q, const float *KT, const float *V, int HW, int heads, int dh,
-                   float scale, int threaded) {
+static void attend(float *O, float *stats, const float *Q, const float *K, size_t k_rs, size_t k_cs, const float *V,
+                   int HW, int heads, int dh, float scale, int threaded) {
     const int inner = heads * dh, n_qb = (HW + ATT_BQ - 1) / ATT_BQ;
     const dfs_vmath_impl *vm = dfs_vmath_best();
 #pragma omp parallel for schedule(static) if (threaded)
@@ -94,7 +95,8 @@ static void attend(float *O, float *stats, const float *Q, const float *KT, cons
         for (int j0 = 0; j0 < HW; j0 += ATT_BK) {
             const int cols = HW - j0 < ATT_BK ? HW - j0 : ATT_BK;
             for (int r = 0; r < rows; r++) memset(S + (size_t)r * ATT_BK, 0, sizeof(float) * (size_t)cols);
-            dfs_gemm_1t(rows, cols, dh, q, (size_t)inner, 1, KT + (size_t)h * dh * HW + j0, (size_t)HW, 1, S, ATT_BK);
+            dfs_gemm_1t(rows, cols, dh, q, (size_t)inner, 1, K + (size_t)h * dh * k_rs + (size_t)j0 * k_cs, k_rs, k_cs, S,
+                        ATT_BK);
             for (int r = 0; r < rows; r++) {
                 float *s = S + (size_t)r * ATT_BK, mx = dfs_max(s, cols);
                 const float mnew = m[r] > mx * scale ? m[r] : mx * scale; /* scale > 0: max of the scaled row */
@@ -180,7 +182,7 @@ static void forward_image(float *dst, float *T, float *Y, float *Q, float *KT, f
     linear(Q, T, wq, bq, HW, C, inner);
     keys_transposed(KT, xn, wk, bk, C, HW, inner, threaded);
     linear(V, T, wv, bv, HW, C, inner);
-    attend(O, NULL, Q, KT, V, HW, heads, dh, 1.0f / sqrtf((float)dh), threaded);
+    attend(O, NULL, Q, KT, (size_t)HW, 1, V, HW, heads, dh, 1.0f / sqrtf((float)dh), threaded);
     project_out(dst, Y, O, wo, bo, res, C, HW, inner, rescale, threaded);
 }
 
@@ -206,7 +208,8 @@ static saved_parts parts_of(float *saved, int B, int HW, int heads, int dh) {
 }
 
 /* Training keeps every image's Q, K, V and O, so the projections run as one GEMM over the whole
- * batch (their weights packed once, not once per image). Scratch: T and Y (B·HW, C), Kᵀ of one image. */
+ * batch (their weights packed once, not once per image), and the scores read K's rows transposed.
+ * Scratch: T and Y (B·HW, C). */
 void dfs_attention_forward_train(float *out, float *saved, float *scratch, const float *xn, const float *residual,
                                  const float *wq, const float *bq, const float *wk, const float *bk, const float *wv,
                                  const float *bv, const float *wo, const float *bo, int B, int C, int HW, int heads,
@@ -217,12 +220,10 @@ void dfs_attention_forward_train(float *out, float *saved, float *scratch, const
     DFS_ASSERT(n <= INT_MAX);
     FOR_IMAGES(B, transpose(T + b * img, xn + b * img, C, HW, one));
     dfs_linear_forward(s.Q, T, wq, bq, (int)n, C, (int)inner);
+    dfs_linear_forward(s.K, T, wk, bk, (int)n, C, (int)inner);
     dfs_linear_forward(s.V, T, wv, bv, (int)n, C, (int)inner);
-    FOR_IMAGES(B, float *KT = Y + n * C + (one ? 0 : (size_t)dfs_ops_thread_id() * tok);
-               keys_transposed(KT, xn + b * img, wk, bk, C, HW, (int)inner, one);
-               transpose(s.K + b * tok, KT, (int)inner, HW, one);
-               attend(s.O + b * tok, s.stats + (size_t)b * heads * HW * 2, s.Q + b * tok, KT, s.V + b * tok, HW, heads,
-                      dh, 1.0f / sqrtf((float)dh), one));
+    FOR_IMAGES(B, attend(s.O + b * tok, s.stats + (size_t)b * heads * HW * 2, s.Q + b * tok, s.K + b * tok, 1, inner,
+                         s.V + b * tok, HW, heads, dh, 1.0f / sqrtf((float)dh), one));
     dfs_linear_forward(Y, s.O, wo, bo, (int)n, (int)inner, C);
     FOR_IMAGES(B, add_residual(out + b * img, Y + b * img, residual + b * img, C, HW, rescale, one));
 }
