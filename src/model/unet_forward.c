@@ -550,8 +550,9 @@ void dfs_unet_backward(const dfs_unet *u, const float *P, float *G, const float 
         switch (op->kind) {
         case OP_CONV: {
             const dfs_conv *c = op->layer;
-            dfs_conv2d_backward(!input_grad && op->a == io.in_off ? NULL : g + op->a, G + c->w, G + c->b, scratch, g + op->c, a + op->a, P + c->w, B, c->in, op->H,
-                                op->W, c->out, c->k, c->k, op->stride, op->pad, op->pad, op->OH, op->OW, !fresh[1]);
+            float *dinp = !input_grad && op->a == io.in_off ? NULL : g + op->a;
+            dfs_conv2d_backward(dinp, G + c->w, G + c->b, scratch, g + op->c, a + op->a, P + c->w, B, c->in, op->H, op->W,
+                                c->out, c->k, c->k, op->stride, op->pad, op->pad, op->OH, op->OW, !fresh[1]);
             break;
         }
         case OP_GN: {
@@ -581,20 +582,13 @@ void dfs_unet_backward(const dfs_unet *u, const float *P, float *G, const float 
         case OP_ADDDIV: {
             const float *go = g + op->c, div = op->f;
             float *ga = g + op->a, *gb = g + op->b;
-            const int sa = fresh[1], sb = fresh[2]; /* store instead of add */
-            DFS_ASSERT(ga != gb); /* the network never adds a tensor to itself (the loops assume it) */
-            if (gb == go) { /* the sum overwrote b: b's gradient is go / div, in place */
-#pragma omp parallel for simd schedule(static)
-                for (size_t k = 0; k < op->n; k++) {
-                    const float d = div == 1.0f ? go[k] : go[k] / div; /* x / 1 is x: no divisions */
-                    ga[k] = (sa ? 0.0f : ga[k]) + d;
-                    gb[k] = d;
-                }
-                break;
-            }
+            /* store instead of add; also where the sum overwrote b (training): b's gradient is then
+             * go / div in place of go, each element read before it is written */
+            const int sa = fresh[1], sb = fresh[2] || gb == go;
+            DFS_ASSERT(ga != gb); /* the network never adds a tensor to itself (the loop assumes it) */
 #pragma omp parallel for simd schedule(static)
             for (size_t k = 0; k < op->n; k++) {
-                const float d = div == 1.0f ? go[k] : go[k] / div;
+                const float d = div == 1.0f ? go[k] : go[k] / div; /* x / 1 is x: no divisions */
                 ga[k] = (sa ? 0.0f : ga[k]) + d;
                 gb[k] = (sb ? 0.0f : gb[k]) + d;
             }

@@ -51,23 +51,6 @@ static void transpose(float *dst, const float *src, int rows, int cols, int thre
                                   rows);
 }
 
-/* For each 16×16 block of a (C, HW) image and the matching block of a (HW, C) matrix src: t, the
- * block of srcᵀ (t[i·16 + j] = src[(p0 + j)·C + c0 + i]), then BODY with c0, p0, nc, np set;
- * blocks of 16 channels shared among the threads when the caller's `threaded` is set. */
-#define FOR_BLOCKS_T(src, C, HW, BODY)                                                                       \
-    do {                                                                                                           \
-        const dfs_gemm_impl *g_ = dfs_gemm_best();                                                                 \
-        _Pragma("omp parallel for schedule(static) if (threaded)") for (int c0 = 0; c0 < (C); c0 += 16) {          \
-            _Alignas(64) float t[16 * 16];                                                                         \
-            const int nc = (C) - c0 < 16 ? (C) - c0 : 16;                                                          \
-            for (int p0 = 0; p0 < (HW); p0 += 16) {                                                                \
-                const int np = (HW) - p0 < 16 ? (HW) - p0 : 16;                                                    \
-                g_->transpose(t, 16, (src) + (size_t)p0 * (C) + c0, (size_t)(C), nc, np);                          \
-                BODY;                                                                                              \
-            }                                                                                                      \
-        }                                                                                                          \
-    } while (0)
-
 #define ATT_BQ 64  /* query rows per task */
 #define ATT_BK 256 /* keys per block of scores */
 
@@ -138,13 +121,24 @@ static void keys_transposed(float *KT, const float *xn, const float *wk, const f
     (threaded ? dfs_gemm : dfs_gemm_1t)(inner, HW, C, wk, (size_t)C, 1, xn, (size_t)HW, 1, KT, (size_t)HW);
 }
 
-/* dst (C, HW) = (Yᵀ + res) / rescale for one image; dst may be res. */
+/* dst (C, HW) = (Yᵀ + res) / rescale for one image, Y (HW, C) transposed a 16×16 block at a time;
+ * dst may be res (res = dst, rescale = 1: dst += Yᵀ). */
 static void add_residual(float *dst, const float *Y, const float *res, int C, int HW, float rescale, int threaded) {
-    FOR_BLOCKS_T(Y, C, HW, for (int i = 0; i < nc; i++) {
-        float *d = dst + (size_t)(c0 + i) * HW + p0;
-        const float *r = res + (size_t)(c0 + i) * HW + p0;
-        for (int j = 0; j < np; j++) d[j] = (t[i * 16 + j] + r[j]) / rescale;
-    });
+    const dfs_gemm_impl *g = dfs_gemm_best();
+#pragma omp parallel for schedule(static) if (threaded)
+    for (int c0 = 0; c0 < C; c0 += 16) {
+        _Alignas(64) float t[16 * 16]; /* t[i·16 + j] = Y[(p0 + j)·C + c0 + i] */
+        const int nc = C - c0 < 16 ? C - c0 : 16;
+        for (int p0 = 0; p0 < HW; p0 += 16) {
+            const int np = HW - p0 < 16 ? HW - p0 : 16;
+            g->transpose(t, 16, Y + (size_t)p0 * C + c0, (size_t)C, nc, np);
+            for (int i = 0; i < nc; i++) {
+                float *d = dst + (size_t)(c0 + i) * HW + p0;
+                const float *r = res + (size_t)(c0 + i) * HW + p0;
+                for (int j = 0; j < np; j++) d[j] = (t[i * 16 + j] + r[j]) / rescale;
+            }
+        }
+    }
 }
 
 /* dst (C, HW) = (Wo·Oᵀ + bo + res) / rescale for one image: the output projection computed
@@ -344,14 +338,6 @@ static void row_dots(float *D, const float *dO, const float *O, int HW, int head
             D[(size_t)h * HW + i] = dfs_dot(dO + (size_t)i * inner + (size_t)h * dh, O + (size_t)i * inner + (size_t)h * dh, dh);
 }
 
-/* dst (C, HW) += src (HW, C)ᵀ for one image. */
-static void add_transposed(float *dst, const float *src, int C, int HW, int threaded) {
-    FOR_BLOCKS_T(src, C, HW, for (int i = 0; i < nc; i++) {
-        float *d = dst + (size_t)(c0 + i) * HW + p0;
-        for (int j = 0; j < np; j++) d[j] += t[i * 16 + j];
-    });
-}
-
 size_t dfs_attention_backward_scratch(int B, int C, int HW, int heads, int dh) {
     return (size_t)B * HW * (3 * (size_t)C + 4 * (size_t)heads * dh) + (size_t)B * heads * HW;
 }
@@ -379,5 +365,5 @@ void dfs_attention_backward(float *dxn, float *dres, const dfs_attn_grads *g, fl
     dfs_linear_backward(dT, g->dwq, g->dbq, dQ, T, wq, (int)n, C, (int)inner);
     dfs_linear_backward(dT, g->dwk, g->dbk, dK, T, wk, (int)n, C, (int)inner);
     dfs_linear_backward(dT, g->dwv, g->dbv, dV, T, wv, (int)n, C, (int)inner);
-    if (dxn) FOR_IMAGES(B, add_transposed(dxn + b * img, dT + b * img, C, HW, one));
+    if (dxn) FOR_IMAGES(B, add_residual(dxn + b * img, dT + b * img, dxn + b * img, C, HW, 1.0f, one));
 }

@@ -354,10 +354,19 @@ void dfs_conv2d_forward_prepared(float *out, float *ws, const float *inp, const 
     conv_gemm(out, ws, inp, w, prep, bf16, bias, bias_img, B, C, H, W, OC, KH, KW, stride, pad_t, pad_l, OH, OW, accumulate);
 }
 
-/* The stride-1 weight gradient works in padded-row space too: dWᵀ = patches · doutᵀ reads the
- * patch rows in place and packs only dout (zero in the extra columns), reused by every row.
- * DW_IMAGES images are prepared together, so the threads meet twice per group of images. */
-#define DW_IMAGES 8
+/* The weights of the taps ky = py + s·j, kx = px + s·i (j < kh, i < kw), transposed over channels and
+ * flipped in space: wp (C, OC, kh, kw). For s = 1 (py = px = 0) all the taps: the weights of a
+ * stride-1 convolution's input gradient. */
+static void flipped_taps(float *wp, const float *w, int C, int OC, int KH, int KW, int s, int py, int px, int kh, int kw) {
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++)
+        for (int oc = 0; oc < OC; oc++)
+            for (int a = 0; a < kh; a++)
+                for (int b = 0; b < kw; b++)
+                    wp[(((size_t)c * OC + oc) * kh + a) * kw + b] =
+                        w[(((size_t)oc * C + c) * KH + py + s * (kh - 1 - a)) * KW + px + s * (kw - 1 - b)];
+}
+
 /* The input gradient of a stride-s convolution, phase by phase: phase (py, px) of the padded
  * input (pixels (s·u + py, s·v + px)) only meets the taps ky ≡ py, kx ≡ px (mod s), and its
  * gradient is the stride-1 convolution of dout with those taps, flipped and transposed over
@@ -379,13 +388,7 @@ static void dx_phases(float *dinp, float *ws, const float *dout, const float *w,
         for (int px = 0; px < s; px++) {
             const int kh = py < KH ? (KH - py + s - 1) / s : 0, kw = px < KW ? (KW - px + s - 1) / s : 0;
             if (kh && kw) {
-#pragma omp parallel for schedule(static)
-                for (int c = 0; c < C; c++)
-                    for (int oc = 0; oc < OC; oc++)
-                        for (int a = 0; a < kh; a++)
-                            for (int b = 0; b < kw; b++)
-                                wp[(((size_t)c * OC + oc) * kh + a) * kw + b] =
-                                    w[(((size_t)oc * C + c) * KH + py + s * (kh - 1 - a)) * KW + px + s * (kw - 1 - b)];
+                flipped_taps(wp, w, C, OC, KH, KW, s, py, px, kh, kw);
                 conv_gemm(tmp, cws, dout, wp, NULL, 0, NULL, NULL, B, OC, OH, OW, C, kh, kw, 1, kh - 1, kw - 1, Hp, Wp, 0);
             }
             /* the phase's pixels u0 <= u < u1, v0 <= v < v1: 0 <= s·u + py − pad_t < H, likewise x */
@@ -418,6 +421,11 @@ static void dx_phases(float *dinp, float *ws, const float *dout, const float *w,
             if (from < W) memset(row + from, 0, sizeof(float) * (size_t)(W - from));
         }
 }
+
+/* The weight gradient works in padded-row space too (conv_dw_rows): dWᵀ = patches · doutᵀ reads
+ * the patch rows in place and packs only dout (zero in the extra columns), reused by every row.
+ * DW_IMAGES images are prepared together, so the threads meet twice per group of images. */
+#define DW_IMAGES 8
 
 size_t dfs_conv2d_backward_workspace(int B, int C, int OC, int KH, int KW, int stride, int OH, int OW) {
     const size_t NR = (size_t)dfs_gemm_best()->nr, K = (size_t)C * KH * KW;
@@ -493,7 +501,7 @@ static void conv_dw_rows(float *dw, float *ws, const float *dout, const float *i
 void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const float *dout, const float *inp,
                          const float *w, int B, int C, int H, int W, int OC, int KH, int KW, int stride, int pad_t,
                          int pad_l, int OH, int OW, int dinp_add) {
-    const int K = C * KH * KW, P = OH * OW, ksz = KH * KW;
+    const int K = C * KH * KW, P = OH * OW;
     if (db) { /* block sums in double (vmath.h), images in order */
         const dfs_vmath_impl *vm = dfs_vmath_best();
 #pragma omp parallel for schedule(static)
@@ -513,11 +521,7 @@ void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const flo
          * weights transposed over channels and flipped in space, padded by K − 1 − pad: the
          * forward path's packing and micro-kernel, summed in a fixed order. */
         float *wt = ws, *conv_ws = ws + lines((size_t)K * OC); /* wt: (C, OC, KH, KW) */
-#pragma omp parallel for schedule(static)
-        for (int oc = 0; oc < OC; oc++)
-            for (int c = 0; c < C; c++)
-                for (int r = 0; r < ksz; r++)
-                    wt[((size_t)c * OC + oc) * ksz + (ksz - 1 - r)] = w[((size_t)oc * C + c) * ksz + r];
+        flipped_taps(wt, w, C, OC, KH, KW, 1, 0, 0, KH, KW);
         conv_gemm(dinp, conv_ws, dout, wt, NULL, 0, NULL, NULL, B, OC, OH, OW, C, KH, KW, 1, KH - 1 - pad_t, KW - 1 - pad_l,
                   H, W, dinp_add);
     } else if (dinp) {
