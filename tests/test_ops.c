@@ -70,56 +70,78 @@ static void test_conv(int B, int C, int H, int W, int OC, int K, int stride, int
 }
 
 /* Every version of the Winograd tile transforms gives the portable one's bits, for every run
- * length and every clipping of the input tiles and of the output block; the input transform also
- * against the definition, Bᵀ d B with d zero outside the plane. */
+ * (winograd.h) of planes from 1×1 to 11×37, runs over several tile rows of narrow ones included;
+ * the portable input transform also against the definition, Bᵀ d B with d zero outside the plane,
+ * and the output transform against (Aᵀ m A) of the tiles' blocks. */
 static void test_winograd_impls(void) {
     const dfs_wg_impl *impls[4];
     const int n = dfs_winograd_available(impls, 4);
-    const size_t Wp = 40, xs = 20;
-    float *p = rand_buf(16 * Wp + 64, 1), *m = rand_buf(16 * xs, 1);
-    float v0[16 * 20], v1[16 * 20], o0[2 * 40], o1[2 * 40];
-    int same = 1;
-    const int H = 5, W = 37; /* the input plane: p read as 5 rows of 37 */
-    for (int k = 0; k < n; k++)
-        for (int len = 1; len <= 16; len++) {
-            const int y0s[] = {-1, 0, 2, 3}, x0s[] = {-1, 0, 3, W - 2 * len - 2, W - 2 * len, W - 2 * len + 1};
-            for (int yi = 0; yi < 4; yi++)
-                for (int xi = 0; xi < 6; xi++) {
-                    const int y0 = y0s[yi], x0 = x0s[xi] < -1 ? -1 : x0s[xi];
-                    memset(v0, 0, sizeof v0), memset(v1, 0, sizeof v1);
-                    impls[n - 1]->in_run(v0, xs, p, H, W, y0, x0, len);
-                    impls[k]->in_run(v1, xs, p, H, W, y0, x0, len);
-                    same &= memcmp(v0, v1, sizeof v0) == 0;
-                    for (int j = 0; j < len; j++) { /* position ξ = (1, 2): (d1 + d2)·(column 2 − column 1) */
+    const size_t xs = 20;
+    float *p = rand_buf(11 * 37 + 64, 1), *m = rand_buf(16 * xs, 1);
+    float v0[16 * 20], v1[16 * 20], o0[11 * 37], o1[11 * 37];
+    int same = 1, right = 1, runs = 0;
+    const int sizes[][2] = {{1, 1}, {2, 3}, {3, 5}, {4, 4}, {7, 7}, {5, 8}, {6, 9}, {9, 13}, {8, 16}, {11, 17}, {5, 37}};
+    for (int si = 0; si < 11; si++) {
+        const int H = sizes[si][0], W = sizes[si][1], TW = (W + 1) / 2, TH = (H + 1) / 2;
+        for (int ty = 0; ty < TH; ty++)
+            for (int tx = 0; tx < TW; tx++)
+                for (int len = 1; len <= 16; len++) {
+                    const int last = tx + len - 1; /* the run's last tile, counted from tile (ty, 0) */
+                    if (last / TW >= dfs_wg_run_rows(W) || ty + last / TW >= TH) continue;
+                    runs++;
+                    for (int k = 0; k < n; k++) {
+                        memset(v0, 0, sizeof v0), memset(v1, 0, sizeof v1);
+                        impls[n - 1]->in_run(v0, xs, p, H, W, ty, tx, len);
+                        impls[k]->in_run(v1, xs, p, H, W, ty, tx, len);
+                        same &= memcmp(v0, v1, sizeof v0) == 0;
+                        for (int acc = 0; acc <= 1; acc++) {
+                            for (int i = 0; i < H * W; i++) o0[i] = o1[i] = (float)i * 0.25f;
+                            impls[n - 1]->out_run(o0, H, W, m, xs, ty, tx, len, 0.5f, -0.25f, acc);
+                            impls[k]->out_run(o1, H, W, m, xs, ty, tx, len, 0.5f, -0.25f, acc);
+                            same &= memcmp(o0, o1, sizeof(float) * (size_t)(H * W)) == 0;
+                        }
+                        memset(v0, 0, sizeof v0), memset(v1, 0, sizeof v1);
+                        impls[n - 1]->grad_run(v0, xs, p, H, W, ty, tx, len);
+                        impls[k]->grad_run(v1, xs, p, H, W, ty, tx, len);
+                        same &= memcmp(v0, v1, sizeof v0) == 0;
+                    }
+                    impls[n - 1]->in_run(v0, xs, p, H, W, ty, tx, len);
+                    for (int i = 0; i < H * W; i++) o0[i] = -1.0f;
+                    impls[n - 1]->out_run(o0, H, W, m, xs, ty, tx, len, 0.0f, 0.0f, 0);
+                    int written = 0;
+                    for (int j = 0; j < len; j++) {
+                        const int y = ty + (tx + j) / TW, x = (tx + j) % TW;
                         double d[4][4];
                         for (int i = 0; i < 4; i++)
                             for (int c = 0; c < 4; c++) {
-                                const int y = y0 + i, x = x0 + 2 * j + c;
-                                d[i][c] = y >= 0 && y < H && x >= 0 && x < W ? p[(size_t)y * W + x] : 0.0;
+                                const int yy = 2 * y - 1 + i, xx = 2 * x - 1 + c;
+                                d[i][c] = yy >= 0 && yy < H && xx >= 0 && xx < W ? p[yy * W + xx] : 0.0;
                             }
-                        const double want = (d[1][2] + d[2][2]) - (d[1][1] + d[2][1]);
-                        same &= fabs(v0[6 * xs + j] - want) <= 1e-5;
+                        /* position ξ = (1, 2): (d1 + d2)·(column 2 − column 1) */
+                        right &= fabs(v0[6 * xs + j] - ((d[1][2] + d[2][2]) - (d[1][1] + d[2][1]))) <= 1e-5;
+                        for (int r = 0; r < 2 && 2 * y + r < H; r++)
+                            for (int c = 0; c < 2 && 2 * x + c < W; c++) { /* (Aᵀ m A)[r][c] */
+                                double want = 0;
+                                for (int i = 0; i < 4; i++)
+                                    for (int q = 0; q < 4; q++) {
+                                        const double ai = r == 0 ? (i < 3) : (i == 1) - (i >= 2);
+                                        const double aq = c == 0 ? (q < 3) : (q == 1) - (q >= 2);
+                                        want += ai * aq * m[(4 * i + q) * xs + j];
+                                    }
+                                right &= fabs(o0[(2 * y + r) * W + 2 * x + c] - want) <= 1e-5;
+                                written++;
+                            }
                     }
+                    for (int i = 0; i < H * W; i++) written -= o0[i] != -1.0f;
+                    right &= written == 0; /* nothing outside the run's blocks */
                 }
-            for (int rows = 1; rows <= 2; rows++)
-                for (int cols = 2 * len - 1; cols <= 2 * len; cols++)
-                    for (int acc = 0; acc <= 1; acc++) {
-                        for (int i = 0; i < 80; i++) o0[i] = o1[i] = (float)i * 0.25f;
-                        impls[n - 1]->out_run(o0, 40, m, xs, len, rows, cols, 0.5f, -0.25f, acc);
-                        impls[k]->out_run(o1, 40, m, xs, len, rows, cols, 0.5f, -0.25f, acc);
-                        same &= memcmp(o0, o1, sizeof o0) == 0;
-                    }
-            for (int rows = 1; rows <= 2; rows++)
-                for (int cols = 2 * len - 1; cols <= 2 * len; cols++) {
-                    memset(v0, 0, sizeof v0), memset(v1, 0, sizeof v1);
-                    impls[n - 1]->grad_run(v0, xs, p + 3, Wp, len, rows, cols);
-                    impls[k]->grad_run(v1, xs, p + 3, Wp, len, rows, cols);
-                    same &= memcmp(v0, v1, sizeof v0) == 0;
-                }
-        }
+    }
+    TEST_CHECK(runs > 1000);
+    if (!TEST_CHECK(right)) fprintf(stderr, "  a portable winograd transform differs from its definition\n");
     /* the GEMM packing's transposes, every block size, against the definition */
     const dfs_gemm_impl *gi[4];
     const int ng = dfs_gemm_available(gi, 4);
+    const size_t Wp = 24; /* p read as rows of 24 */
     float t[16 * 20];
     for (int k = 0; k < ng; k++)
         for (int rows = 1; rows <= 16; rows++)
@@ -457,6 +479,9 @@ int main(void) {
     test_conv(3, 20, 9, 7, 70, 3, 1, 1);  /* Winograd: odd sizes, strips across images, two channel blocks */
     test_conv(1, 300, 14, 14, 9, 3, 1, 1); /* Winograd: channels over one K panel */
     test_conv(1, 3, 64, 64, 5, 3, 1, 1);   /* Winograd: many strips */
+    test_conv(7, 5, 7, 7, 6, 3, 1, 1);     /* Winograd: runs over 4 tile rows, strips across images */
+    test_conv(5, 4, 3, 13, 6, 3, 1, 1);    /* Winograd: runs over 2 tile rows of 7 tiles */
+    test_conv(9, 3, 5, 3, 4, 3, 1, 1);     /* Winograd: runs over 3 tile rows of 2 tiles */
     test_winograd_impls();
     test_conv_prepared(2, 7, 10, 9, 20);
     test_conv_prepared(1, 5, 4, 4, 6); /* too small for Winograd: the direct path ignores prep */

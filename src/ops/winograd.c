@@ -92,30 +92,41 @@ void dfs_winograd_weights_bf16(uint32_t *Ub, const float *w, int C, int OC) {
         }
 }
 
-/* The strip's tiles as runs of at most 16 neighbours in one tile row of one image. */
+/* The strip's tiles as runs (winograd.h) of at most 16 neighbours in one image. */
 typedef struct wg_run {
     int j, b, ty, tx, len; /* first column in the strip, image, tile row, first tile column, tiles */
 } wg_run;
 
-static int runs_of(wg_run *runs, long g0, int nt, int T, int TW) {
+static int min_int(int a, int b) { return a < b ? a : b; }
+
+static int runs_of(wg_run *runs, long g0, int nt, int T, int W) {
+    const int TW = (W + 1) / 2, span = dfs_wg_run_rows(W) * TW;
     int n = 0;
     for (int j = 0; j < nt;) {
         const int t = (int)((g0 + j) % T), tx = t % TW;
-        int len = TW - tx < nt - j ? TW - tx : nt - j;
-        if (len > 16) len = 16;
+        const int len = min_int(min_int(nt - j, T - t), min_int(span - tx, 16));
         runs[n++] = (wg_run){j, (int)((g0 + j) / T), t / TW, tx, len};
         j += len;
     }
     return n;
 }
 
+/* Tile j of a run from tile (ty, tx): its tile row *y and column *x. */
+static void run_tile(int W, int ty, int tx, int j, int *y, int *x) {
+    const int TW = (W + 1) / 2;
+    *y = ty + (tx + j) / TW;
+    *x = (tx + j) % TW;
+}
+
 /* The portable tile transforms (the vector ones do the same operations in the same order). */
-static void in_run_scalar(float *v, size_t xs, const float *plane, int H, int W, int y0, int x0, int len) {
+static void in_run_scalar(float *v, size_t xs, const float *plane, int H, int W, int ty, int tx, int len) {
     for (int j = 0; j < len; j++) {
         float d[4][4], e[4][4];
+        int y0, x0;
+        run_tile(W, ty, tx, j, &y0, &x0);
         for (int i = 0; i < 4; i++)
             for (int k = 0; k < 4; k++) {
-                const int y = y0 + i, x = x0 + 2 * j + k;
+                const int y = 2 * y0 - 1 + i, x = 2 * x0 - 1 + k;
                 d[i][k] = y >= 0 && y < H && x >= 0 && x < W ? plane[(size_t)y * W + x] : 0.0f;
             }
         for (int k = 0; k < 4; k++) { /* Bᵀ d */
@@ -133,10 +144,13 @@ static void in_run_scalar(float *v, size_t xs, const float *plane, int H, int W,
     }
 }
 
-static void out_run_scalar(float *o, size_t W, const float *m, size_t xs, int len, int rows, int cols, float bias,
+static void out_run_scalar(float *o, int H, int W, const float *m, size_t xs, int ty, int tx, int len, float bias,
                            float bias2, int accumulate) {
     for (int j = 0; j < len; j++) {
         float a[4][4], s[2][4];
+        int y0, x0;
+        run_tile(W, ty, tx, j, &y0, &x0);
+        const int rows = min_int(H - 2 * y0, 2), cols = min_int(W - 2 * x0, 2);
         for (int x = 0; x < 16; x++) a[x / 4][x % 4] = m[x * xs + j];
         for (int k = 0; k < 4; k++) { /* Aᵀ M */
             s[0][k] = a[0][k] + a[1][k] + a[2][k];
@@ -144,8 +158,8 @@ static void out_run_scalar(float *o, size_t W, const float *m, size_t xs, int le
         }
         for (int r = 0; r < rows; r++) { /* (Aᵀ M) A */
             const float y[2] = {s[r][0] + s[r][1] + s[r][2], s[r][1] - s[r][2] - s[r][3]};
-            float *row = o + (size_t)r * W + 2 * j;
-            for (int k = 0; k < 2 && 2 * j + k < cols; k++) {
+            float *row = o + (size_t)(2 * y0 + r) * W + 2 * x0;
+            for (int k = 0; k < cols; k++) {
                 const float v = (y[k] + bias) + bias2;
                 row[k] = accumulate ? row[k] + v : v;
             }
@@ -153,11 +167,16 @@ static void out_run_scalar(float *o, size_t W, const float *m, size_t xs, int le
     }
 }
 
-static void grad_run_scalar(float *z, size_t xs, const float *dy, size_t W, int len, int rows, int cols) {
+static void grad_run_scalar(float *z, size_t xs, const float *dy, int H, int W, int ty, int tx, int len) {
     for (int j = 0; j < len; j++) {
         float y[2][2], t[4][2];
+        int y0, x0;
+        run_tile(W, ty, tx, j, &y0, &x0);
         for (int r = 0; r < 2; r++)
-            for (int k = 0; k < 2; k++) y[r][k] = r < rows && 2 * j + k < cols ? dy[(size_t)r * W + 2 * j + k] : 0.0f;
+            for (int k = 0; k < 2; k++) {
+                const int row = 2 * y0 + r, col = 2 * x0 + k;
+                y[r][k] = row < H && col < W ? dy[(size_t)row * W + col] : 0.0f;
+            }
         for (int k = 0; k < 2; k++) { /* A' dY */
             t[0][k] = y[0][k];
             t[1][k] = y[0][k] + y[1][k];
@@ -196,16 +215,16 @@ static const dfs_wg_impl *best(void) {
 /* Transforms channels [c0, c1) of a strip's tiles into V ([ξ][c][NR], zero past nt), and when Vb
  * is given, also into Vb as BF16 pairs of channels (c0 even; c1 even or C). */
 static void strip_transform(const dfs_wg_impl *wg, float *V, uint32_t *Vb, const float *inp, int C, int H, int W, int T,
-                            int TW, long g0, int nt, int c0, int c1) {
+                            long g0, int nt, int c0, int c1) {
     const int NR = dfs_gemm_best()->nr;
     const size_t vxs = slab(C);
     wg_run runs[64];
-    const int n_runs = runs_of(runs, g0, nt, T, TW);
+    const int n_runs = runs_of(runs, g0, nt, T, W);
     for (int c = c0; c < c1; c++) {
         float *v = V + (size_t)c * NR;
         for (int k = 0; k < n_runs; k++) {
             const wg_run *r = &runs[k];
-            wg->in_run(v + r->j, vxs, inp + ((size_t)r->b * C + c) * H * W, H, W, 2 * r->ty - 1, 2 * r->tx - 1, r->len);
+            wg->in_run(v + r->j, vxs, inp + ((size_t)r->b * C + c) * H * W, H, W, r->ty, r->tx, r->len);
         }
         for (int x = 0; x < 16 && nt < NR; x++) memset(v + x * vxs + nt, 0, sizeof(float) * (size_t)(NR - nt));
     }
@@ -222,13 +241,13 @@ static void strip_transform(const dfs_wg_impl *wg, float *V, uint32_t *Vb, const
  * GEMMs over all channels and the output transform. */
 static void strip_multiply(const dfs_wg_impl *wg, float *out, const float *V, const uint32_t *Vb, float *M,
                            const float *U, const uint32_t *Ub, const float *bias, const float *bias_img, int C, int OC,
-                           int H, int W, int T, int TW, long g0, int nt, int ob0, int ob1, int accumulate) {
+                           int H, int W, int T, long g0, int nt, int ob0, int ob1, int accumulate) {
     const dfs_gemm_impl *g = dfs_gemm_best();
     const dfs_gemm_bf16_impl *bk = Ub ? dfs_gemm_bf16_best() : NULL;
     const int NR = g->nr, C2 = (C + 1) / 2;
     const size_t vxs = slab(C), vbxs = pair_slab(C), mxs = slab(OCB);
     wg_run runs[64];
-    const int n_runs = runs_of(runs, g0, nt, T, TW);
+    const int n_runs = runs_of(runs, g0, nt, T, W);
     for (int ob = ob0; ob < ob1; ob++) {
         const int oc0 = ob * OCB, ocs = OC - oc0 < OCB ? OC - oc0 : OCB;
         for (int x = 0; x < 16 && Ub; x++) { /* BF16: pairs of channels */
@@ -254,11 +273,9 @@ static void strip_multiply(const dfs_wg_impl *wg, float *out, const float *V, co
         for (int o = 0; o < ocs; o++)
             for (int k = 0; k < n_runs; k++) {
                 const wg_run *r = &runs[k];
-                const int y0 = 2 * r->ty, x0 = 2 * r->tx;
-                const int rows = H - y0 < 2 ? H - y0 : 2, cols = W - x0 < 2 * r->len ? W - x0 : 2 * r->len;
-                float *dst = out + (((size_t)r->b * OC + oc0 + o) * H + y0) * W + x0;
-                wg->out_run(dst, (size_t)W, M + (size_t)o * NR + r->j, mxs, r->len, rows, cols, bias ? bias[oc0 + o] : 0.0f,
-                            bias_img ? bias_img[(size_t)r->b * OC + oc0 + o] : 0.0f, accumulate);
+                wg->out_run(out + ((size_t)r->b * OC + oc0 + o) * H * W, H, W, M + (size_t)o * NR + r->j, mxs, r->ty, r->tx,
+                            r->len, bias ? bias[oc0 + o] : 0.0f, bias_img ? bias_img[(size_t)r->b * OC + oc0 + o] : 0.0f,
+                            accumulate);
             }
     }
 }
@@ -304,7 +321,7 @@ void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *
                 const long s = t / n_cb, g0 = s * per;
                 const int c0 = (int)(t % n_cb) * cb, c1 = C - c0 < cb ? C : c0 + cb;
                 strip_transform(wg, vbufs + (size_t)s * lines(16 * slab(C)), Ub ? vbbufs + (size_t)s * lines(16 * pair_slab(C)) : NULL,
-                                inp, C, H, W, T, TW, g0, (int)(tiles - g0 < per ? tiles - g0 : per), c0, c1);
+                                inp, C, H, W, T, g0, (int)(tiles - g0 < per ? tiles - g0 : per), c0, c1);
             }
         }
 #pragma omp for schedule(guided)
@@ -314,8 +331,8 @@ void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *
             const size_t buf = (size_t)(shared ? s : id);
             float *V = vbufs + buf * lines(16 * slab(C));
             uint32_t *Vb = Ub ? vbbufs + buf * lines(16 * pair_slab(C)) : NULL;
-            if (!shared) strip_transform(wg, V, Vb, inp, C, H, W, T, TW, g0, nt, 0, C);
-            strip_multiply(wg, out, V, Vb, M, U_given ? U_given : U, Ub, bias, bias_img, C, OC, H, W, T, TW, g0, nt,
+            if (!shared) strip_transform(wg, V, Vb, inp, C, H, W, T, g0, nt, 0, C);
+            strip_multiply(wg, out, V, Vb, M, U_given ? U_given : U, Ub, bias, bias_img, C, OC, H, W, T, g0, nt,
                            gi * n_ocb / groups, (gi + 1) * n_ocb / groups, accumulate);
         }
     }
@@ -375,13 +392,11 @@ static void dw_channel(const dfs_wg_impl *wg, float *V, float *Z, const float *i
     for (int k = 0; k < n_runs; k++) {
         const wg_run *r = &runs[k];
         if (ch < C) {
-            wg->in_run(V + (size_t)ch * DW_KT + r->j, vxs, inp + ((size_t)r->b * C + ch) * H * W, H, W, 2 * r->ty - 1,
-                       2 * r->tx - 1, r->len);
+            wg->in_run(V + (size_t)ch * DW_KT + r->j, vxs, inp + ((size_t)r->b * C + ch) * H * W, H, W, r->ty, r->tx, r->len);
         } else {
-            const int oc = ch - C, y0 = 2 * r->ty, x0 = 2 * r->tx;
-            const int rows = H - y0 < 2 ? H - y0 : 2, cols = W - x0 < 2 * r->len ? W - x0 : 2 * r->len;
-            const float *dy = dout + (((size_t)r->b * OC + oc) * H + y0) * W + x0;
-            wg->grad_run(Z + (size_t)oc * DW_KT + r->j, zxs, dy, (size_t)W, r->len, rows, cols);
+            const int oc = ch - C;
+            wg->grad_run(Z + (size_t)oc * DW_KT + r->j, zxs, dout + ((size_t)r->b * OC + oc) * H * W, H, W, r->ty, r->tx,
+                         r->len);
         }
     }
 }
@@ -418,7 +433,7 @@ void dfs_conv3x3_winograd_dw(float *dw, float *ws, const float *dout, const floa
 #pragma omp for schedule(guided)
             for (long k = 0; k < n_chunks; k++) {
                 const long t0 = k * DW_KT;
-                const int nt = (int)(tiles - t0 < DW_KT ? tiles - t0 : DW_KT), n_runs = runs_of(runs, t0, nt, T, TW);
+                const int nt = (int)(tiles - t0 < DW_KT ? tiles - t0 : DW_KT), n_runs = runs_of(runs, t0, nt, T, W);
                 float *out = k == 0 ? dU : parts + (size_t)(k - 1) * lines(16 * un);
                 for (int ch = 0; ch < C + OC; ch++) dw_channel(wg, V, Z, inp, dout, runs, n_runs, ch, C, OC, H, W);
                 for (int x = 0; x < 16; x++)
@@ -440,7 +455,7 @@ void dfs_conv3x3_winograd_dw(float *dw, float *ws, const float *dout, const floa
         } else {
             float *V = parts, *Z = V + lines(16 * dw_xs(C)), *panel = V + dw_vz(C, OC) + (size_t)id * dw_panel();
             for (long t0 = 0; t0 < tiles; t0 += DW_KT) {
-                const int nt = (int)(tiles - t0 < DW_KT ? tiles - t0 : DW_KT), n_runs = runs_of(runs, t0, nt, T, TW);
+                const int nt = (int)(tiles - t0 < DW_KT ? tiles - t0 : DW_KT), n_runs = runs_of(runs, t0, nt, T, W);
 #pragma omp for schedule(static)
                 for (int ch = 0; ch < C + OC; ch++) dw_channel(wg, V, Z, inp, dout, runs, n_runs, ch, C, OC, H, W);
 #pragma omp for schedule(guided)

@@ -30,24 +30,27 @@ size_t dfs_winograd_dw_workspace(int B, int C, int OC, int H, int W);
 void dfs_conv3x3_winograd_dw(float *dw, float *ws, const float *dout, const float *inp, int B, int C, int H, int W,
                              int OC);
 
-/* The tile transforms for a run of len <= 16 neighbouring tiles of one tile row.
- * in_run: the run's first 4×4 input tile has its top left corner at row y0, column x0 of an
- *   H × W plane (tile j starts 2j columns further); rows and columns outside the plane count as
- *   zero, so y0 and x0 may be −1 (the padding); writes V_ξ[j] = v[ξ·xs + j] for the 16
- *   positions ξ.
- * out_run: m holds M_ξ[j] = m[ξ·xs + j]; writes the 2×2 output blocks of the run to o (rows W
- *   apart), only `rows` rows and `cols` columns of them: (value + bias) + bias2, added to o when
- *   accumulate is set.
- * grad_run: the reverse of out_run's last step for the weight gradient: reads the run's 2×2
- *   blocks of output gradient from dy (rows W apart; only `rows` rows and `cols` columns exist,
- *   the rest count as zero) and writes Z_ξ[j] = z[ξ·xs + j] = (A' dY A'ᵀ)_ξ, where A' is A with
- *   its last row negated (the sign comes back in dfs_conv3x3_winograd_dw's last transform). */
+/* The tile transforms work on runs: len <= 16 tiles of one H × W plane taken in row-major order
+ * from tile (ty, tx) (tiles are 2×2 output blocks, TW = (W + 1) / 2 to a tile row), spanning at
+ * most dfs_wg_run_rows(W) tile rows: the tiles of narrow images fill a vector from several rows.
+ * in_run: tile j's 4×4 input tile has its top left corner at row 2y − 1, column 2x − 1, where
+ *   (y, x) is its tile row and column; rows and columns outside the plane (its one pixel of
+ *   padding, and the last tile's overhang for odd sizes) count as zero. Writes V_ξ[j] =
+ *   v[ξ·xs + j] for the 16 positions ξ.
+ * out_run: m holds M_ξ[j] = m[ξ·xs + j]; writes each tile's 2×2 output block (the part inside
+ *   the plane) into plane o: (value + bias) + bias2, added to o when accumulate is set.
+ * grad_run: the reverse of out_run's last step for the weight gradient: reads each tile's 2×2
+ *   block of output gradient from plane dy (zero outside it) and writes Z_ξ[j] = z[ξ·xs + j] =
+ *   (A' dY A'ᵀ)_ξ, where A' is A with its last row negated (the sign comes back in
+ *   dfs_conv3x3_winograd_dw's last transform). */
+static inline int dfs_wg_run_rows(int W) { return W <= 8 ? 4 : W <= 16 ? 2 : 1; }
+
 typedef struct dfs_wg_impl {
     const char *name;
-    void (*in_run)(float *v, size_t xs, const float *plane, int H, int W, int y0, int x0, int len);
-    void (*out_run)(float *o, size_t W, const float *m, size_t xs, int len, int rows, int cols, float bias, float bias2,
+    void (*in_run)(float *v, size_t xs, const float *plane, int H, int W, int ty, int tx, int len);
+    void (*out_run)(float *o, int H, int W, const float *m, size_t xs, int ty, int tx, int len, float bias, float bias2,
                     int accumulate);
-    void (*grad_run)(float *z, size_t xs, const float *dy, size_t W, int len, int rows, int cols);
+    void (*grad_run)(float *z, size_t xs, const float *dy, int H, int W, int ty, int tx, int len);
 } dfs_wg_impl;
 
 /* The versions this CPU runs, fastest first, the portable one last (for tests); returns the count. */

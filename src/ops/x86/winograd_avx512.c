@@ -1,13 +1,16 @@
-/* AVX-512 tile transforms of winograd.c: the 16 tiles of a run are the 16 lanes. Columns 2j + k
- * of a padded row are split out of two loads by even/odd permutes; outputs are interleaved back
- * the same way. The same additions in the same order as the portable version, so the same bits.
- * Only called when cpuid reports AVX-512F. */
+/* AVX-512 tile transforms of winograd.c: the 16 tiles of a run are the 16 lanes. In a run within
+ * one tile row, columns 2j + k of a row are split out of two loads by even/odd permutes, and
+ * outputs are interleaved back the same way. A run over several tile rows of a narrow image
+ * (winograd.h) loads its rows into the slots of a register pair (8 or 16 lanes each) and
+ * gathers each lane's values from them with one permute. The same additions in the same order
+ * as the portable version, so the same bits. Only called when cpuid reports AVX-512F. */
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
 #include "ops/winograd.h"
 
 #define TARGET __attribute__((target("avx512f")))
+#define INLINE TARGET static inline __attribute__((always_inline))
 
 /* The lanes l of a load at column x whose columns x + l lie in 0 .. W−1. */
 static __mmask16 inside(int x, int W) {
@@ -15,24 +18,75 @@ static __mmask16 inside(int x, int W) {
     return hi <= lo ? 0 : (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
 }
 
-TARGET static void in_run(float *v, size_t xs, const float *plane, int H, int W, int y0, int x0, int len) {
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    const __mmask16 mask = (__mmask16)((1u << len) - 1);
-    const __mmask16 ma = inside(x0, W), mb = inside(x0 + 16, W), mc = inside(x0 + 2, W), me = inside(x0 + 18, W);
-    __m512 d[4][4]; /* the loops are unrolled so that these stay in registers */
+static __mmask16 first(int n) { return (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1); }
+
+/* A run over several tile rows: for lane l, tile tx + l of the run's first row, the tile row q
+ * it falls in (from the run's first) and its column c. (tx + l < 32 and TW <= 8, so the division
+ * by TW is a product by ⌈2¹⁶/TW⌉ and a shift, exactly.) Rows sit in slots of 2^shift lanes. */
+typedef struct rows_geom {
+    __m512i q, c;
+    int shift;
+} rows_geom;
+
+INLINE rows_geom geom(int W, int tx) {
+    const int TW = (W + 1) / 2;
+    rows_geom g;
+    g.shift = W <= 8 ? 3 : 4;
+    const __m512i t = _mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                       _mm512_set1_epi32(tx));
+    g.q = _mm512_srli_epi32(_mm512_mullo_epi32(t, _mm512_set1_epi32((65536 + TW - 1) / TW)), 16);
+    g.c = _mm512_sub_epi32(t, _mm512_mullo_epi32(g.q, _mm512_set1_epi32(TW)));
+    return g;
+}
+
+/* Row y of an H × W plane in the first W lanes; zero outside the plane. */
+INLINE __m512 row_of(const float *plane, int H, int W, int y) {
+    const int in = y >= 0 && y < H;
+    return _mm512_maskz_loadu_ps(in ? first(W) : 0, plane + (ptrdiff_t)(in ? y : 0) * W);
+}
+
+/* For i < n (at most 4): the register pair lo[i], hi[i] whose slot q holds row y0 + i + 2q, the
+ * row that tile row q of the run needs at position i (W <= 16). */
+INLINE void load_pairs(__m512 *lo, __m512 *hi, int n, const float *plane, int H, int W, int y0) {
+    if (W <= 8) { /* four slots of 8 lanes */
+        __m512 r[10];
+#pragma GCC unroll 10
+        for (int k = 0; k < n + 6; k++) r[k] = row_of(plane, H, W, y0 + k);
 #pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
-        /* masked loads read nothing outside the plane: a row outside it loads no lane */
-        const int in = y0 + i >= 0 && y0 + i < H;
-        const float *r = plane + ((ptrdiff_t)(in ? y0 + i : 0) * W + x0);
-        const __m512 a = _mm512_maskz_loadu_ps(in ? ma : 0, r), b = _mm512_maskz_loadu_ps(in ? mb : 0, r + 16);
-        const __m512 c = _mm512_maskz_loadu_ps(in ? mc : 0, r + 2), e = _mm512_maskz_loadu_ps(in ? me : 0, r + 18);
-        d[i][0] = _mm512_permutex2var_ps(a, even, b);
-        d[i][1] = _mm512_permutex2var_ps(a, odd, b);
-        d[i][2] = _mm512_permutex2var_ps(c, even, e);
-        d[i][3] = _mm512_permutex2var_ps(c, odd, e);
+        for (int i = 0; i < n; i++) {
+            lo[i] = _mm512_shuffle_f32x4(r[i], r[i + 2], 0x44);
+            hi[i] = _mm512_shuffle_f32x4(r[i + 4], r[i + 6], 0x44);
+        }
+    } else { /* two slots of 16 lanes */
+        __m512 r[6];
+#pragma GCC unroll 6
+        for (int k = 0; k < n + 2; k++) r[k] = row_of(plane, H, W, y0 + k);
+#pragma GCC unroll 4
+        for (int i = 0; i < n; i++) lo[i] = r[i], hi[i] = r[i + 2];
     }
+}
+
+/* Which lane of a register pair filled by load_pairs each lane l takes: column 2c + col0 of its
+ * tile row's slot, or zero where that column is outside the plane or l >= len. */
+typedef struct pick {
+    __m512i idx;
+    __mmask16 keep;
+} pick;
+
+INLINE pick pick_of(const rows_geom *g, int col0, int W, int len) {
+    const __m512i col = _mm512_add_epi32(_mm512_slli_epi32(g->c, 1), _mm512_set1_epi32(col0));
+    pick p;
+    p.keep = _mm512_cmpge_epi32_mask(col, _mm512_setzero_si512()) & _mm512_cmplt_epi32_mask(col, _mm512_set1_epi32(W)) &
+             first(len);
+    p.idx = _mm512_add_epi32(_mm512_sllv_epi32(g->q, _mm512_set1_epi32(g->shift)), col);
+    return p;
+}
+
+INLINE __m512 gather(pick p, __m512 lo, __m512 hi) { return _mm512_maskz_permutex2var_ps(p.keep, lo, p.idx, hi); }
+
+/* V = Bᵀ d B from the 16 vectors of d, stored for the first len lanes. */
+INLINE void in_finish(float *v, size_t xs, __m512 d[4][4], int len) {
+    const __mmask16 mask = first(len);
 #pragma GCC unroll 4
     for (int k = 0; k < 4; k++) { /* Bᵀ d, column k */
         const __m512 d0 = d[0][k], d1 = d[1][k], d2 = d[2][k], d3 = d[3][k];
@@ -50,14 +104,44 @@ TARGET static void in_run(float *v, size_t xs, const float *plane, int H, int W,
     }
 }
 
-TARGET static void out_run(float *o, size_t W, const float *m, size_t xs, int len, int rows, int cols, float bias,
-                           float bias2, int accumulate) {
-    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
-    const __mmask16 mask = (__mmask16)((1u << len) - 1);
-    const __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1);
-    const __mmask16 m1 = (__mmask16)(cols <= 16 ? 0 : (1u << (cols - 16)) - 1);
-    __m512 a[4][4], s[2][4]; /* the loops are unrolled so that these stay in registers */
+TARGET static void in_run(float *v, size_t xs, const float *plane, int H, int W, int ty, int tx, int len) {
+    __m512 d[4][4]; /* the loops are unrolled so that these stay in registers */
+    if (tx + len <= (W + 1) / 2) { /* one tile row */
+        const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+        const int y0 = 2 * ty - 1, x0 = 2 * tx - 1;
+        const __mmask16 ma = inside(x0, W), mb = inside(x0 + 16, W), mc = inside(x0 + 2, W), me = inside(x0 + 18, W);
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            /* masked loads read nothing outside the plane: a row outside it loads no lane */
+            const int in = y0 + i >= 0 && y0 + i < H;
+            const float *r = plane + ((ptrdiff_t)(in ? y0 + i : 0) * W + x0);
+            const __m512 a = _mm512_maskz_loadu_ps(in ? ma : 0, r), b = _mm512_maskz_loadu_ps(in ? mb : 0, r + 16);
+            const __m512 c = _mm512_maskz_loadu_ps(in ? mc : 0, r + 2), e = _mm512_maskz_loadu_ps(in ? me : 0, r + 18);
+            d[i][0] = _mm512_permutex2var_ps(a, even, b);
+            d[i][1] = _mm512_permutex2var_ps(a, odd, b);
+            d[i][2] = _mm512_permutex2var_ps(c, even, e);
+            d[i][3] = _mm512_permutex2var_ps(c, odd, e);
+        }
+    } else {
+        const rows_geom g = geom(W, tx);
+        pick p[4];
+        __m512 lo[4], hi[4];
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) p[k] = pick_of(&g, k - 1, W, len);
+        load_pairs(lo, hi, 4, plane, H, W, 2 * ty - 1);
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++)
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) d[i][k] = gather(p[k], lo[i], hi[i]);
+    }
+    in_finish(v, xs, d, len);
+}
+
+/* y[r][k] = the output of row r, column k of each lane's 2×2 block: (Aᵀ M A) from M's 16 rows. */
+INLINE void out_core(__m512 y[2][2], const float *m, size_t xs, int len) {
+    const __mmask16 mask = first(len);
+    __m512 a[4][4], s[2][4];
 #pragma GCC unroll 16
     for (int x = 0; x < 16; x++) a[x / 4][x % 4] = _mm512_maskz_loadu_ps(mask, m + x * xs);
 #pragma GCC unroll 4
@@ -65,37 +149,80 @@ TARGET static void out_run(float *o, size_t W, const float *m, size_t xs, int le
         s[0][k] = _mm512_add_ps(_mm512_add_ps(a[0][k], a[1][k]), a[2][k]);
         s[1][k] = _mm512_sub_ps(_mm512_sub_ps(a[1][k], a[2][k]), a[3][k]);
     }
-    const __m512 vb = _mm512_set1_ps(bias), vb2 = _mm512_set1_ps(bias2);
 #pragma GCC unroll 2
-    for (int r = 0; r < rows; r++) { /* (Aᵀ M) A, interleaved back into a row of 2·len outputs */
-        const __m512 y0 = _mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]), s[r][2]);
-        const __m512 y1 = _mm512_sub_ps(_mm512_sub_ps(s[r][1], s[r][2]), s[r][3]);
-        __m512 first = _mm512_permutex2var_ps(y0, lo, y1), second = _mm512_permutex2var_ps(y0, hi, y1);
-        float *row = o + (size_t)r * W;
-        first = _mm512_add_ps(_mm512_add_ps(first, vb), vb2);
-        second = _mm512_add_ps(_mm512_add_ps(second, vb), vb2);
-        if (accumulate) {
-            first = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, row), first);
-            second = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, row + 16), second);
-        }
-        _mm512_mask_storeu_ps(row, m0, first);
-        _mm512_mask_storeu_ps(row + 16, m1, second);
+    for (int r = 0; r < 2; r++) { /* (Aᵀ M) A */
+        y[r][0] = _mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]), s[r][2]);
+        y[r][1] = _mm512_sub_ps(_mm512_sub_ps(s[r][1], s[r][2]), s[r][3]);
     }
 }
 
-TARGET static void grad_run(float *z, size_t xs, const float *dy, size_t W, int len, int rows, int cols) {
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    const __mmask16 mask = (__mmask16)((1u << len) - 1);
-    const __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1);
-    const __mmask16 m1 = (__mmask16)(cols <= 16 ? 0 : (1u << (cols - 16)) - 1);
+/* row[lane] (+)= (value + bias) + bias2 for the lanes in mask. */
+INLINE void out_store(float *row, __mmask16 mask, __m512 value, __m512 vb, __m512 vb2, int accumulate) {
+    value = _mm512_add_ps(_mm512_add_ps(value, vb), vb2);
+    if (accumulate) value = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, row), value);
+    _mm512_mask_storeu_ps(row, mask, value);
+}
+
+TARGET static void out_run(float *o, int H, int W, const float *m, size_t xs, int ty, int tx, int len, float bias,
+                           float bias2, int accumulate) {
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512 vb = _mm512_set1_ps(bias), vb2 = _mm512_set1_ps(bias2);
     __m512 y[2][2];
+    out_core(y, m, xs, len);
+    if (tx + len <= (W + 1) / 2) { /* one tile row: interleaved back into a row of 2·len outputs */
+        const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+        const int cols = W - 2 * tx < 2 * len ? W - 2 * tx : 2 * len, rows = H - 2 * ty < 2 ? H - 2 * ty : 2;
+        const __mmask16 m0 = first(cols), m1 = first(cols - 16 > 0 ? cols - 16 : 0);
 #pragma GCC unroll 2
-    for (int r = 0; r < 2; r++) {
-        const __mmask16 k0 = r < rows ? m0 : 0, k1 = r < rows ? m1 : 0;
-        const __m512 a = _mm512_maskz_loadu_ps(k0, dy + (size_t)r * W), b = _mm512_maskz_loadu_ps(k1, dy + (size_t)r * W + 16);
-        y[r][0] = _mm512_permutex2var_ps(a, even, b);
-        y[r][1] = _mm512_permutex2var_ps(a, odd, b);
+        for (int r = 0; r < rows; r++) {
+            float *row = o + (size_t)(2 * ty + r) * W + 2 * tx;
+            out_store(row, m0, _mm512_permutex2var_ps(y[r][0], lo, y[r][1]), vb, vb2, accumulate);
+            out_store(row + 16, m1, _mm512_permutex2var_ps(y[r][0], hi, y[r][1]), vb, vb2, accumulate);
+        }
+        return;
+    }
+    /* lane p of an output row (W <= 16 columns) is column k = p mod 2 of tile column p / 2 */
+    const int TW = (W + 1) / 2, n_rows = (tx + len - 1) / TW + 1;
+    const __m512i half = _mm512_srli_epi32(lane, 1), k16 = _mm512_slli_epi32(_mm512_and_si512(lane, _mm512_set1_epi32(1)), 4);
+    for (int q = 0; q < n_rows; q++) {
+        /* the run's lane holding tile column c of tile row q is q·TW + c − tx */
+        const __m512i l = _mm512_add_epi32(half, _mm512_set1_epi32(q * TW - tx));
+        const __mmask16 mask = _mm512_cmpge_epi32_mask(l, _mm512_setzero_si512()) &
+                               _mm512_cmplt_epi32_mask(l, _mm512_set1_epi32(len)) & first(W);
+        const __m512i idx = _mm512_add_epi32(k16, l);
+        for (int r = 0; r < 2 && 2 * (ty + q) + r < H; r++)
+            out_store(o + (size_t)(2 * (ty + q) + r) * W, mask, _mm512_permutex2var_ps(y[r][0], idx, y[r][1]), vb, vb2,
+                      accumulate);
+    }
+}
+
+TARGET static void grad_run(float *z, size_t xs, const float *dy, int H, int W, int ty, int tx, int len) {
+    const __mmask16 mask = first(len);
+    __m512 y[2][2];
+    if (tx + len <= (W + 1) / 2) { /* one tile row */
+        const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+        const int cols = W - 2 * tx < 2 * len ? W - 2 * tx : 2 * len, rows = H - 2 * ty < 2 ? H - 2 * ty : 2;
+        const __mmask16 m0 = first(cols), m1 = first(cols - 16 > 0 ? cols - 16 : 0);
+#pragma GCC unroll 2
+        for (int r = 0; r < 2; r++) {
+            const __mmask16 k0 = r < rows ? m0 : 0, k1 = r < rows ? m1 : 0;
+            const float *row = dy + (size_t)(2 * ty + (r < rows ? r : 0)) * W + 2 * tx;
+            const __m512 a = _mm512_maskz_loadu_ps(k0, row), b = _mm512_maskz_loadu_ps(k1, row + 16);
+            y[r][0] = _mm512_permutex2var_ps(a, even, b);
+            y[r][1] = _mm512_permutex2var_ps(a, odd, b);
+        }
+    } else {
+        const rows_geom g = geom(W, tx);
+        const pick p0 = pick_of(&g, 0, W, len), p1 = pick_of(&g, 1, W, len);
+        __m512 lo[2], hi[2];
+        load_pairs(lo, hi, 2, dy, H, W, 2 * ty);
+#pragma GCC unroll 2
+        for (int r = 0; r < 2; r++) {
+            y[r][0] = gather(p0, lo[r], hi[r]);
+            y[r][1] = gather(p1, lo[r], hi[r]);
+        }
     }
     __m512 t[4][2];
 #pragma GCC unroll 2
