@@ -437,6 +437,8 @@ int main(void) {
     test_gemm_driver(7, 5, 3);
     test_gemm_driver(131, 97, 300);
     test_gemm_driver(64, 48, 256);
+    test_gemm_driver(301, 40, 20);  /* tiles of many rows (A in place): 151 at 1 thread, 80 at 2 */
+    test_gemm_driver(203, 100, 260); /* the same over two K panels and three strips */
     test_conv(1, 40, 24, 20, 13, 3, 1, 1);  /* several K panels, several pixel panels */
     test_conv(2, 70, 9, 9, 66, 1, 1, 0);
     test_conv(1, 30, 33, 31, 9, 3, 2, 1);

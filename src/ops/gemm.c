@@ -132,10 +132,12 @@ static void pack_b(const dfs_gemm_impl *g, float *dst, int NR, const float *b, s
             for (int j = cols; j < NR; j++) dst[(size_t)k * NR + j] = 0.0f;
         return;
     }
-    if (b_cs == 1) {
+    if (b_cs == 1) { /* rows of at most NR floats: a loop the compiler vectorises beats a memcpy call each */
         for (int k = 0; k < kc; k++) {
             float *d = dst + (size_t)k * NR;
-            memcpy(d, b + (size_t)(k0 + k) * b_rs + j0, sizeof(float) * (size_t)cols);
+            const float *src = b + (size_t)(k0 + k) * b_rs + j0;
+#pragma omp simd
+            for (int j = 0; j < cols; j++) d[j] = src[j];
             for (int j = cols; j < NR; j++) d[j] = 0.0f;
         }
         return;
@@ -176,13 +178,20 @@ static void gemm_tile(const dfs_gemm_impl *g, long t, int n_strips, int chunk, i
     }
 }
 
-/* With strips enough for every thread and A read in place, a tile is a whole strip: its B panels
- * are packed once for all rows instead of once per chunk of rows. */
+/* With A read in place, tiles are as tall as sharing them out allows (at least two per thread):
+ * each packs its B panels once for all its rows instead of once per CHUNK_M rows. */
 void dfs_gemm(int M, int N, int K, const float *a, size_t a_rs, size_t a_cs, const float *b, size_t b_rs,
               size_t b_cs, float *c, size_t ldc) {
     const dfs_gemm_impl *g = dfs_gemm_best();
     const int n_strips = (N + g->nr - 1) / g->nr;
-    const int chunk = a_cs == 1 && n_strips >= 2 * dfs_ops_max_threads() ? M : CHUNK_M, n_chunks = (M + chunk - 1) / chunk;
+    int chunk = CHUNK_M;
+    if (a_cs == 1) {
+        int parts = 1;
+        while (parts * n_strips < 2 * dfs_ops_max_threads() && parts < M) parts++;
+        chunk = (M + parts - 1) / parts;
+        chunk = (chunk + DFS_GEMM_MR - 1) / DFS_GEMM_MR * DFS_GEMM_MR;
+    }
+    const int n_chunks = (M + chunk - 1) / chunk;
     DFS_ASSERT(g->nr <= MAX_NR);
     if (M <= 0 || N <= 0 || K <= 0) return;
 #pragma omp parallel for schedule(static)
