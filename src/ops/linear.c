@@ -7,11 +7,9 @@
 #include "ops/ops.h"
 #include "ops/vmath.h"
 
-#define FEW_ROWS 8 /* below this many rows, dot products beat packing all of wᵀ for the GEMM */
-
 static void linear_forward(float *out, const float *inp, const float *w, const float *bias, int N, int I, int O,
                            int threaded) {
-    if (N < FEW_ROWS) {
+    if (N < DFS_LINEAR_FEW_ROWS) { /* dot products beat packing all of wᵀ for the GEMM */
         const dfs_vmath_impl *vm = dfs_vmath_best();
 #pragma omp parallel for schedule(static) if (threaded)
         for (int o = 0; o < O; o++)

@@ -55,7 +55,10 @@ void dfs_conv2d_backward(float *dinp, float *dw, float *db, float *ws, const flo
                          const float *w, int B, int C, int H, int W, int OC, int KH, int KW, int stride, int pad_t,
                          int pad_l, int OH, int OW, int dinp_add);
 
-/* out (N, O) = inp (N, I) · w (O, I)^T + bias (O, or NULL). As torch.nn.Linear. */
+/* out (N, O) = inp (N, I) · w (O, I)^T + bias (O, or NULL). As torch.nn.Linear. Below
+ * DFS_LINEAR_FEW_ROWS rows it sums by dot products (another order than the GEMM's), else on the
+ * GEMM, whose sums for a row do not depend on the other rows. */
+#define DFS_LINEAR_FEW_ROWS 8
 void dfs_linear_forward(float *out, const float *inp, const float *w, const float *bias, int N, int I, int O);
 /* The same, computed by the calling thread alone (same bits), for work already split among threads. */
 void dfs_linear_forward_1t(float *out, const float *inp, const float *w, const float *bias, int N, int I, int O);
