@@ -13,8 +13,8 @@
  * split into several groups, finds them transformed once by all threads together), runs the
  * GEMMs over the channels in order and writes its outputs, so each output has one writer and the
  * same bits whatever the thread count. The tile transforms work on runs of up
- * to 16 neighbouring tiles of one tile row (winograd.h), vectorised where the CPU allows; every
- * version does the same additions in the same order. */
+ * to 16 neighbouring tiles of one image (several tile rows of a narrow one, winograd.h),
+ * vectorised where the CPU allows; every version does the same additions in the same order. */
 #include <string.h>
 
 #include "core/internal.h"
