@@ -50,7 +50,9 @@ typedef struct cli_state {
 static int on_progress(void *user, const dfs_train_progress *p) {
     const cli_state *s = user;
     if (s->quiet) return 0;
-    const double eta = p->images_per_s > 0 ? (double)(p->max_steps - p->step) * 1.0 / (p->step / (p->elapsed_s > 0 ? p->elapsed_s : 1)) : 0;
+    /* the rate of this run's steps: after a resume, the earlier ones took no time here */
+    const int done = p->step - p->start_step;
+    const double eta = done > 0 && p->elapsed_s > 0 ? (double)(p->max_steps - p->step) * p->elapsed_s / done : 0;
     const int h = (int)(eta / 3600), m = (int)(eta / 60) % 60, sec = (int)eta % 60;
     char skipped[48] = "";
     if (p->skipped) snprintf(skipped, sizeof skipped, "  %d update%s skipped (NaN/inf)", p->skipped, p->skipped == 1 ? "" : "s");

@@ -81,10 +81,11 @@ static void set_params(dfs_train_params *p, const char *out, int steps, int resu
     p->seed = 7;
 }
 
-typedef struct losses { double first, last; int n; } losses;
+typedef struct losses { double first, last; int n, start, start_same; } losses;
 static int record_loss(void *user, const dfs_train_progress *pr) {
     losses *l = user;
-    if (l->n++ == 0) l->first = pr->loss;
+    if (l->n++ == 0) l->first = pr->loss, l->start = pr->start_step, l->start_same = 1;
+    l->start_same &= pr->start_step == l->start;
     l->last = pr->loss;
     return 0;
 }
@@ -224,7 +225,7 @@ int main(void) {
     snprintf(a, sizeof a, "%s/run_a", dir);
     snprintf(b, sizeof b, "%s/run_b", dir);
     dfs_train_params tp;
-    losses l = {0, 0, 0};
+    losses l = {0, 0, 0, 0, 0};
     set_params(&tp, a, 60, 0);
     tp.progress_every = 10;
     tp.on_progress = record_loss;
@@ -232,13 +233,19 @@ int main(void) {
     dfs_ctx_set_threads(ctx, 2);
     TEST_CHECK(dfs_train(ctx, &tp) == DFS_OK);
     if (!TEST_CHECK(l.n >= 2 && l.last < 0.7 * l.first)) fprintf(stderr, "  loss %g -> %g\n", l.first, l.last);
+    TEST_CHECK(l.start == 0 && l.start_same);
     set_params(&tp, b, 60, 0);
     tp.stop_after = 30;
     dfs_ctx_set_threads(ctx, 1); /* and a different thread count */
     TEST_CHECK(dfs_train(ctx, &tp) == DFS_OK);
     set_params(&tp, b, 60, 1);
+    losses lr = {0, 0, 0, 0, 0};
+    tp.progress_every = 10;
+    tp.on_progress = record_loss;
+    tp.user = &lr;
     dfs_ctx_set_threads(ctx, 2);
     TEST_CHECK(dfs_train(ctx, &tp) == DFS_OK);
+    TEST_CHECK(lr.n >= 2 && lr.start == 30 && lr.start_same); /* progress knows where the resumed run began */
     TEST_CHECK(same_state(ctx, a, b));
     /* the exported pipeline loads */
     dfs_model_params mp;

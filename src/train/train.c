@@ -435,7 +435,7 @@ dfs_status dfs_train(dfs_ctx *ctx, const dfs_train_params *p) {
             const double tn = now();
             dfs_train_progress pr = {t.step, p->max_steps, loss_acc / loss_n, lr_at(p, t.step - 1),
                                      (double)(t.step - last_step) * B / (tn - last_t > 1e-9 ? tn - last_t : 1e-9), tn - t0,
-                                     skipped};
+                                     skipped, first_step};
             last_t = tn;
             last_step = t.step;
             loss_acc = 0;

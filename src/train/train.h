@@ -11,6 +11,7 @@ typedef struct dfs_train_progress {
     double images_per_s;
     double elapsed_s;
     int skipped;          /* updates skipped so far in this run for a NaN or infinite loss or gradient */
+    int start_step;       /* the step this run began at (after --resume, the checkpoint's) */
 } dfs_train_progress;
 
 typedef struct dfs_train_params {
