@@ -122,11 +122,11 @@ static void run_tile(int W, int ty, int tx, int j, int *y, int *x) {
 static void in_run_scalar(float *v, size_t xs, const float *plane, int H, int W, int ty, int tx, int len) {
     for (int j = 0; j < len; j++) {
         float d[4][4], e[4][4];
-        int y0, x0;
-        run_tile(W, ty, tx, j, &y0, &x0);
+        int yt, xt; /* the tile's row and column */
+        run_tile(W, ty, tx, j, &yt, &xt);
         for (int i = 0; i < 4; i++)
             for (int k = 0; k < 4; k++) {
-                const int y = 2 * y0 - 1 + i, x = 2 * x0 - 1 + k;
+                const int y = 2 * yt - 1 + i, x = 2 * xt - 1 + k;
                 d[i][k] = y >= 0 && y < H && x >= 0 && x < W ? plane[(size_t)y * W + x] : 0.0f;
             }
         for (int k = 0; k < 4; k++) { /* Bᵀ d */
@@ -148,9 +148,9 @@ static void out_run_scalar(float *o, int H, int W, const float *m, size_t xs, in
                            float bias2, int accumulate) {
     for (int j = 0; j < len; j++) {
         float a[4][4], s[2][4];
-        int y0, x0;
-        run_tile(W, ty, tx, j, &y0, &x0);
-        const int rows = min_int(H - 2 * y0, 2), cols = min_int(W - 2 * x0, 2);
+        int yt, xt;
+        run_tile(W, ty, tx, j, &yt, &xt);
+        const int rows = min_int(H - 2 * yt, 2), cols = min_int(W - 2 * xt, 2);
         for (int x = 0; x < 16; x++) a[x / 4][x % 4] = m[x * xs + j];
         for (int k = 0; k < 4; k++) { /* Aᵀ M */
             s[0][k] = a[0][k] + a[1][k] + a[2][k];
@@ -158,7 +158,7 @@ static void out_run_scalar(float *o, int H, int W, const float *m, size_t xs, in
         }
         for (int r = 0; r < rows; r++) { /* (Aᵀ M) A */
             const float y[2] = {s[r][0] + s[r][1] + s[r][2], s[r][1] - s[r][2] - s[r][3]};
-            float *row = o + (size_t)(2 * y0 + r) * W + 2 * x0;
+            float *row = o + (size_t)(2 * yt + r) * W + 2 * xt;
             for (int k = 0; k < cols; k++) {
                 const float v = (y[k] + bias) + bias2;
                 row[k] = accumulate ? row[k] + v : v;
@@ -170,11 +170,11 @@ static void out_run_scalar(float *o, int H, int W, const float *m, size_t xs, in
 static void grad_run_scalar(float *z, size_t xs, const float *dy, int H, int W, int ty, int tx, int len) {
     for (int j = 0; j < len; j++) {
         float y[2][2], t[4][2];
-        int y0, x0;
-        run_tile(W, ty, tx, j, &y0, &x0);
+        int yt, xt;
+        run_tile(W, ty, tx, j, &yt, &xt);
         for (int r = 0; r < 2; r++)
             for (int k = 0; k < 2; k++) {
-                const int row = 2 * y0 + r, col = 2 * x0 + k;
+                const int row = 2 * yt + r, col = 2 * xt + k;
                 y[r][k] = row < H && col < W ? dy[(size_t)row * W + col] : 0.0f;
             }
         for (int k = 0; k < 2; k++) { /* A' dY */
