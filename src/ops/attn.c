@@ -226,7 +226,8 @@ void dfs_attention_forward(float *out, float *scratch, const float *xn, const fl
     const size_t inner = (size_t)heads * dh, per = (size_t)HW * (2 * (size_t)C + 4 * inner), n = (size_t)B * HW;
     if (batched(B, HW)) {
         float *T = scratch, *Y = T + n * C;
-        const saved_parts s = {Y + n * C, Y + n * C + n * inner, Y + n * C + 2 * n * inner, Y + n * C + 3 * n * inner, NULL};
+        saved_parts s = parts_of(Y + n * C, B, HW, heads, dh); /* Q, K, V, O after T and Y; no stats */
+        s.stats = NULL;
         forward_batched(out, s, T, Y, xn, residual, wq, bq, wk, bk, wv, bv, wo, bo, B, C, HW, heads, dh, rescale);
         return;
     }

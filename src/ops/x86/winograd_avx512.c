@@ -20,9 +20,10 @@ static __mmask16 inside(int x, int W) {
 
 static __mmask16 first(int n) { return (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1); }
 
-/* A run over several tile rows: for lane l, tile tx + l of the run's first row, the tile row q
- * it falls in (from the run's first) and its column c. (tx + l < 32 and TW <= 8, so the division
- * by TW is a product by ⌈2¹⁶/TW⌉ and a shift, exactly.) Rows sit in slots of 2^shift lanes. */
+/* A run over several tile rows (W <= 16): for lane l, tile tx + l of the run's first row, the tile
+ * row q it falls in (from the run's first) and its column c. (tx + l < 32 and TW <= 8, so the
+ * division by TW is a product by ⌈2¹⁶/TW⌉ and a shift, exactly.) Rows sit in slots of 2^shift
+ * lanes of a register pair: 8 when a run may span dfs_wg_run_rows(W) = 4 tile rows, else 16. */
 typedef struct rows_geom {
     __m512i q, c;
     int shift;
@@ -31,7 +32,7 @@ typedef struct rows_geom {
 INLINE rows_geom geom(int W, int tx) {
     const int TW = (W + 1) / 2;
     rows_geom g;
-    g.shift = W <= 8 ? 3 : 4;
+    g.shift = dfs_wg_run_rows(W) == 4 ? 3 : 4;
     const __m512i t = _mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                        _mm512_set1_epi32(tx));
     g.q = _mm512_srli_epi32(_mm512_mullo_epi32(t, _mm512_set1_epi32((65536 + TW - 1) / TW)), 16);
@@ -48,7 +49,7 @@ INLINE __m512 row_of(const float *plane, int H, int W, int y) {
 /* For i < n (at most 4): the register pair lo[i], hi[i] whose slot q holds row y0 + i + 2q, the
  * row that tile row q of the run needs at position i (W <= 16). */
 INLINE void load_pairs(__m512 *lo, __m512 *hi, int n, const float *plane, int H, int W, int y0) {
-    if (W <= 8) { /* four slots of 8 lanes */
+    if (dfs_wg_run_rows(W) == 4) { /* four slots of 8 lanes */
         __m512 r[10];
 #pragma GCC unroll 10
         for (int k = 0; k < n + 6; k++) r[k] = row_of(plane, H, W, y0 + k);
