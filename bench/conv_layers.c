@@ -74,8 +74,8 @@ int main(int argc, char **argv) {
         float *x = random_floats(nin, &seed), *w = random_floats(nw, &seed), *b = random_floats((size_t)s->OC, &seed);
         float *y = random_floats((size_t)B * s->OC * O * O, &seed);
         float *ws = random_floats(dfs_conv2d_workspace(B, s->C, s->OC, 3, 3, s->stride, O, O), &seed);
-        float *prep = random_floats(dfs_conv2d_prepared_floats(s->C, s->OC, 3, 3), &seed);
-        dfs_conv2d_prepare(prep, w, s->C, s->OC, 3, 3, bf16);
+        float *prep = random_floats(dfs_conv2d_prepared_floats(B, s->C, s->H, s->H, s->OC, 3, 3, s->stride, 1, 1, O, O), &seed);
+        dfs_conv2d_prepare(prep, w, B, s->C, s->H, s->H, s->OC, 3, 3, s->stride, 1, 1, O, O, bf16);
         double t[7];
         for (int r = -1; r < 7; r++) {
             const double t0 = now();

@@ -335,6 +335,7 @@ int main(void) {
     test_conv(11, 9, 5, 6, 50, 1, 1, 0);   /* two groups of images, the images read in place, two strips */
     test_conv(11, 6, 5, 4, 7, 3, 1, 0);    /* two groups of images, padded copies */
     test_conv(9, 6, 7, 7, 5, 3, 1, 1);     /* Winograd: runs over 4 tile rows */
+    test_conv(16, 10, 7, 7, 9, 3, 1, 1);   /* the input gradient by F(4×4, 3×3) too */
     test_conv(23, 5, 5, 13, 4, 3, 1, 1);   /* Winograd: runs over 2 tile rows, a chunk ending mid-image */
     /* GroupNorm with SiLU fused, last, so the draws of the checks above stay as they were: the
      * attention case with 300 positions has gradients of about 0.01, and some other draws put the

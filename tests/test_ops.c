@@ -58,8 +58,8 @@ static void test_conv(int B, int C, int H, int W, int OC, int K, int stride, int
     TEST_CHECK(memcmp(o1, o2, no * sizeof(float)) == 0);
     dfs_ops_set_threads(2);
     /* prepared weights, a per-image bias and the sum added onto what out holds */
-    float *prep = rand_buf(dfs_conv2d_prepared_floats(C, OC, K, K) + 1, 1), *bi = rand_buf((size_t)B * OC, 1);
-    dfs_conv2d_prepare(prep, w, C, OC, K, K, 0);
+    float *prep = rand_buf(dfs_conv2d_prepared_floats(B, C, H, W, OC, K, K, stride, pad, pad, OH, OW) + 1, 1), *bi = rand_buf((size_t)B * OC, 1);
+    dfs_conv2d_prepare(prep, w, B, C, H, W, OC, K, K, stride, pad, pad, OH, OW, 0);
     for (size_t i = 0; i < no; i++) o2[i] = (float)(i % 7) - 3.0f;
     dfs_conv2d_forward_prepared(o2, ws, x, w, prep, b, bi, B, C, H, W, OC, K, K, stride, pad, pad, OH, OW, 0, 1);
     for (size_t i = 0; i < no; i++) r[i] += bi[i / ((size_t)OH * OW)] + (float)(i % 7) - 3.0f;
@@ -67,6 +67,101 @@ static void test_conv(int B, int C, int H, int W, int OC, int K, int stride, int
     if (!TEST_CHECK(e < 1e-5)) fprintf(stderr, "  conv B%d C%d %dx%d OC%d k%d s%d p%d, accumulated: err %g\n", B, C, H, W, OC, K, stride, pad, e);
     dfs_free(ws), dfs_free(prep), dfs_free(bi);
     dfs_free(x); dfs_free(w); dfs_free(b); dfs_free(o1); dfs_free(o2); dfs_free(r);
+}
+
+/* F(4×4, 3×3)'s transforms (winograd.h) for every run of planes from 1×1 to 8×8, runs into later
+ * images included: every version gives the portable one's bits (returned), and the portable
+ * ones agree with Bᵀ d B and Aᵀ m A of their definition (checked here). */
+static int winograd4_impls_agree(const dfs_wg_impl **impls, int n) {
+    static const double BT[6][6] = {{1, -1.5, -2, 1.5, 1, 0}, {0, 1, -2.5, 0.5, 1, 0}, {0, -1, 0.5, 2.5, 1, 0},
+                                    {0, -2, -1, 2, 1, 0},     {0, 0.5, -1, -0.5, 1, 0}, {0, 1, -1.5, -2, 1.5, 1}};
+    static const double AT[4][6] = {{1, 1, 1, 1, 1, 0}, {0, -1, 1, 0.5, -2, 0}, {0, 1, 1, 0.25, 4, 0}, {0, -1, 1, 0.125, -8, 1}};
+    const size_t xs = 20;
+    const int sizes[][2] = {{1, 1}, {2, 3}, {4, 4}, {7, 7}, {8, 5}, {3, 8}, {6, 6}, {8, 8}};
+    float v0[36 * 20], v1[36 * 20], *m = rand_buf(36 * xs, 1), *b2 = rand_buf(40, 1);
+    float *p = rand_buf(20 * 70, 1), *o0 = rand_buf(20 * 70, 1), *o1 = rand_buf(20 * 70, 1);
+    int same = 1, right = 1, runs = 0;
+    for (int si = 0; si < 8; si++) {
+        const int H = sizes[si][0], W = sizes[si][1], TW = (W + 3) / 4, T = (H + 3) / 4 * TW;
+        const size_t is = (size_t)H * W + 5; /* images 5 floats apart */
+        for (int t0 = 0; t0 < T; t0++)
+            for (int len = 1; len <= 16; len++) {
+                const int ty = t0 / TW, tx = t0 % TW;
+                runs++;
+                for (int k = 0; k < n; k++) {
+                    memset(v0, 0, sizeof v0), memset(v1, 0, sizeof v1);
+                    impls[n - 1]->in4_run(v0, xs, p, is, H, W, ty, tx, len);
+                    impls[k]->in4_run(v1, xs, p, is, H, W, ty, tx, len);
+                    same &= memcmp(v0, v1, sizeof v0) == 0;
+                    for (int acc = 0; acc <= 3; acc++) {
+                        for (int i = 0; i < 20 * 70; i++) o0[i] = o1[i] = (float)i * 0.25f;
+                        impls[n - 1]->out4_run(o0, is, H, W, m, xs, ty, tx, len, 0.5f, acc & 2 ? b2 : NULL, 2, acc & 1);
+                        impls[k]->out4_run(o1, is, H, W, m, xs, ty, tx, len, 0.5f, acc & 2 ? b2 : NULL, 2, acc & 1);
+                        same &= memcmp(o0, o1, sizeof(float) * 20 * 70) == 0;
+                    }
+                }
+                impls[n - 1]->in4_run(v0, xs, p, is, H, W, ty, tx, len);
+                for (int i = 0; i < 20 * 70; i++) o0[i] = -1.0f;
+                impls[n - 1]->out4_run(o0, is, H, W, m, xs, ty, tx, len, 0.0f, NULL, 0, 0);
+                int written = 0;
+                for (int j = 0; j < len; j++) {
+                    const int t = t0 + j, q = t / T, y = t % T / TW, x = t % TW;
+                    double d[6][6], e[6][6];
+                    for (int i = 0; i < 6; i++)
+                        for (int c = 0; c < 6; c++) {
+                            const int yy = 4 * y - 1 + i, xx = 4 * x - 1 + c;
+                            d[i][c] = yy >= 0 && yy < H && xx >= 0 && xx < W ? p[q * is + (size_t)yy * W + xx] : 0.0;
+                        }
+                    for (int i = 0; i < 6; i++) /* e = Bᵀ d */
+                        for (int c = 0; c < 6; c++) {
+                            e[i][c] = 0;
+                            for (int l = 0; l < 6; l++) e[i][c] += BT[i][l] * d[l][c];
+                        }
+                    for (int i = 0; i < 6; i++) /* (Bᵀ d) B */
+                        for (int c = 0; c < 6; c++) {
+                            double want = 0;
+                            for (int l = 0; l < 6; l++) want += e[i][l] * BT[c][l];
+                            right &= fabs(v0[(6 * i + c) * xs + j] - want) <= 1e-5 * (1 + fabs(want));
+                        }
+                    for (int r = 0; r < 4 && 4 * y + r < H; r++)
+                        for (int c = 0; c < 4 && 4 * x + c < W; c++) { /* (Aᵀ m A)[r][c] */
+                            double want = 0;
+                            for (int i = 0; i < 6; i++)
+                                for (int l = 0; l < 6; l++) want += AT[r][i] * AT[c][l] * m[(6 * i + l) * xs + j];
+                            right &= fabs(o0[q * is + (size_t)(4 * y + r) * W + 4 * x + c] - want) <= 1e-5 * (1 + fabs(want));
+                            written++;
+                        }
+                }
+                for (int i = 0; i < 20 * 70; i++) written -= o0[i] != -1.0f;
+                right &= written == 0; /* nothing outside the run's blocks */
+            }
+    }
+    TEST_CHECK(runs > 300);
+    /* the weight transform, G g Gᵀ, for 1 to 16 kernels a call */
+    static const double G[6][3] = {{1, 0, 0}, {-1.0 / 3, 1.0 / 3, -1.0 / 3}, {1.0 / 3, 1.0 / 3, 1.0 / 3},
+                                   {-16.0 / 15, -8.0 / 15, -4.0 / 15}, {1.0 / 15, -2.0 / 15, 4.0 / 15}, {0, 0, 1}};
+    float u0[36 * 17], u1[36 * 17];
+    for (int count = 1; count <= 16; count++) {
+        for (int k = 0; k < n; k++) {
+            for (int i = 0; i < 36 * 17; i++) u0[i] = u1[i] = -1.0f;
+            impls[n - 1]->weights4(u0, 17, p + count, count);
+            impls[k]->weights4(u1, 17, p + count, count);
+            same &= memcmp(u0, u1, sizeof u0) == 0;
+        }
+        for (int c = 0; c < 17; c++)
+            for (int x = 0; x < 36; x++) {
+                double want = -1.0;
+                if (c < count) {
+                    want = 0;
+                    for (int a = 0; a < 3; a++)
+                        for (int b = 0; b < 3; b++) want += G[x / 6][a] * G[x % 6][b] * p[count + 9 * c + 3 * a + b];
+                }
+                right &= fabs(u0[x * 17 + c] - want) <= 1e-6 * (1 + fabs(want));
+            }
+    }
+    if (!TEST_CHECK(right)) fprintf(stderr, "  a portable F(4x4, 3x3) transform differs from its definition\n");
+    dfs_free(m), dfs_free(b2), dfs_free(p), dfs_free(o0), dfs_free(o1);
+    return same;
 }
 
 /* Every version of the Winograd tile transforms gives the portable one's bits, for every run
@@ -138,6 +233,7 @@ static void test_winograd_impls(void) {
     }
     TEST_CHECK(runs > 1000);
     if (!TEST_CHECK(right)) fprintf(stderr, "  a portable winograd transform differs from its definition\n");
+    same &= winograd4_impls_agree(impls, n);
     /* the GEMM packing's transposes, every block size, against the definition */
     const dfs_gemm_impl *gi[4];
     const int ng = dfs_gemm_available(gi, 4);
@@ -162,8 +258,8 @@ static void test_conv_prepared(int B, int C, int H, int W, int OC) {
     const size_t no = (size_t)B * OC * H * W, nws = dfs_conv2d_workspace(B, C, OC, 3, 3, 1, H, W);
     float *x = rand_buf((size_t)B * C * H * W, 1), *w = rand_buf((size_t)OC * C * 9, 0.3f), *b = rand_buf(OC, 1);
     float *o1 = rand_buf(no, 1), *o2 = rand_buf(no, 1), *ws = rand_buf(nws, 1);
-    float *prep = rand_buf(dfs_conv2d_prepared_floats(C, OC, 3, 3), 1);
-    dfs_conv2d_prepare(prep, w, C, OC, 3, 3, 0);
+    float *prep = rand_buf(dfs_conv2d_prepared_floats(B, C, H, W, OC, 3, 3, 1, 1, 1, H, W), 1);
+    dfs_conv2d_prepare(prep, w, B, C, H, W, OC, 3, 3, 1, 1, 1, H, W, 0);
     dfs_conv2d_forward(o1, ws, x, w, b, B, C, H, W, OC, 3, 3, 1, 1, 1, H, W);
     for (size_t i = 0; i < nws; i++) ws[i] = NAN;
     dfs_conv2d_forward_prepared(o2, ws, x, w, prep, b, NULL, B, C, H, W, OC, 3, 3, 1, 1, 1, H, W, 0, 0);
@@ -484,7 +580,17 @@ int main(void) {
     test_conv(7, 5, 7, 7, 6, 3, 1, 1);     /* Winograd: runs over 4 tile rows, strips across images */
     test_conv(5, 4, 3, 13, 6, 3, 1, 1);    /* Winograd: runs over 2 tile rows of 7 tiles */
     test_conv(9, 3, 5, 3, 4, 3, 1, 1);     /* Winograd: runs over 3 tile rows of 2 tiles */
+    /* F(4×4, 3×3): small images in enough tiles take it, and only they */
+    TEST_CHECK(dfs_winograd_tile(16, 8, 8, 7, 7, 0) == 4 && dfs_winograd_tile(64, 8, 8, 4, 4, 0) == 4);
+    TEST_CHECK(dfs_winograd_tile(15, 8, 8, 7, 7, 0) == 2 && dfs_winograd_tile(64, 8, 8, 9, 8, 0) == 2 &&
+               dfs_winograd_tile(64, 8, 8, 7, 7, 1) == 2 && dfs_winograd_tile(64, 8, 1 << 20, 8, 8, 0) == 2);
+    test_conv(16, 20, 7, 7, 70, 3, 1, 1);  /* odd size, strips across images, two channel blocks */
+    test_conv(64, 9, 4, 4, 8, 3, 1, 1);    /* one tile an image */
+    test_conv(20, 300, 8, 5, 12, 3, 1, 1); /* non-square, channels over one K panel */
+    test_conv(64, 2, 8, 1, 8, 3, 1, 1);    /* one column */
+    test_conv(30, 3, 6, 3, 9, 3, 1, 1);    /* partial tiles in both directions */
     test_winograd_impls();
+    test_conv_prepared(16, 7, 7, 7, 20); /* F(4×4, 3×3) */
     test_conv_prepared(2, 7, 10, 9, 20);
     test_conv_prepared(1, 5, 4, 4, 6); /* too small for Winograd: the direct path ignores prep */
     return test_summary("ops");

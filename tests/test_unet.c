@@ -12,6 +12,7 @@
 #include "io/npy.h"
 #include "model/model.h"
 #include "ops/ops.h"
+#include "ops/winograd.h"
 #include "test.h"
 
 static int is_dir(const char *p) {
@@ -182,7 +183,7 @@ static int tiny_open(tiny_case *c, int threads) {
     dfs_ctx_set_threads(c->ctx, threads), dfs_ctx_set_threads(c->tight, threads);
     dfs_ops_set_threads(threads); /* the plan's scratch depends on the thread count */
     const dfs_unet_plan plan = dfs_unet_plan_forward(c->b->unet, c->B, c->H, c->W);
-    dfs_ctx_set_max_memory(c->tight, (plan.arena_floats + dfs_unet_prepared_floats(c->b->unet)) * sizeof(float) - 1);
+    dfs_ctx_set_max_memory(c->tight, (plan.arena_floats + plan.prep_floats) * sizeof(float) - 1);
     return 1;
 }
 
@@ -239,6 +240,59 @@ static void check_bf16(void) {
     tiny_close(&c);
 }
 
+/* Batches large enough for F(4×4, 3×3) at the 7×7 level (winograd.h): the fashion fixture's two
+ * images 16 times each. Every copy gives the same bits, within 1e-4 of diffusers (its error is
+ * printed with DFS_TEST_VERBOSE); the batch of 2 between (a new plan, prepared again for
+ * F(2×2, 3×3)) matches diffusers too, and the batch of 32 after it gives the same bits as before. */
+static void check_small_image_tiles(dfs_ctx *ctx) {
+    const char *dir = "tests/fixtures/unet/fashion/cases/b2_int_t10_t999";
+    dfs_model_params mp;
+    dfs_model_params_default(&mp);
+    mp.path = "tests/fixtures/unet/fashion/model";
+    dfs_model *m = NULL;
+    dfs_npy x = {0}, t = {0}, e = {0};
+    if (!TEST_CHECK(dfs_model_load(ctx, &mp, &m) == DFS_OK && read_npy(ctx, dir, "sample.npy", &x) == DFS_OK &&
+                    read_npy(ctx, dir, "timesteps.npy", &t) == DFS_OK && read_npy(ctx, dir, "expected.npy", &e) == DFS_OK &&
+                    x.shape[0] == 2 && t.dtype == DFS_DTYPE_I64 && t.numel == 2)) {
+        fprintf(stderr, "  %s: %s\n", dir, dfs_errmsg(ctx));
+        dfs_model_free(m), dfs_npy_free(&x), dfs_npy_free(&t), dfs_npy_free(&e);
+        return;
+    }
+    enum { COPIES = 16, B = 2 * COPIES };
+    const int H = (int)x.shape[2], W = (int)x.shape[3];
+    const size_t img = x.numel / 2;
+    TEST_CHECK(dfs_winograd_tile(B, 64, 64, 7, 7, 0) == 4 && dfs_winograd_tile(2, 64, 64, 7, 7, 0) == 2 && H == 28 && W == 28);
+    float *xs = dfs_malloc(B * img * sizeof(float)), *o1 = dfs_malloc(B * img * sizeof(float));
+    float *o2 = dfs_malloc(B * img * sizeof(float)), *o3 = dfs_malloc(2 * img * sizeof(float)), ts[B];
+    for (int b = 0; b < B; b++) {
+        memcpy(xs + b * img, (float *)x.data + (b % 2) * img, img * sizeof(float));
+        ts[b] = (float)((int64_t *)t.data)[b % 2];
+    }
+    dfs_ctx_set_threads(ctx, 2);
+    if (TEST_CHECK(dfs_model_forward(ctx, m, xs, B, H, W, ts, NULL, o1) == DFS_OK &&
+                   dfs_model_forward(ctx, m, xs, 2, H, W, ts, NULL, o3) == DFS_OK &&
+                   dfs_model_forward(ctx, m, xs, B, H, W, ts, NULL, o2) == DFS_OK)) {
+        const double scale = max_abs(e.data, e.numel);
+        double d = 0, d2 = 0;
+        int copies_same = 1;
+        for (int b = 0; b < B; b++) {
+            copies_same &= memcmp(o1 + b * img, o1 + (b % 2) * img, img * sizeof(float)) == 0;
+            for (size_t i = 0; i < img; i++) d = fmax(d, fabs((double)o1[b * img + i] - ((float *)e.data)[(b % 2) * img + i]));
+        }
+        for (size_t i = 0; i < 2 * img; i++) d2 = fmax(d2, fabs((double)o3[i] - ((float *)e.data)[i]));
+        TEST_CHECK(copies_same);
+        if (!TEST_CHECK(d / scale <= 1e-4 && d2 / scale <= 1e-4))
+            fprintf(stderr, "  F(4x4, 3x3) batch: %.3g, batch of 2: %.3g of max|ref|\n", d / scale, d2 / scale);
+        if (getenv("DFS_TEST_VERBOSE")) printf("  F(4x4, 3x3) batch: max|diff|/max|ref| = %.2e (batch of 2: %.2e)\n", d / scale, d2 / scale);
+        TEST_CHECK(memcmp(o1, o2, B * img * sizeof(float)) == 0);
+        TEST_CHECK(memcmp(o1, o3, 2 * img * sizeof(float)) != 0); /* the batch of 32 did take F(4×4, 3×3) */
+    } else {
+        fprintf(stderr, "  %s\n", dfs_errmsg(ctx));
+    }
+    dfs_free(xs), dfs_free(o1), dfs_free(o2), dfs_free(o3);
+    dfs_model_free(m), dfs_npy_free(&x), dfs_npy_free(&t), dfs_npy_free(&e);
+}
+
 int main(void) {
     dfs_ctx *ctx = dfs_ctx_new();
     int n = run_fixture_dir(ctx, "tests/fixtures/unet");
@@ -250,6 +304,7 @@ int main(void) {
     check_time_proj(ctx, "tests/fixtures/unet/tiny/cases/b2_float_t0.5_t537.25", 32);
     check_prepared();
     check_bf16();
+    check_small_image_tiles(ctx);
     dfs_ctx_free(ctx);
     return test_summary("unet");
 }

@@ -363,10 +363,15 @@ dfs_status dfs_model_run(dfs_ctx *ctx, dfs_model *m, const float *x, int B, int 
         m->plan_h = H;
         m->plan_w = W;
         m->plan_threads = dfs_ctx_threads(ctx);
+        /* what is prepared, and its size, depend on the batch and size (dfs_conv2d_prepare) */
+        dfs_free(m->prep);
+        m->prep = NULL;
+        m->prep_skipped = 0;
+        m->prep_floats = plan.prep_floats;
     }
     if (!m->prep && !m->prep_skipped) {
         /* only a speed-up: without the memory for it (or under --max-memory), each pass prepares its own */
-        const size_t n = dfs_unet_prepared_floats(m->unet);
+        const size_t n = m->prep_floats;
         const double limit = dfs_memory_limit(ctx, NULL);
         if (!limit || ((double)n + (double)m->arena_floats) * sizeof(float) <= limit)
             m->prep = dfs_malloc(dfs_mul_size(n, sizeof(float)));

@@ -15,7 +15,8 @@ struct dfs_model {
     const char *weight_dtype; /* how the file stored them */
     float *arena;             /* activation arena for (plan_b, plan_h, plan_w) */
     size_t arena_floats;
-    float *prep;              /* conv weights prepared for inference (dfs_unet_prepared_floats), or NULL */
+    float *prep;              /* conv weights prepared for inference (prep_floats), or NULL */
+    size_t prep_floats;       /* what the plan's forward pass prepares (dfs_unet_plan) */
     int prep_ready;           /* prep matches params: clear it whenever params change */
     int prep_skipped;         /* no memory for prep (or not within --max-memory): passes go without */
     int bf16;                 /* compute type "bf16" (dfs_model_set_compute): needs prep, else passes run in F32 */

@@ -7,10 +7,9 @@
 
 /* Offsets (in floats) into the parameter block; a layer's shape sits beside them. */
 typedef struct dfs_lin { size_t w, b; int in, out; } dfs_lin;          /* w: (out, in), b: (out) */
-typedef struct dfs_conv { /* w: (out, in, k, k); prep: offset of its prepared weights (dfs_unet_prepared_floats) */
+typedef struct dfs_conv { /* w: (out, in, k, k) */
     size_t w, b;
     int in, out, k;
-    size_t prep;
 } dfs_conv;
 typedef struct dfs_norm { size_t g, b; int C, G; float eps; } dfs_norm; /* GroupNorm gamma, beta: (C) */
 
@@ -69,7 +68,6 @@ typedef struct dfs_unet {
     dfs_param *params;        /* (n_params) the parameter table, in registration order */
     size_t n_params, cap_params;
     size_t n_floats;          /* size of the parameter block */
-    size_t n_prep;            /* size of the convolutions' prepared weights */
 } dfs_unet;
 
 /* Builds the module tree and parameter table for cfg. Errors (a channel count not divisible by
@@ -82,15 +80,16 @@ dfs_status dfs_unet_check_size(dfs_ctx *ctx, const dfs_unet *u, int H, int W);
 
 /* The activation arena a forward pass at (B, H, W) needs, in floats, its FLOPs and (training)
  * the number of tape records. */
-typedef struct dfs_unet_plan { size_t arena_floats; double flops; size_t n_tape; } dfs_unet_plan;
+/* prep_floats: the forward pass's prepared convolution weights (what each convolution's geometry
+ * needs: dfs_conv2d_prepared_floats), 0 for training. */
+typedef struct dfs_unet_plan { size_t arena_floats; double flops; size_t n_tape, prep_floats; } dfs_unet_plan;
 dfs_unet_plan dfs_unet_plan_forward(const dfs_unet *u, int B, int H, int W);
 
 /* One forward pass. P: the parameter block; arena: plan.arena_floats floats (64-byte aligned).
- * prep: NULL, or dfs_unet_prepared_floats(u) floats for the convolutions' prepared weights,
+ * prep: NULL, or plan.prep_floats floats for the convolutions' prepared weights,
  * filled during this pass unless prep_ready says an earlier pass with the same P did.
  * x: (B, in, H, W); t: (B); labels: (B) class indices or NULL; class_vec: (B, temb) for
  * class_embed_type "identity" or NULL; out: (B, out, H, W). Allocates nothing. */
-size_t dfs_unet_prepared_floats(const dfs_unet *u);
 void dfs_unet_forward(const dfs_unet *u, const float *P, float *arena, float *prep, int prep_ready, int bf16,
                       const float *x, int B, int H, int W, const float *t, const int64_t *labels, const float *class_vec,
                       float *out);

@@ -61,8 +61,7 @@ static dfs_lin lin(builder *b, int in, int out, const char *prefix) {
 }
 
 static dfs_conv conv(builder *b, int in, int out, int k, const char *prefix) {
-    dfs_conv c = {0, 0, in, out, k, b->u->n_prep};
-    b->u->n_prep += (dfs_conv2d_prepared_floats(in, out, k, k) + 15) & ~(size_t)15;
+    dfs_conv c = {0, 0, in, out, k};
     c.w = reg(b, 4, (int64_t[]){out, in, k, k}, "%s.weight", prefix);
     c.b = reg(b, 1, (int64_t[]){out}, "%s.bias", prefix);
     return c;

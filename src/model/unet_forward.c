@@ -56,9 +56,10 @@ typedef struct run {
     size_t n_tape;
     const float *t;    /* (B) timesteps */
     const int64_t *labels;
-    float *prep;       /* inference: prepared conv weights (dfs_unet_prepared_floats), or NULL */
+    float *prep;       /* inference: prepared conv weights (plan.prep_floats), or NULL */
     int prep_ready;    /* prep already holds them (else each conv fills its part first) */
     int bf16;          /* prep holds BF16 Winograd weights: those products run in BF16 */
+    size_t prep_top;   /* where the next conv's prepared weights go (each conv's, in the order they run) */
 } run;
 
 static size_t numel(const run *r, ten t) { return (size_t)r->B * t.C * t.H * t.W; }
@@ -133,11 +134,16 @@ static ten conv_into(run *r, const dfs_conv *c, ten in, int stride, int pad, int
     const size_t mark = r->top, ws = push_raw(r, dfs_conv2d_workspace(r->B, c->in, c->out, c->k, c->k, stride, OH, OW));
     r->top = mark; /* pure scratch */
     dfs_tape_op op = {OP_CONV, in.off, 0, out.off, 0, 0, c, in.C, in.H, in.W, OH, OW, stride, pad, DFS_ACT_NONE, 0, 0};
+    const size_t n_prep = dfs_conv2d_prepared_floats(r->B, c->in, in.H, in.W, c->out, c->k, c->k, stride, pad, pad, OH, OW);
+    const size_t prep_at = r->prep_top;
+    r->prep_top += (n_prep + 15) & ~(size_t)15; /* 64-byte aligned */
     if (record(r, &op)) {
         float *prep = NULL;
-        if (r->prep && dfs_conv2d_prepared_floats(c->in, c->out, c->k, c->k)) {
-            prep = r->prep + c->prep;
-            if (!r->prep_ready) dfs_conv2d_prepare(prep, W(r, c->w), c->in, c->out, c->k, c->k, r->bf16);
+        if (r->prep && n_prep) {
+            prep = r->prep + prep_at;
+            if (!r->prep_ready)
+                dfs_conv2d_prepare(prep, W(r, c->w), r->B, c->in, in.H, in.W, c->out, c->k, c->k, stride, pad, pad, OH, OW,
+                                   r->bf16);
         }
         dfs_conv2d_forward_prepared(A(r, out), at(r, ws), A(r, in), W(r, c->w), prep, W(r, c->b),
                                     temb == NO_TEMB ? NULL : at(r, temb), r->B, c->in, in.H, in.W, c->out, c->k, c->k, stride,
@@ -417,36 +423,32 @@ static ten forward(run *r, const float *x, int H, int W_, const float *class_vec
 }
 
 dfs_unet_plan dfs_unet_plan_forward(const dfs_unet *u, int B, int H, int W_) {
-    run r = {u, NULL, NULL, B, 0, 0, 0, 0.0, NULL, 0, NULL, NULL, NULL, 0, 0};
+    run r = {u, NULL, NULL, B, 0, 0, 0, 0.0, NULL, 0, NULL, NULL, NULL, 0, 0, 0};
     forward(&r, NULL, H, W_, NULL, NULL);
-    dfs_unet_plan p = {r.peak, r.flops, 0};
+    dfs_unet_plan p = {r.peak, r.flops, 0, r.prep_top};
     return p;
 }
-
-/* Each conv's prepared weights (dfs_conv2d_prepare) at its own offset, laid out when the network
- * was built. */
-size_t dfs_unet_prepared_floats(const dfs_unet *u) { return u->n_prep; }
 
 void dfs_unet_forward(const dfs_unet *u, const float *P, float *arena, float *prep, int prep_ready, int bf16,
                       const float *x, int B, int H, int W_, const float *t, const int64_t *labels, const float *class_vec,
                       float *out) {
     DFS_ASSERT(arena != NULL);
-    run r = {u, P, arena, B, 0, 0, 0, 0.0, NULL, 0, t, labels, prep, prep_ready, prep && bf16};
+    run r = {u, P, arena, B, 0, 0, 0, 0.0, NULL, 0, t, labels, prep, prep_ready, prep && bf16, 0};
     ten o = forward(&r, x, H, W_, class_vec, NULL);
     memcpy(out, A(&r, o), numel(&r, o) * sizeof(float));
 }
 
 dfs_unet_plan dfs_unet_plan_train(const dfs_unet *u, int B, int H, int W_) {
-    run r = {u, NULL, NULL, B, 1, 0, 0, 0.0, NULL, 0, NULL, NULL, NULL, 0, 0};
+    run r = {u, NULL, NULL, B, 1, 0, 0, 0.0, NULL, 0, NULL, NULL, NULL, 0, 0, 0};
     forward(&r, NULL, H, W_, NULL, NULL);
-    dfs_unet_plan p = {r.peak, r.flops, r.n_tape};
+    dfs_unet_plan p = {r.peak, r.flops, r.n_tape, 0};
     return p;
 }
 
 dfs_unet_train_io dfs_unet_forward_train(const dfs_unet *u, const float *P, float *arena, dfs_tape_op *tape,
                                          const float *x, int B, int H, int W_, const float *t, const int64_t *labels,
                                          const float *class_vec) {
-    run r = {u, P, arena, B, 1, 0, 0, 0.0, tape, 0, t, labels, NULL, 0, 0};
+    run r = {u, P, arena, B, 1, 0, 0, 0.0, tape, 0, t, labels, NULL, 0, 0, 0};
     dfs_unet_train_io io = {0, 0};
     io.out_off = forward(&r, x, H, W_, class_vec, &io.in_off).off;
     return io;

@@ -277,8 +277,17 @@ static void pack_strip(float *dst, int NR, const float *img, int H, int W, int K
     }
 }
 
+/* The F(2×2, 3×3) weights that lead a 3×3 kernel's prepared weights (the reordered ones follow). */
 static size_t winograd_floats(int C, int OC, int KH, int KW) {
-    return KH == 3 && KW == 3 ? dfs_winograd_weights_floats(C, OC) : 0;
+    return KH == 3 && KW == 3 ? dfs_winograd_weights_floats(C, OC, 2) : 0;
+}
+
+/* The Winograd tile side a convolution takes (0: none). */
+static int winograd_tile(int B, int C, int OC, int KH, int KW, int stride, int pad_t, int pad_l, int H, int W, int OH, int OW,
+                         int bf16) {
+    return OC >= DFS_GEMM_MR && dfs_winograd_applies(B, KH, KW, stride, pad_t, pad_l, H, W, OH, OW)
+               ? dfs_winograd_tile(B, C, OC, H, W, bf16)
+               : 0;
 }
 
 /* Columns the micro-kernel computes for n columns in strips of NR (widths in steps of 16). */
@@ -288,7 +297,7 @@ static long computed_columns(long n, int NR) { return n / NR * NR + (n % NR + 15
 static void conv_gemm(float *out, float *ws, const float *inp, const float *w, const float *prep, int bf16,
                       const float *bias, const float *bias_img, int B, int C, int H, int W, int OC, int KH, int KW,
                       int stride, int pad_t, int pad_l, int OH, int OW, int accumulate) {
-    if (OC >= DFS_GEMM_MR && dfs_winograd_applies(B, KH, KW, stride, pad_t, pad_l, H, W, OH, OW)) {
+    if (winograd_tile(B, C, OC, KH, KW, stride, pad_t, pad_l, H, W, OH, OW, bf16)) {
         dfs_conv3x3_winograd(out, ws, inp, w, bf16 ? NULL : prep, bf16 ? (const uint32_t *)prep : NULL, bias, bias_img, B, C,
                              H, W, OC, accumulate);
         return;
@@ -332,17 +341,28 @@ void dfs_conv2d_forward(float *out, float *ws, const float *inp, const float *w,
     conv_gemm(out, ws, inp, w, NULL, 0, bias, NULL, B, C, H, W, OC, KH, KW, stride, pad_t, pad_l, OH, OW, 0);
 }
 
-/* Prepared weights: for 3×3 kernels the Winograd transform (in BF16 pairs of channels, half its
- * room, when bf16 is set), then (for any kernel but 1×1, whose order needs no change) the stride-1
- * path's reordered copy: at most 25/9 of the weights. */
-size_t dfs_conv2d_prepared_floats(int C, int OC, int KH, int KW) {
-    return KH * KW > 1 ? winograd_floats(C, OC, KH, KW) + (size_t)OC * C * KH * KW : 0;
+/* Prepared weights: for 3×3 kernels the F(2×2, 3×3) transform (in BF16 pairs of channels, half
+ * its room, when bf16 is set), then (for any kernel but 1×1, whose order needs no change) the
+ * stride-1 path's reordered copy: at most 25/9 of the weights; or, for a convolution that takes
+ * F(4×4, 3×3) in F32, only its transform (36/9). The room for both compute types. */
+size_t dfs_conv2d_prepared_floats(int B, int C, int H, int W, int OC, int KH, int KW, int stride, int pad_t, int pad_l,
+                                  int OH, int OW) {
+    const size_t n = KH * KW > 1 ? winograd_floats(C, OC, KH, KW) + (size_t)OC * C * KH * KW : 0;
+    const size_t n4 = winograd_tile(B, C, OC, KH, KW, stride, pad_t, pad_l, H, W, OH, OW, 0) == 4
+                          ? dfs_winograd_weights_floats(C, OC, 4)
+                          : 0;
+    return n > n4 ? n : n4;
 }
 
-void dfs_conv2d_prepare(float *prep, const float *w, int C, int OC, int KH, int KW, int bf16) {
+void dfs_conv2d_prepare(float *prep, const float *w, int B, int C, int H, int W, int OC, int KH, int KW, int stride,
+                        int pad_t, int pad_l, int OH, int OW, int bf16) {
     if (KH * KW == 1) return;
+    if (winograd_tile(B, C, OC, KH, KW, stride, pad_t, pad_l, H, W, OH, OW, bf16) == 4) {
+        dfs_winograd_weights(prep, w, C, OC, 4);
+        return;
+    }
     if (KH == 3 && KW == 3 && bf16) dfs_winograd_weights_bf16((uint32_t *)prep, w, C, OC);
-    else if (KH == 3 && KW == 3) dfs_winograd_weights(prep, w, C, OC);
+    else if (KH == 3 && KW == 3) dfs_winograd_weights(prep, w, C, OC, 2);
 #pragma omp parallel
     reorder_weights(prep + winograd_floats(C, OC, KH, KW), w, C, OC, KH * KW);
 }
@@ -434,8 +454,10 @@ size_t dfs_conv2d_backward_workspace(int B, int C, int OC, int KH, int KW, int s
      * channels; for stride 1 then the flipped weights and the workspace of the forward
      * convolution that gives dinp */
     const size_t dw1 = lines(K * OC) + DW_IMAGES * (padded_floats(C, KH, KW, OH, OW, stride) + lines(Q * ocp));
+    const size_t fw = dfs_conv2d_workspace(B, OC, C, KH, KW, 1, OH + KH - 1, OW + KW - 1);
+    const size_t fw_same = dfs_conv2d_workspace(B, OC, C, KH, KW, 1, OH, OW); /* the Winograd tiles of OH × OW */
     const size_t dx1 = stride > 1 ? dx_phases_floats(B, C, OC, KH, KW, stride, OH, OW)
-                                  : lines(K * OC) + dfs_conv2d_workspace(B, OC, C, KH, KW, 1, OH + KH - 1, OW + KW - 1);
+                                  : lines(K * OC) + (fw > fw_same ? fw : fw_same);
     const size_t wg = dfs_winograd_applies(B, KH, KW, stride, 1, 1, OH, OW, OH, OW) ? dfs_winograd_dw_workspace(B, C, OC, OH, OW) : 0;
     const size_t m = dw1 > wg ? dw1 : wg;
     return m > dx1 ? m : dx1;

@@ -34,14 +34,18 @@ void dfs_conv2d_forward(float *out, float *ws, const float *inp, const float *w,
 /* Weights prepared once for repeated forward passes (inference): dfs_conv2d_prepared_floats(...)
  * floats (0: nothing to prepare) filled by dfs_conv2d_prepare from w, then given with w to
  * dfs_conv2d_forward_prepared, which is dfs_conv2d_forward without redoing that work per call
- * (the Winograd transform of 3×3 weights). prep must be recomputed when w changes. With bf16 set
+ * (the Winograd transform of 3×3 weights). prep holds what a forward pass of that geometry (the
+ * arguments of dfs_conv2d_forward_prepared) needs: it must be recomputed when w or the geometry
+ * changes (the Winograd tiles of small images depend on the batch and size). With bf16 set
  * (the same in both calls) the Winograd products run in BF16 (gemm.h): weights and transformed
  * inputs rounded to 8 significant bits, multiplied with AVX-512 BF16 where the CPU has it (not
  * faster than f32 on every such CPU: docs/performance.md). With pad_t, pad_l >= 0:
  * bias_img (B, OC), when not NULL, is added per image after the bias, out = (conv + bias) +
  * bias_img[b], and with accumulate set that is added to out instead of stored. */
-size_t dfs_conv2d_prepared_floats(int C, int OC, int KH, int KW);
-void dfs_conv2d_prepare(float *prep, const float *w, int C, int OC, int KH, int KW, int bf16);
+size_t dfs_conv2d_prepared_floats(int B, int C, int H, int W, int OC, int KH, int KW, int stride, int pad_t, int pad_l,
+                                  int OH, int OW);
+void dfs_conv2d_prepare(float *prep, const float *w, int B, int C, int H, int W, int OC, int KH, int KW, int stride,
+                        int pad_t, int pad_l, int OH, int OW, int bf16);
 void dfs_conv2d_forward_prepared(float *out, float *ws, const float *inp, const float *w, const float *prep,
                                  const float *bias, const float *bias_img, int B, int C, int H, int W, int OC, int KH,
                                  int KW, int stride, int pad_t, int pad_l, int OH, int OW, int bf16, int accumulate);

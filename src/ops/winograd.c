@@ -14,7 +14,10 @@
  * GEMMs over the channels in order and writes its outputs, so each output has one writer and the
  * same bits whatever the thread count. The tile transforms work on runs of up
  * to 16 neighbouring tiles of one image (several tile rows of a narrow one, winograd.h),
- * vectorised where the CPU allows; every version does the same additions in the same order. */
+ * vectorised where the CPU allows; every version does the same additions in the same order.
+ * Small images in large enough batches take F(4×4, 3×3) instead (dfs_winograd_tile): the same
+ * driver with 36 GEMMs of 6×6 tiles, whose runs go on into the next images. */
+#include <limits.h>
 #include <string.h>
 
 #include "core/internal.h"
@@ -38,7 +41,23 @@ int dfs_winograd_applies(int B, int KH, int KW, int stride, int pad_t, int pad_l
 static size_t u_slab(int C, int OC) { return (size_t)OC * C + 16; }
 static size_t ub_slab(int C, int OC) { return (size_t)OC * ((C + 1) / 2) + 16; }
 
-size_t dfs_winograd_weights_floats(int C, int OC) { return 16 * u_slab(C, OC); }
+size_t dfs_winograd_weights_floats(int C, int OC, int m) { return (size_t)(m + 2) * (m + 2) * u_slab(C, OC); }
+
+/* F(4×4, 3×3) needs 36/16 transformed values per output where F(2×2, 3×3) needs 16/4: 1.78×
+ * fewer products, and a smaller V. Its rounding errors are larger, so it is kept to small images
+ * (at most WG4_SIDE on a side), where F(2×2, 3×3) also wastes the most (a 7×7 image takes 4×4
+ * tiles of 2×2 outputs, 8×8 in all): there the UNets' outputs stay as close to the exact ones as
+ * with the direct sum (docs/performance.md). Below WG4_TILES tiles, too few to fill the kernel's
+ * strips, F(2×2, 3×3) is faster. (Its vector transforms index a run's planes, up to 17 images'
+ * worth, in 32 bits.) */
+#define WG4_SIDE 8
+#define WG4_TILES 64
+
+int dfs_winograd_tile(int B, int C, int OC, int H, int W, int bf16) {
+    const long tiles = (long)B * ((H + 3) / 4) * ((W + 3) / 4);
+    const size_t plane = (size_t)(C > OC ? C : OC) * H * W;
+    return !bf16 && H <= WG4_SIDE && W <= WG4_SIDE && tiles >= WG4_TILES && plane <= INT_MAX / 32 ? 4 : 2;
+}
 
 /* V is [ξ][c][NR] and M [ξ][oc][NR]: each product reads its operand rows contiguously. One slab
  * per ξ, one cache line longer than its rows, so that the 16 values a tile transform writes (or
@@ -49,9 +68,9 @@ static size_t slab(int rows) { return (size_t)rows * dfs_gemm_best()->nr + 16; }
 static size_t pair_slab(int rows) { return (size_t)(rows + 1) / 2 * dfs_gemm_best()->nr + 16; }
 
 size_t dfs_winograd_workspace(int B, int C, int OC, int H, int W) {
-    const size_t threads = (size_t)dfs_ops_max_threads();
-    return lines(16 * u_slab(C, OC)) + 2 * threads * lines(16 * slab(C)) +
-           2 * threads * lines(16 * pair_slab(C)) + threads * lines(16 * slab(OCB));
+    const size_t threads = (size_t)dfs_ops_max_threads(), nx = dfs_winograd_tile(B, C, OC, H, W, 0) == 4 ? 36 : 16;
+    return lines(nx * u_slab(C, OC)) + 2 * threads * lines(nx * slab(C)) +
+           2 * threads * lines(16 * pair_slab(C)) + threads * lines(nx * slab(OCB));
 }
 
 /* u[ξ·n] = (G g Gᵀ)_ξ for one 3×3 kernel g. */
@@ -71,12 +90,54 @@ static void weight_tile(float *u, size_t n, const float *g) {
     }
 }
 
-/* U_ξ = G g Gᵀ for every (oc, c), stored [ξ][oc][c]. Shared out among the team's threads. */
-static void transform_weights(float *U, const float *w, int C, int OC) {
+/* F(4×4, 3×3) from the interpolation points 0, −1, 1, ½, −2 and ∞ (Cook–Toom): the input and
+ * output transforms multiply only by small integers and powers of two,
+ *     Bᵀ = [1 −3/2 −2 3/2 1 0; 0 1 −5/2 1/2 1 0; 0 −1 1/2 5/2 1 0; 0 −2 −1 2 1 0; 0 1/2 −1 −1/2 1 0; 0 1 −3/2 −2 3/2 1],
+ *     G  = [1 0 0; −1/3 1/3 −1/3; 1/3 1/3 1/3; −16/15 −8/15 −4/15; 1/15 −2/15 4/15; 0 0 1],
+ *     Aᵀ = [1 1 1 1 1 0; 0 −1 1 1/2 −2 0; 0 1 1 1/4 4 0; 0 −1 1 1/8 −8 1];
+ * of the points tried on the UNets (also 0, ±1, ±2 and 0, ±1, ±½) these gave the smallest errors.
+ * G = D G', with G' = [1 0 0; 1 −1 1; 1 1 1; 4 2 1; 1 −2 4; 0 0 1] and D = diag(1, −1/3, 1/3, −4/15,
+ * 1/15, 1): u[ξ·n] = (G g Gᵀ)_ξ = D_i D_k (G' g G'ᵀ)_ik for ξ = 6i + k, the last product of small
+ * integers and floats exact in double, so that u is rounded once, with no division. */
+static void g6(double o[6], double a, double b, double c) {
+    o[0] = a;
+    o[1] = a - b + c;
+    o[2] = a + b + c;
+    o[3] = 4.0 * a + 2.0 * b + c;
+    o[4] = a - 2.0 * b + 4.0 * c;
+    o[5] = c;
+}
+
+static void weight_tile4(float *u, size_t n, const float *g) {
+    static const double D[6] = {1.0, -1.0 / 3.0, 1.0 / 3.0, -4.0 / 15.0, 1.0 / 15.0, 1.0};
+    double t[6][3], r[6]; /* G' g */
+    for (int j = 0; j < 3; j++) {
+        g6(r, g[j], g[3 + j], g[6 + j]);
+        for (int i = 0; i < 6; i++) t[i][j] = r[i];
+    }
+    for (int i = 0; i < 6; i++) { /* (G' g) G'ᵀ, scaled */
+        g6(r, t[i][0], t[i][1], t[i][2]);
+        for (int k = 0; k < 6; k++) u[(6 * i + k) * n] = (float)(r[k] * (D[i] * D[k]));
+    }
+}
+
+static const dfs_wg_impl *best(void);
+
+/* U_ξ = G g Gᵀ for every (oc, c), stored [ξ][oc][c], for tiles of side m. Shared out among the
+ * team's threads. */
+static void transform_weights(float *U, const float *w, int C, int OC, int m) {
     const size_t n = u_slab(C, OC);
+    if (m == 2) {
+#pragma omp for schedule(static)
+        for (int oc = 0; oc < OC; oc++)
+            for (int c = 0; c < C; c++) weight_tile(U + (size_t)oc * C + c, n, w + ((size_t)oc * C + c) * 9);
+        return;
+    }
+    const dfs_wg_impl *wg = best();
 #pragma omp for schedule(static)
     for (int oc = 0; oc < OC; oc++)
-        for (int c = 0; c < C; c++) weight_tile(U + (size_t)oc * C + c, n, w + ((size_t)oc * C + c) * 9);
+        for (int c0 = 0; c0 < C; c0 += 16)
+            wg->weights4(U + (size_t)oc * C + c0, n, w + ((size_t)oc * C + c0) * 9, C - c0 < 16 ? C - c0 : 16);
 }
 
 void dfs_winograd_weights_bf16(uint32_t *Ub, const float *w, int C, int OC) {
@@ -99,21 +160,23 @@ typedef struct wg_run {
 
 static int min_int(int a, int b) { return a < b ? a : b; }
 
-static int runs_of(wg_run *runs, long g0, int nt, int T, int W) {
-    const int TW = (W + 1) / 2, span = dfs_wg_run_rows(W) * TW;
+/* Runs of tiles of side m (2 or 4): F(2×2, 3×3)'s within one image, over at most
+ * dfs_wg_run_rows(W) tile rows (what its vector transforms take), F(4×4, 3×3)'s any 16 in a row,
+ * over several images (winograd.h). */
+static int runs_of(wg_run *runs, long g0, int nt, int T, int W, int m) {
+    const int TW = (W + m - 1) / m, span = dfs_wg_run_rows(W) * TW;
     int n = 0;
     for (int j = 0; j < nt;) {
         const int t = (int)((g0 + j) % T), tx = t % TW;
-        const int len = min_int(min_int(nt - j, T - t), min_int(span - tx, 16));
+        const int len = m == 4 ? min_int(nt - j, 16) : min_int(min_int(nt - j, T - t), min_int(span - tx, 16));
         runs[n++] = (wg_run){j, (int)((g0 + j) / T), t / TW, tx, len};
         j += len;
     }
     return n;
 }
 
-/* Tile j of a run from tile (ty, tx): its tile row *y and column *x. */
-static void run_tile(int W, int ty, int tx, int j, int *y, int *x) {
-    const int TW = (W + 1) / 2;
+/* Tile j of a run from tile (ty, tx), TW tiles to a row: its tile row *y and column *x. */
+static void run_tile(int TW, int ty, int tx, int j, int *y, int *x) {
     *y = ty + (tx + j) / TW;
     *x = (tx + j) % TW;
 }
@@ -123,7 +186,7 @@ static void in_run_scalar(float *v, size_t xs, const float *plane, int H, int W,
     for (int j = 0; j < len; j++) {
         float d[4][4], e[4][4];
         int yt, xt; /* the tile's row and column */
-        run_tile(W, ty, tx, j, &yt, &xt);
+        run_tile((W + 1) / 2, ty, tx, j, &yt, &xt);
         for (int i = 0; i < 4; i++)
             for (int k = 0; k < 4; k++) {
                 const int y = 2 * yt - 1 + i, x = 2 * xt - 1 + k;
@@ -149,7 +212,7 @@ static void out_run_scalar(float *o, int H, int W, const float *m, size_t xs, in
     for (int j = 0; j < len; j++) {
         float a[4][4], s[2][4];
         int yt, xt;
-        run_tile(W, ty, tx, j, &yt, &xt);
+        run_tile((W + 1) / 2, ty, tx, j, &yt, &xt);
         const int rows = min_int(H - 2 * yt, 2), cols = min_int(W - 2 * xt, 2);
         for (int x = 0; x < 16; x++) a[x / 4][x % 4] = m[x * xs + j];
         for (int k = 0; k < 4; k++) { /* Aᵀ M */
@@ -171,7 +234,7 @@ static void grad_run_scalar(float *z, size_t xs, const float *dy, int H, int W, 
     for (int j = 0; j < len; j++) {
         float y[2][2], t[4][2];
         int yt, xt;
-        run_tile(W, ty, tx, j, &yt, &xt);
+        run_tile((W + 1) / 2, ty, tx, j, &yt, &xt);
         for (int r = 0; r < 2; r++)
             for (int k = 0; k < 2; k++) {
                 const int row = 2 * yt + r, col = 2 * xt + k;
@@ -192,7 +255,80 @@ static void grad_run_scalar(float *z, size_t xs, const float *dy, int H, int W, 
     }
 }
 
-static const dfs_wg_impl wg_scalar = {"scalar", in_run_scalar, out_run_scalar, grad_run_scalar};
+/* o[k·os] = (Bᵀ d)_k for d[k·ds], k < 6. */
+static inline void bt6(float *o, size_t os, const float *d, size_t ds) {
+    const float d0 = d[0], d1 = d[ds], d2 = d[2 * ds], d3 = d[3 * ds], d4 = d[4 * ds], d5 = d[5 * ds];
+    o[0] = d0 - 1.5f * d1 - 2.0f * d2 + 1.5f * d3 + d4;
+    o[os] = d1 - 2.5f * d2 + 0.5f * d3 + d4;
+    o[2 * os] = 0.5f * d2 - d1 + 2.5f * d3 + d4;
+    o[3 * os] = 2.0f * d3 - 2.0f * d1 - d2 + d4;
+    o[4 * os] = 0.5f * d1 - d2 - 0.5f * d3 + d4;
+    o[5 * os] = d1 - 1.5f * d2 - 2.0f * d3 + 1.5f * d4 + d5;
+}
+
+/* o[k·os] = (Aᵀ a)_k for a[k·as], k < 4. */
+static inline void at6(float *o, size_t os, const float *a, size_t as) {
+    const float a0 = a[0], a1 = a[as], a2 = a[2 * as], a3 = a[3 * as], a4 = a[4 * as], a5 = a[5 * as];
+    o[0] = a0 + a1 + a2 + a3 + a4;
+    o[os] = a2 - a1 + 0.5f * a3 - 2.0f * a4;
+    o[2 * os] = a1 + a2 + 0.25f * a3 + 4.0f * a4;
+    o[3 * os] = a2 - a1 + 0.125f * a3 - 8.0f * a4 + a5;
+}
+
+/* Tile j of an F(4×4, 3×3) run from tile (ty, tx) of its first image: the image *q (counted from
+ * the first), the tile row *y and column *x. */
+static void run_tile4(int H, int W, int ty, int tx, int j, int *q, int *y, int *x) {
+    const int TW = (W + 3) / 4, T = (H + 3) / 4 * TW, t = ty * TW + tx + j;
+    *q = t / T;
+    *y = t % T / TW;
+    *x = t % TW;
+}
+
+/* The portable transforms of F(4×4, 3×3) (winograd.h). */
+static void in4_run_scalar(float *v, size_t xs, const float *plane, size_t istride, int H, int W, int ty, int tx,
+                           int len) {
+    for (int j = 0; j < len; j++) {
+        float d[6][6], e[6][6];
+        int q, yt, xt;
+        run_tile4(H, W, ty, tx, j, &q, &yt, &xt);
+        const float *p = plane + (size_t)q * istride;
+        for (int i = 0; i < 6; i++)
+            for (int k = 0; k < 6; k++) {
+                const int y = 4 * yt - 1 + i, x = 4 * xt - 1 + k;
+                d[i][k] = y >= 0 && y < H && x >= 0 && x < W ? p[(size_t)y * W + x] : 0.0f;
+            }
+        for (int k = 0; k < 6; k++) bt6(&e[0][k], 6, &d[0][k], 6); /* Bᵀ d */
+        for (int i = 0; i < 6; i++) bt6(v + (size_t)6 * i * xs + j, xs, e[i], 1); /* (Bᵀ d) B */
+    }
+}
+
+static void out4_run_scalar(float *o, size_t istride, int H, int W, const float *m, size_t xs, int ty, int tx, int len,
+                            float bias, const float *bias2, size_t b2stride, int accumulate) {
+    for (int j = 0; j < len; j++) {
+        float a[6][6], s[4][6], y[4][4];
+        int q, yt, xt;
+        run_tile4(H, W, ty, tx, j, &q, &yt, &xt);
+        const float b2 = bias2 ? bias2[(size_t)q * b2stride] : 0.0f;
+        for (int x = 0; x < 36; x++) a[x / 6][x % 6] = m[x * xs + j];
+        for (int k = 0; k < 6; k++) at6(&s[0][k], 6, &a[0][k], 6); /* Aᵀ M */
+        for (int r = 0; r < 4; r++) at6(y[r], 1, s[r], 1);         /* (Aᵀ M) A */
+        const int rows = min_int(H - 4 * yt, 4), cols = min_int(W - 4 * xt, 4);
+        for (int r = 0; r < rows; r++) {
+            float *row = o + (size_t)q * istride + (size_t)(4 * yt + r) * W + 4 * xt;
+            for (int k = 0; k < cols; k++) {
+                const float v = (y[r][k] + bias) + b2;
+                row[k] = accumulate ? row[k] + v : v;
+            }
+        }
+    }
+}
+
+static void weights4_scalar(float *u, size_t n, const float *g, int count) {
+    for (int c = 0; c < count; c++) weight_tile4(u + c, n, g + 9 * c);
+}
+
+static const dfs_wg_impl wg_scalar = {"scalar",       in_run_scalar,   out_run_scalar, grad_run_scalar,
+                                      in4_run_scalar, out4_run_scalar, weights4_scalar};
 
 int dfs_winograd_available(const dfs_wg_impl **out, int max) {
     int n = 0;
@@ -212,21 +348,33 @@ static const dfs_wg_impl *best(void) {
     return impls[n - 1];
 }
 
+/* F(m×m, 3×3): nx = (m + 2)² transformed values per tile, and the transforms' version. */
+typedef struct wg_scheme {
+    int m, nx;
+    const dfs_wg_impl *wg;
+} wg_scheme;
+
+static wg_scheme scheme_of(int m) { return (wg_scheme){m, (m + 2) * (m + 2), best()}; }
+
 /* Transforms channels [c0, c1) of a strip's tiles into V ([ξ][c][NR], zero past nt), and when Vb
  * is given, also into Vb as BF16 pairs of channels (c0 even; c1 even or C). */
-static void strip_transform(const dfs_wg_impl *wg, float *V, uint32_t *Vb, const float *inp, int C, int H, int W, int T,
+static void strip_transform(const wg_scheme *sc, float *V, uint32_t *Vb, const float *inp, int C, int H, int W, int T,
                             long g0, int nt, int c0, int c1) {
     const int NR = dfs_gemm_best()->nr;
     const size_t vxs = slab(C);
     wg_run runs[64];
-    const int n_runs = runs_of(runs, g0, nt, T, W);
+    const int n_runs = runs_of(runs, g0, nt, T, W, sc->m);
     for (int c = c0; c < c1; c++) {
         float *v = V + (size_t)c * NR;
         for (int k = 0; k < n_runs; k++) {
             const wg_run *r = &runs[k];
-            wg->in_run(v + r->j, vxs, inp + ((size_t)r->b * C + c) * H * W, H, W, r->ty, r->tx, r->len);
+            const float *plane = inp + ((size_t)r->b * C + c) * H * W;
+            if (sc->m == 4)
+                sc->wg->in4_run(v + r->j, vxs, plane, (size_t)C * H * W, H, W, r->ty, r->tx, r->len);
+            else
+                sc->wg->in_run(v + r->j, vxs, plane, H, W, r->ty, r->tx, r->len);
         }
-        for (int x = 0; x < 16 && nt < NR; x++) memset(v + x * vxs + nt, 0, sizeof(float) * (size_t)(NR - nt));
+        for (int x = 0; x < sc->nx && nt < NR; x++) memset(v + x * vxs + nt, 0, sizeof(float) * (size_t)(NR - nt));
     }
     if (!Vb) return;
     const dfs_gemm_bf16_impl *bk = dfs_gemm_bf16_best();
@@ -239,7 +387,7 @@ static void strip_transform(const dfs_wg_impl *wg, float *V, uint32_t *Vb, const
 
 /* A task's share of a transformed strip: for each block of output channels in [ob0, ob1) the 16
  * GEMMs over all channels and the output transform. */
-static void strip_multiply(const dfs_wg_impl *wg, float *out, const float *V, const uint32_t *Vb, float *M,
+static void strip_multiply(const wg_scheme *sc, float *out, const float *V, const uint32_t *Vb, float *M,
                            const float *U, const uint32_t *Ub, const float *bias, const float *bias_img, int C, int OC,
                            int H, int W, int T, long g0, int nt, int ob0, int ob1, int accumulate) {
     const dfs_gemm_impl *g = dfs_gemm_best();
@@ -247,7 +395,7 @@ static void strip_multiply(const dfs_wg_impl *wg, float *out, const float *V, co
     const int NR = g->nr, C2 = (C + 1) / 2;
     const size_t vxs = slab(C), vbxs = pair_slab(C), mxs = slab(OCB);
     wg_run runs[64];
-    const int n_runs = runs_of(runs, g0, nt, T, W);
+    const int n_runs = runs_of(runs, g0, nt, T, W, sc->m);
     for (int ob = ob0; ob < ob1; ob++) {
         const int oc0 = ob * OCB, ocs = OC - oc0 < OCB ? OC - oc0 : OCB;
         for (int x = 0; x < 16 && Ub; x++) { /* BF16: pairs of channels */
@@ -260,7 +408,7 @@ static void strip_multiply(const dfs_wg_impl *wg, float *out, const float *V, co
                                nt, k0 > 0);
             }
         }
-        for (int x = 0; x < 16 && !Ub; x++) {
+        for (int x = 0; x < sc->nx && !Ub; x++) {
             const float *u = U + (size_t)x * u_slab(C, OC) + (size_t)oc0 * C, *v = V + (size_t)x * vxs;
             float *m = M + (size_t)x * mxs;
             for (int c0 = 0; c0 < C; c0 += DFS_GEMM_KC) {
@@ -273,23 +421,29 @@ static void strip_multiply(const dfs_wg_impl *wg, float *out, const float *V, co
         for (int o = 0; o < ocs; o++)
             for (int k = 0; k < n_runs; k++) {
                 const wg_run *r = &runs[k];
-                wg->out_run(out + ((size_t)r->b * OC + oc0 + o) * H * W, H, W, M + (size_t)o * NR + r->j, mxs, r->ty, r->tx,
-                            r->len, bias ? bias[oc0 + o] : 0.0f, bias_img ? bias_img[(size_t)r->b * OC + oc0 + o] : 0.0f,
-                            accumulate);
+                float *plane = out + ((size_t)r->b * OC + oc0 + o) * H * W;
+                const float bo = bias ? bias[oc0 + o] : 0.0f, *bi = bias_img ? bias_img + (size_t)r->b * OC + oc0 + o : NULL;
+                if (sc->m == 4)
+                    sc->wg->out4_run(plane, (size_t)OC * H * W, H, W, M + (size_t)o * NR + r->j, mxs, r->ty, r->tx, r->len, bo,
+                                     bi, (size_t)OC, accumulate);
+                else
+                    sc->wg->out_run(plane, H, W, M + (size_t)o * NR + r->j, mxs, r->ty, r->tx, r->len, bo, bi ? *bi : 0.0f,
+                                    accumulate);
             }
     }
 }
 
-void dfs_winograd_weights(float *U, const float *w, int C, int OC) {
+void dfs_winograd_weights(float *U, const float *w, int C, int OC, int m) {
 #pragma omp parallel
-    transform_weights(U, w, C, OC);
+    transform_weights(U, w, C, OC, m);
 }
 
 void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *w, const float *U_given,
                           const uint32_t *Ub, const float *bias, const float *bias_img, int B, int C, int H, int W, int OC,
                           int accumulate) {
-    const dfs_wg_impl *wg = best();
-    const int NR = dfs_gemm_best()->nr, TW = (W + 1) / 2, T = (H + 1) / 2 * TW, n_ocb = (OC + OCB - 1) / OCB;
+    const wg_scheme sc = scheme_of(Ub ? 2 : dfs_winograd_tile(B, C, OC, H, W, 0));
+    const int NR = dfs_gemm_best()->nr, nx = sc.nx, TW = (W + sc.m - 1) / sc.m, T = (H + sc.m - 1) / sc.m * TW;
+    const int n_ocb = (OC + OCB - 1) / OCB;
     DFS_ASSERT(NR <= 64);
     const long tiles = (long)B * T, threads = dfs_ops_max_threads();
     long n_strips = (tiles + NR - 1) / NR;
@@ -302,8 +456,8 @@ void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *
         while ((n_strips * groups) % threads && n_strips < tiles) n_strips++;
     const long per = (tiles + n_strips - 1) / n_strips; /* tiles per strip, at most NR */
     n_strips = (tiles + per - 1) / per;
-    float *U = ws, *vbufs = U + lines(16 * u_slab(C, OC));
-    uint32_t *vbbufs = (uint32_t *)(vbufs + 2 * threads * lines(16 * slab(C)));
+    float *U = ws, *vbufs = U + lines(nx * u_slab(C, OC));
+    uint32_t *vbbufs = (uint32_t *)(vbufs + 2 * threads * lines(nx * slab(C)));
     float *mbufs = (float *)(vbbufs + 2 * threads * lines(16 * pair_slab(C)));
     /* When strips are split into groups of output channels, each strip is transformed once, by
      * all threads together, before the products; else each task transforms its own strip. */
@@ -311,16 +465,16 @@ void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *
     DFS_ASSERT(!shared || n_strips <= 2 * threads);
 #pragma omp parallel
     {
-        if (!U_given && !Ub) transform_weights(U, w, C, OC);
+        if (!U_given && !Ub) transform_weights(U, w, C, OC, sc.m);
         const int id = dfs_ops_thread_id();
-        float *M = mbufs + (size_t)id * lines(16 * slab(OCB));
+        float *M = mbufs + (size_t)id * lines(nx * slab(OCB));
         if (shared) {
             const int n_cb = (C + cb - 1) / cb;
 #pragma omp for schedule(static)
             for (long t = 0; t < n_strips * n_cb; t++) {
                 const long s = t / n_cb, g0 = s * per;
                 const int c0 = (int)(t % n_cb) * cb, c1 = C - c0 < cb ? C : c0 + cb;
-                strip_transform(wg, vbufs + (size_t)s * lines(16 * slab(C)), Ub ? vbbufs + (size_t)s * lines(16 * pair_slab(C)) : NULL,
+                strip_transform(&sc, vbufs + (size_t)s * lines(nx * slab(C)), Ub ? vbbufs + (size_t)s * lines(16 * pair_slab(C)) : NULL,
                                 inp, C, H, W, T, g0, (int)(tiles - g0 < per ? tiles - g0 : per), c0, c1);
             }
         }
@@ -329,10 +483,10 @@ void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *
             const long s = task / groups, g0 = s * per;
             const int gi = (int)(task % groups), nt = (int)(tiles - g0 < per ? tiles - g0 : per);
             const size_t buf = (size_t)(shared ? s : id);
-            float *V = vbufs + buf * lines(16 * slab(C));
+            float *V = vbufs + buf * lines(nx * slab(C));
             uint32_t *Vb = Ub ? vbbufs + buf * lines(16 * pair_slab(C)) : NULL;
-            if (!shared) strip_transform(wg, V, Vb, inp, C, H, W, T, g0, nt, 0, C);
-            strip_multiply(wg, out, V, Vb, M, U_given ? U_given : U, Ub, bias, bias_img, C, OC, H, W, T, g0, nt,
+            if (!shared) strip_transform(&sc, V, Vb, inp, C, H, W, T, g0, nt, 0, C);
+            strip_multiply(&sc, out, V, Vb, M, U_given ? U_given : U, Ub, bias, bias_img, C, OC, H, W, T, g0, nt,
                            gi * n_ocb / groups, (gi + 1) * n_ocb / groups, accumulate);
         }
     }
@@ -433,7 +587,7 @@ void dfs_conv3x3_winograd_dw(float *dw, float *ws, const float *dout, const floa
 #pragma omp for schedule(guided)
             for (long k = 0; k < n_chunks; k++) {
                 const long t0 = k * DW_KT;
-                const int nt = (int)(tiles - t0 < DW_KT ? tiles - t0 : DW_KT), n_runs = runs_of(runs, t0, nt, T, W);
+                const int nt = (int)(tiles - t0 < DW_KT ? tiles - t0 : DW_KT), n_runs = runs_of(runs, t0, nt, T, W, 2);
                 float *out = k == 0 ? dU : parts + (size_t)(k - 1) * lines(16 * un);
                 for (int ch = 0; ch < C + OC; ch++) dw_channel(wg, V, Z, inp, dout, runs, n_runs, ch, C, OC, H, W);
                 for (int x = 0; x < 16; x++)
@@ -455,7 +609,7 @@ void dfs_conv3x3_winograd_dw(float *dw, float *ws, const float *dout, const floa
         } else {
             float *V = parts, *Z = V + lines(16 * dw_xs(C)), *panel = V + dw_vz(C, OC) + (size_t)id * dw_panel();
             for (long t0 = 0; t0 < tiles; t0 += DW_KT) {
-                const int nt = (int)(tiles - t0 < DW_KT ? tiles - t0 : DW_KT), n_runs = runs_of(runs, t0, nt, T, W);
+                const int nt = (int)(tiles - t0 < DW_KT ? tiles - t0 : DW_KT), n_runs = runs_of(runs, t0, nt, T, W, 2);
 #pragma omp for schedule(static)
                 for (int ch = 0; ch < C + OC; ch++) dw_channel(wg, V, Z, inp, dout, runs, n_runs, ch, C, OC, H, W);
 #pragma omp for schedule(guided)

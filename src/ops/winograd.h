@@ -1,4 +1,5 @@
-/* 3×3 "same" convolutions by Winograd F(2×2, 3×3) (see winograd.c); conv2d.c chooses it. */
+/* 3×3 "same" convolutions by Winograd F(2×2, 3×3), or F(4×4, 3×3) for small images (see
+ * winograd.c); conv2d.c chooses them. */
 #ifndef DFS_OPS_WINOGRAD_H
 #define DFS_OPS_WINOGRAD_H
 
@@ -7,18 +8,21 @@
 
 /* Whether a convolution of this shape takes the Winograd path. */
 int dfs_winograd_applies(int B, int KH, int KW, int stride, int pad_t, int pad_l, int H, int W, int OH, int OW);
+/* The side m of the output tiles, 2 or 4, that dfs_conv3x3_winograd takes for B images of H × W,
+ * C channels in and OC out (its products in BF16 when bf16 is set). */
+int dfs_winograd_tile(int B, int C, int OC, int H, int W, int bf16);
 /* Floats of workspace it needs (64-byte aligned), for the current thread count. */
 size_t dfs_winograd_workspace(int B, int C, int OC, int H, int W);
-/* U (dfs_winograd_weights_floats(C, OC) floats) = the transformed weights: what
- * dfs_conv3x3_winograd computes on every call unless given them. */
-size_t dfs_winograd_weights_floats(int C, int OC);
-void dfs_winograd_weights(float *U, const float *w, int C, int OC);
+/* U (dfs_winograd_weights_floats(C, OC, m) floats) = the transformed weights for tiles of side m:
+ * what dfs_conv3x3_winograd computes on every call unless given them. */
+size_t dfs_winograd_weights_floats(int C, int OC, int m);
+void dfs_winograd_weights(float *U, const float *w, int C, int OC, int m);
 /* The same in BF16 for the products in BF16 (gemm.h): Ub ([ξ][oc][c/2] pairs, at most as many
  * as U's floats). */
 void dfs_winograd_weights_bf16(uint32_t *Ub, const float *w, int C, int OC);
 /* out (+)= (conv(inp, w) + bias) + bias_img: bias (OC) and bias_img (B, OC) may each be NULL;
- * added to out when accumulate is set. U: w transformed by dfs_winograd_weights, or NULL to
- * transform w here. Ub: w transformed by
+ * added to out when accumulate is set. U: w transformed by dfs_winograd_weights for the tile side
+ * dfs_winograd_tile(B, C, OC, H, W, 0), or NULL to transform w here. Ub: w transformed by
  * dfs_winograd_weights_bf16, or NULL: when given, the 16 products run in BF16 (the transforms and
  * sums stay in float) and U is not used. */
 void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *w, const float *U, const uint32_t *Ub,
@@ -45,12 +49,26 @@ void dfs_conv3x3_winograd_dw(float *dw, float *ws, const float *dout, const floa
  *   dfs_conv3x3_winograd_dw's last transform). */
 static inline int dfs_wg_run_rows(int W) { return W <= 8 ? 4 : W <= 16 ? 2 : 1; }
 
+/* The transforms of F(4×4, 3×3) take runs of len <= 16 tiles of 4×4 outputs (TW = (W + 3) / 4 to a
+ * tile row, T = (H + 3) / 4 · TW to an image) from tile (ty, tx) of the plane at `plane` on, into
+ * the next images' planes (istride floats apart) after its last tile.
+ * in4_run: tile j's 6×6 input tile has its top left corner at row 4y − 1, column 4x − 1 of its
+ *   image, zero outside it; writes V_ξ[j] = v[ξ·xs + j] = (Bᵀ d B)_ξ for the 36 positions ξ.
+ * out4_run: m holds M_ξ[j] = m[ξ·xs + j]; writes each tile's 4×4 output block (Aᵀ M A, the part
+ *   inside the plane) as (value + bias) + bias2, bias2 = bias2[q·b2stride] for a tile of the
+ *   run's image q (counted from the first), 0 when bias2 is NULL; added when accumulate is set.
+ * The matrices are in winograd.c. */
 typedef struct dfs_wg_impl {
     const char *name;
     void (*in_run)(float *v, size_t xs, const float *plane, int H, int W, int ty, int tx, int len);
     void (*out_run)(float *o, int H, int W, const float *m, size_t xs, int ty, int tx, int len, float bias, float bias2,
                     int accumulate);
     void (*grad_run)(float *z, size_t xs, const float *dy, int H, int W, int ty, int tx, int len);
+    void (*in4_run)(float *v, size_t xs, const float *plane, size_t istride, int H, int W, int ty, int tx, int len);
+    void (*out4_run)(float *o, size_t istride, int H, int W, const float *m, size_t xs, int ty, int tx, int len, float bias,
+                     const float *bias2, size_t b2stride, int accumulate);
+    /* u[ξ·n + c] = (G g_c Gᵀ)_ξ of F(4×4, 3×3) for the count <= 16 kernels g_c = g[9c .. 9c + 9) */
+    void (*weights4)(float *u, size_t n, const float *g, int count);
 } dfs_wg_impl;
 
 /* The versions this CPU runs, fastest first, the portable one last (for tests); returns the count. */

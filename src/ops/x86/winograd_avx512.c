@@ -242,5 +242,168 @@ TARGET static void grad_run(float *z, size_t xs, const float *dy, int H, int W, 
     }
 }
 
-const dfs_wg_impl dfs_wg_avx512 = {"avx512", in_run, out_run, grad_run};
+/* F(4×4, 3×3) (winograd.h): lane l is tile t = ty·TW + tx + l counted from the run's first image,
+ * which may lie in a later image: its image q, tile row y and column x come from products by
+ * ⌈2¹⁶/T⌉ and ⌈2¹⁶/TW⌉ and a shift, exact while (T + 16)·T < 2¹⁶ (images of up to 32 × 32 here:
+ * winograd.c takes F(4×4, 3×3) for at most 8 × 8). Its values are gathered from their planes (and
+ * the outputs scattered): the same operations in the same order as the portable version. */
+typedef struct geom4 {
+    __m512i q, y, x;
+} geom4;
+
+INLINE geom4 geom4_of(int H, int W, int ty, int tx) {
+    const int TW = (W + 3) / 4, T = (H + 3) / 4 * TW;
+    const __m512i t = _mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                       _mm512_set1_epi32(ty * TW + tx));
+    geom4 g;
+    g.q = _mm512_srli_epi32(_mm512_mullo_epi32(t, _mm512_set1_epi32((65536 + T - 1) / T)), 16);
+    const __m512i tt = _mm512_sub_epi32(t, _mm512_mullo_epi32(g.q, _mm512_set1_epi32(T)));
+    g.y = _mm512_srli_epi32(_mm512_mullo_epi32(tt, _mm512_set1_epi32((65536 + TW - 1) / TW)), 16);
+    g.x = _mm512_sub_epi32(tt, _mm512_mullo_epi32(g.y, _mm512_set1_epi32(TW)));
+    return g;
+}
+
+/* The lanes whose v lies in lo .. hi − 1. */
+INLINE __mmask16 within(__m512i v, int lo, int hi) {
+    return _mm512_cmpge_epi32_mask(v, _mm512_set1_epi32(lo)) & _mm512_cmplt_epi32_mask(v, _mm512_set1_epi32(hi));
+}
+
+#define MUL(c, x) _mm512_mul_ps(_mm512_set1_ps(c), x)
+#define ADD _mm512_add_ps
+#define SUB _mm512_sub_ps
+
+/* o[k] = (Bᵀ d)_k, as bt6 in winograd.c. */
+INLINE void bt6v(__m512 *o, size_t os, const __m512 *d, size_t ds) {
+    const __m512 d0 = d[0], d1 = d[ds], d2 = d[2 * ds], d3 = d[3 * ds], d4 = d[4 * ds], d5 = d[5 * ds];
+    o[0] = ADD(ADD(SUB(SUB(d0, MUL(1.5f, d1)), MUL(2.0f, d2)), MUL(1.5f, d3)), d4);
+    o[os] = ADD(ADD(SUB(d1, MUL(2.5f, d2)), MUL(0.5f, d3)), d4);
+    o[2 * os] = ADD(ADD(SUB(MUL(0.5f, d2), d1), MUL(2.5f, d3)), d4);
+    o[3 * os] = ADD(SUB(SUB(MUL(2.0f, d3), MUL(2.0f, d1)), d2), d4);
+    o[4 * os] = ADD(SUB(SUB(MUL(0.5f, d1), d2), MUL(0.5f, d3)), d4);
+    o[5 * os] = ADD(ADD(SUB(SUB(d1, MUL(1.5f, d2)), MUL(2.0f, d3)), MUL(1.5f, d4)), d5);
+}
+
+/* o[k] = (Aᵀ a)_k, as at6 in winograd.c. */
+INLINE void at6v(__m512 *o, size_t os, const __m512 *a, size_t as) {
+    const __m512 a0 = a[0], a1 = a[as], a2 = a[2 * as], a3 = a[3 * as], a4 = a[4 * as], a5 = a[5 * as];
+    o[0] = ADD(ADD(ADD(ADD(a0, a1), a2), a3), a4);
+    o[os] = SUB(ADD(SUB(a2, a1), MUL(0.5f, a3)), MUL(2.0f, a4));
+    o[2 * os] = ADD(ADD(ADD(a1, a2), MUL(0.25f, a3)), MUL(4.0f, a4));
+    o[3 * os] = ADD(SUB(ADD(SUB(a2, a1), MUL(0.125f, a3)), MUL(8.0f, a4)), a5);
+}
+
+TARGET static void in4_run(float *v, size_t xs, const float *plane, size_t istride, int H, int W, int ty, int tx,
+                           int len) {
+    const geom4 g = geom4_of(H, W, ty, tx);
+    const __mmask16 live = first(len);
+    const __m512i y0 = _mm512_sub_epi32(_mm512_slli_epi32(g.y, 2), _mm512_set1_epi32(1));
+    const __m512i x0 = _mm512_sub_epi32(_mm512_slli_epi32(g.x, 2), _mm512_set1_epi32(1));
+    const __m512i base = _mm512_add_epi32(_mm512_mullo_epi32(g.q, _mm512_set1_epi32((int)istride)),
+                                          _mm512_add_epi32(_mm512_mullo_epi32(y0, _mm512_set1_epi32(W)), x0));
+    __m512 d[36], e[36];
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) {
+        const __mmask16 rows = live & within(_mm512_add_epi32(y0, _mm512_set1_epi32(i)), 0, H);
+#pragma GCC unroll 6
+        for (int k = 0; k < 6; k++) /* lanes outside the plane are not read: zero */
+            d[6 * i + k] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rows & within(_mm512_add_epi32(x0, _mm512_set1_epi32(k)), 0, W),
+                                                    _mm512_add_epi32(base, _mm512_set1_epi32(i * W + k)), plane, 4);
+    }
+#pragma GCC unroll 6
+    for (int k = 0; k < 6; k++) bt6v(e + k, 6, d + k, 6); /* Bᵀ d */
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) { /* (Bᵀ d) B */
+        __m512 r[6];
+        bt6v(r, 1, e + 6 * i, 1);
+#pragma GCC unroll 6
+        for (int k = 0; k < 6; k++) _mm512_mask_storeu_ps(v + (6 * i + k) * xs, live, r[k]);
+    }
+}
+
+TARGET static void out4_run(float *o, size_t istride, int H, int W, const float *m, size_t xs, int ty, int tx, int len,
+                            float bias, const float *bias2, size_t b2stride, int accumulate) {
+    const geom4 g = geom4_of(H, W, ty, tx);
+    const __mmask16 live = first(len);
+    __m512 a[36], s[24], y[4];
+#pragma GCC unroll 36
+    for (int x = 0; x < 36; x++) a[x] = _mm512_maskz_loadu_ps(live, m + x * xs);
+#pragma GCC unroll 6
+    for (int k = 0; k < 6; k++) at6v(s + k, 6, a + k, 6); /* Aᵀ M */
+    const __m512 vb = _mm512_set1_ps(bias);
+    const __m512 vb2 = bias2 ? _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live,
+                                                        _mm512_mullo_epi32(g.q, _mm512_set1_epi32((int)b2stride)), bias2, 4)
+                             : _mm512_setzero_ps();
+    const __m512i y0 = _mm512_slli_epi32(g.y, 2), x0 = _mm512_slli_epi32(g.x, 2);
+    const __m512i base = _mm512_add_epi32(_mm512_mullo_epi32(g.q, _mm512_set1_epi32((int)istride)),
+                                          _mm512_add_epi32(_mm512_mullo_epi32(y0, _mm512_set1_epi32(W)), x0));
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) {
+        const __mmask16 rows = live & within(_mm512_add_epi32(y0, _mm512_set1_epi32(r)), 0, H);
+        at6v(y, 1, s + 6 * r, 1); /* (Aᵀ M) A, row r */
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) {
+            const __mmask16 mask = rows & within(_mm512_add_epi32(x0, _mm512_set1_epi32(c)), 0, W);
+            const __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32(r * W + c));
+            __m512 val = ADD(ADD(y[c], vb), vb2);
+            if (accumulate) val = ADD(_mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, idx, o, 4), val);
+            _mm512_mask_i32scatter_ps(o, mask, idx, val, 4);
+        }
+    }
+}
+
+#undef MUL
+#undef ADD
+#undef SUB
+
+/* The 16 kernels' weight transforms as weight_tile4 in winograd.c computes them one at a time, in
+ * double: eight kernels to a vector. */
+INLINE void g6d(__m512d o[6], __m512d a, __m512d b, __m512d c) {
+    o[0] = a;
+    o[1] = _mm512_add_pd(_mm512_sub_pd(a, b), c);
+    o[2] = _mm512_add_pd(_mm512_add_pd(a, b), c);
+    o[3] = _mm512_add_pd(_mm512_add_pd(_mm512_mul_pd(_mm512_set1_pd(4.0), a), _mm512_mul_pd(_mm512_set1_pd(2.0), b)), c);
+    o[4] = _mm512_add_pd(_mm512_sub_pd(a, _mm512_mul_pd(_mm512_set1_pd(2.0), b)), _mm512_mul_pd(_mm512_set1_pd(4.0), c));
+    o[5] = c;
+}
+
+INLINE void weights4_half(__m256 out[36], const __m512d g[9]) {
+    static const double D[6] = {1.0, -1.0 / 3.0, 1.0 / 3.0, -4.0 / 15.0, 1.0 / 15.0, 1.0};
+    __m512d t[6][3], r[6];
+#pragma GCC unroll 3
+    for (int j = 0; j < 3; j++) {
+        g6d(r, g[j], g[3 + j], g[6 + j]);
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; i++) t[i][j] = r[i];
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) {
+        g6d(r, t[i][0], t[i][1], t[i][2]);
+#pragma GCC unroll 6
+        for (int k = 0; k < 6; k++) out[6 * i + k] = _mm512_cvtpd_ps(_mm512_mul_pd(r[k], _mm512_set1_pd(D[i] * D[k])));
+    }
+}
+
+TARGET static void weights4(float *u, size_t n, const float *g, int count) {
+    const __mmask16 live = first(count);
+    const __m512i at = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                          _mm512_set1_epi32(9));
+    __m512d lo[9], hi[9];
+    __m256 olo[36], ohi[36];
+#pragma GCC unroll 9
+    for (int r = 0; r < 9; r++) {
+        const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, _mm512_add_epi32(at, _mm512_set1_epi32(r)), g, 4);
+        lo[r] = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+        hi[r] = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    }
+    weights4_half(olo, lo);
+    weights4_half(ohi, hi);
+#pragma GCC unroll 36
+    for (int x = 0; x < 36; x++) {
+        const __m512 both = _mm512_castpd_ps(
+            _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(olo[x])), _mm256_castps_pd(ohi[x]), 1));
+        _mm512_mask_storeu_ps(u + x * n, live, both);
+    }
+}
+
+const dfs_wg_impl dfs_wg_avx512 = {"avx512", in_run, out_run, grad_run, in4_run, out4_run, weights4};
 #endif
