@@ -69,7 +69,7 @@ static void test_conv(int B, int C, int H, int W, int OC, int K, int stride, int
     dfs_free(x); dfs_free(w); dfs_free(b); dfs_free(o1); dfs_free(o2); dfs_free(r);
 }
 
-/* F(4×4, 3×3)'s transforms (winograd.h) for every run of planes from 1×1 to 8×8, runs into later
+/* F(4×4, 3×3)'s transforms (winograd.h, the weight gradient's included) for every run of planes from 1×1 to 8×8, runs into later
  * images included: every version gives the portable one's bits (returned), and the portable
  * ones agree with Bᵀ d B and Aᵀ m A of their definition (checked here). */
 static int winograd4_impls_agree(const dfs_wg_impl **impls, int n) {
@@ -93,6 +93,10 @@ static int winograd4_impls_agree(const dfs_wg_impl **impls, int n) {
                     impls[n - 1]->in4_run(v0, xs, p, is, H, W, ty, tx, len);
                     impls[k]->in4_run(v1, xs, p, is, H, W, ty, tx, len);
                     same &= memcmp(v0, v1, sizeof v0) == 0;
+                    memset(v0, 0, sizeof v0), memset(v1, 0, sizeof v1);
+                    impls[n - 1]->grad4_run(v0, xs, p, is, H, W, ty, tx, len);
+                    impls[k]->grad4_run(v1, xs, p, is, H, W, ty, tx, len);
+                    same &= memcmp(v0, v1, sizeof v0) == 0;
                     for (int acc = 0; acc <= 3; acc++) {
                         for (int i = 0; i < 20 * 70; i++) o0[i] = o1[i] = (float)i * 0.25f;
                         impls[n - 1]->out4_run(o0, is, H, W, m, xs, ty, tx, len, 0.5f, acc & 2 ? b2 : NULL, 2, acc & 1);
@@ -100,6 +104,7 @@ static int winograd4_impls_agree(const dfs_wg_impl **impls, int n) {
                         same &= memcmp(o0, o1, sizeof(float) * 20 * 70) == 0;
                     }
                 }
+                impls[n - 1]->grad4_run(v1, xs, p, is, H, W, ty, tx, len);
                 impls[n - 1]->in4_run(v0, xs, p, is, H, W, ty, tx, len);
                 for (int i = 0; i < 20 * 70; i++) o0[i] = -1.0f;
                 impls[n - 1]->out4_run(o0, is, H, W, m, xs, ty, tx, len, 0.0f, NULL, 0, 0);
@@ -122,6 +127,16 @@ static int winograd4_impls_agree(const dfs_wg_impl **impls, int n) {
                             double want = 0;
                             for (int l = 0; l < 6; l++) want += e[i][l] * BT[c][l];
                             right &= fabs(v0[(6 * i + c) * xs + j] - want) <= 1e-5 * (1 + fabs(want));
+                        }
+                    for (int i = 0; i < 6; i++) /* A dY Aᵀ of the tile's 4×4 block */
+                        for (int c = 0; c < 6; c++) {
+                            double want = 0;
+                            for (int r = 0; r < 4; r++)
+                                for (int l = 0; l < 4; l++) {
+                                    const int yy = 4 * y + r, xx = 4 * x + l;
+                                    if (yy < H && xx < W) want += AT[r][i] * AT[l][c] * p[q * is + (size_t)yy * W + xx];
+                                }
+                            right &= fabs(v1[(6 * i + c) * xs + j] - want) <= 1e-5 * (1 + fabs(want));
                         }
                     for (int r = 0; r < 4 && 4 * y + r < H; r++)
                         for (int c = 0; c < 4 && 4 * x + c < W; c++) { /* (Aᵀ m A)[r][c] */
@@ -158,6 +173,24 @@ static int winograd4_impls_agree(const dfs_wg_impl **impls, int n) {
                 }
                 right &= fabs(u0[x * 17 + c] - want) <= 1e-6 * (1 + fabs(want));
             }
+    }
+    /* the weight gradient's last transform, dw += Gᵀ u G, for 1 to 16 gradients a call */
+    float w0[9 * 16], w1[9 * 16];
+    for (int count = 1; count <= 16; count++) {
+        for (int k = 0; k < n; k++) {
+            for (int i = 0; i < 9 * 16; i++) w0[i] = w1[i] = (float)i * 0.125f;
+            impls[n - 1]->dw4(w0, p + count, 17, count);
+            impls[k]->dw4(w1, p + count, 17, count);
+            same &= memcmp(w0, w1, sizeof w0) == 0;
+        }
+        for (int c = 0; c < 16; c++)
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 3; b++) {
+                    double want = (float)(9 * c + 3 * a + b) * 0.125f;
+                    for (int i = 0; i < 6 && c < count; i++)
+                        for (int l = 0; l < 6; l++) want += G[i][a] * G[l][b] * p[count + (6 * i + l) * 17 + c];
+                    right &= fabs(w0[9 * c + 3 * a + b] - want) <= 1e-5 * (1 + fabs(want));
+                }
     }
     if (!TEST_CHECK(right)) fprintf(stderr, "  a portable F(4x4, 3x3) transform differs from its definition\n");
     dfs_free(m), dfs_free(b2), dfs_free(p), dfs_free(o0), dfs_free(o1);

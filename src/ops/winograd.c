@@ -109,7 +109,6 @@ static void g6(double o[6], double a, double b, double c) {
 }
 
 static void weight_tile4(float *u, size_t n, const float *g) {
-    static const double D[6] = {1.0, -1.0 / 3.0, 1.0 / 3.0, -4.0 / 15.0, 1.0 / 15.0, 1.0};
     double t[6][3], r[6]; /* G' g */
     for (int j = 0; j < 3; j++) {
         g6(r, g[j], g[3 + j], g[6 + j]);
@@ -117,7 +116,26 @@ static void weight_tile4(float *u, size_t n, const float *g) {
     }
     for (int i = 0; i < 6; i++) { /* (G' g) G'ᵀ, scaled */
         g6(r, t[i][0], t[i][1], t[i][2]);
-        for (int k = 0; k < 6; k++) u[(6 * i + k) * n] = (float)(r[k] * (D[i] * D[k]));
+        for (int k = 0; k < 6; k++) u[(6 * i + k) * n] = (float)(r[k] * (dfs_wg4_scale(i) * dfs_wg4_scale(k)));
+    }
+}
+
+/* dw[0..9) += Gᵀ u G of F(4×4, 3×3) for one (oc, c); u holds the 36 values of dU at stride n.
+ * With G = D G' (weight_tile4): G'ᵀ (D u D) G', in double, rounded once. */
+static void dw_transform4(float *dw, const float *u, size_t n) {
+    double t[3][6]; /* G'ᵀ (D u D) */
+    for (int k = 0; k < 6; k++) {
+        double v[6];
+        for (int i = 0; i < 6; i++) v[i] = (double)u[(6 * i + k) * n] * (dfs_wg4_scale(i) * dfs_wg4_scale(k));
+        t[0][k] = v[0] + v[1] + v[2] + 4.0 * v[3] + v[4];
+        t[1][k] = v[2] - v[1] + 2.0 * v[3] - 2.0 * v[4];
+        t[2][k] = v[1] + v[2] + v[3] + 4.0 * v[4] + v[5];
+    }
+    for (int a = 0; a < 3; a++) { /* (G'ᵀ D u D) G' */
+        const double *r = t[a];
+        dw[3 * a + 0] += (float)(r[0] + r[1] + r[2] + 4.0 * r[3] + r[4]);
+        dw[3 * a + 1] += (float)(r[2] - r[1] + 2.0 * r[3] - 2.0 * r[4]);
+        dw[3 * a + 2] += (float)(r[1] + r[2] + r[3] + 4.0 * r[4] + r[5]);
     }
 }
 
@@ -323,12 +341,43 @@ static void out4_run_scalar(float *o, size_t istride, int H, int W, const float 
     }
 }
 
+/* Z = A dY Aᵀ: z[i] = (A y)_i for the four values y[k·ys]. */
+static inline void a6(float *z, size_t zs, const float *y, size_t ys) {
+    const float y0 = y[0], y1 = y[ys], y2 = y[2 * ys], y3 = y[3 * ys];
+    z[0] = y0;
+    z[zs] = y0 - y1 + y2 - y3;
+    z[2 * zs] = y0 + y1 + y2 + y3;
+    z[3 * zs] = y0 + 0.5f * y1 + 0.25f * y2 + 0.125f * y3;
+    z[4 * zs] = y0 - 2.0f * y1 + 4.0f * y2 - 8.0f * y3;
+    z[5 * zs] = y3;
+}
+
+static void grad4_run_scalar(float *z, size_t xs, const float *dy, size_t istride, int H, int W, int ty, int tx, int len) {
+    for (int j = 0; j < len; j++) {
+        float y[4][4], t[6][4];
+        int q, yt, xt;
+        run_tile4(H, W, ty, tx, j, &q, &yt, &xt);
+        for (int r = 0; r < 4; r++)
+            for (int k = 0; k < 4; k++) {
+                const int row = 4 * yt + r, col = 4 * xt + k;
+                y[r][k] = row < H && col < W ? dy[(size_t)q * istride + (size_t)row * W + col] : 0.0f;
+            }
+        for (int k = 0; k < 4; k++) a6(&t[0][k], 4, &y[0][k], 4);                   /* A dY */
+        for (int i = 0; i < 6; i++) a6(z + (size_t)6 * i * xs + j, xs, t[i], 1); /* (A dY) Aᵀ */
+    }
+}
+
+static void dw4_scalar(float *dw, const float *u, size_t n, int count) {
+    for (int c = 0; c < count; c++) dw_transform4(dw + 9 * c, u + c, n);
+}
+
 static void weights4_scalar(float *u, size_t n, const float *g, int count) {
     for (int c = 0; c < count; c++) weight_tile4(u + c, n, g + 9 * c);
 }
 
-static const dfs_wg_impl wg_scalar = {"scalar",       in_run_scalar,   out_run_scalar, grad_run_scalar,
-                                      in4_run_scalar, out4_run_scalar, weights4_scalar};
+static const dfs_wg_impl wg_scalar = {"scalar",        in_run_scalar,   out_run_scalar,  grad_run_scalar,
+                                      in4_run_scalar,  out4_run_scalar, weights4_scalar, grad4_run_scalar,
+                                      dw4_scalar};
 
 int dfs_winograd_available(const dfs_wg_impl **out, int max) {
     int n = 0;
@@ -502,7 +551,8 @@ void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *
  * own V, Z and partial dU (the first chunk's straight into dU), and add the partials to dU in
  * chunk order afterwards. Both give dU = ((p₀ + p₁) + p₂) + … with p_k a chunk's products, so
  * the same bits whatever the thread count and whichever way. Last, dw += G'ᵀ dU G' for each
- * (oc, c), with G' = G whose last row is negated (see grad_run). */
+ * (oc, c), with G' = G whose last row is negated (see grad_run). Where the forward pass takes
+ * F(4×4, 3×3), so does this: 36 slabs, Z = A dY Aᵀ (grad4_run) and dw += Gᵀ dU G. */
 #define DW_KT DFS_GEMM_KC
 #define DW_PRIVATE 65536
 
@@ -510,15 +560,17 @@ static size_t dw_panel(void) { return lines((size_t)DW_KT * dfs_gemm_best()->nr)
 /* V_ξ and Z_ξ one cache line further apart than their rows: DW_KT rows are 1 KiB, so without it
  * the 16 values a tile transform writes would all fall in the same L1 set. */
 static size_t dw_xs(int rows) { return (size_t)rows * DW_KT + 16; }
-static size_t dw_vz(int C, int OC) { return lines(16 * dw_xs(C)) + lines(16 * dw_xs(OC)); }
-static int dw_private(int C, int OC) { return 16 * (size_t)OC * C <= DW_PRIVATE; }
+static size_t dw_vz(int C, int OC, int nx) { return lines(nx * dw_xs(C)) + lines(nx * dw_xs(OC)); }
+static int dw_private(int C, int OC, int nx) { return (size_t)nx * OC * C <= DW_PRIVATE; }
 
 size_t dfs_winograd_dw_workspace(int B, int C, int OC, int H, int W) {
-    const size_t threads = (size_t)dfs_ops_max_threads(), un = lines(16 * u_slab(C, OC));
-    const long chunks = ((long)B * ((H + 1) / 2) * ((W + 1) / 2) + DW_KT - 1) / DW_KT;
-    if (dw_private(C, OC)) return (size_t)chunks * un + threads * (dw_vz(C, OC) + dw_panel());
-    return dw_vz(C, OC) + un + threads * dw_panel();
+    const int m = dfs_winograd_tile(B, C, OC, H, W, 0), nx = (m + 2) * (m + 2);
+    const size_t threads = (size_t)dfs_ops_max_threads(), un = lines(nx * u_slab(C, OC));
+    const long chunks = ((long)B * ((H + m - 1) / m) * ((W + m - 1) / m) + DW_KT - 1) / DW_KT;
+    if (dw_private(C, OC, nx)) return (size_t)chunks * un + threads * (dw_vz(C, OC, nx) + dw_panel());
+    return dw_vz(C, OC, nx) + un + threads * dw_panel();
 }
+
 
 /* dw[0..9) += G'ᵀ u G' for one (oc, c); u holds the 16 values of dU at stride n. */
 static void dw_transform(float *dw, const float *u, size_t n) {
@@ -540,17 +592,23 @@ static void dw_transform(float *dw, const float *u, size_t n) {
 
 /* Channel ch of a chunk's runs: an input channel (ch < C) into V, else an output-gradient
  * channel into Z. */
-static void dw_channel(const dfs_wg_impl *wg, float *V, float *Z, const float *inp, const float *dout, const wg_run *runs,
+static void dw_channel(const wg_scheme *sc, float *V, float *Z, const float *inp, const float *dout, const wg_run *runs,
                        int n_runs, int ch, int C, int OC, int H, int W) {
+    const dfs_wg_impl *wg = sc->wg;
     const size_t vxs = dw_xs(C), zxs = dw_xs(OC);
     for (int k = 0; k < n_runs; k++) {
         const wg_run *r = &runs[k];
         if (ch < C) {
-            wg->in_run(V + (size_t)ch * DW_KT + r->j, vxs, inp + ((size_t)r->b * C + ch) * H * W, H, W, r->ty, r->tx, r->len);
+            float *v = V + (size_t)ch * DW_KT + r->j;
+            const float *plane = inp + ((size_t)r->b * C + ch) * H * W;
+            if (sc->m == 4) wg->in4_run(v, vxs, plane, (size_t)C * H * W, H, W, r->ty, r->tx, r->len);
+            else wg->in_run(v, vxs, plane, H, W, r->ty, r->tx, r->len);
         } else {
             const int oc = ch - C;
-            wg->grad_run(Z + (size_t)oc * DW_KT + r->j, zxs, dout + ((size_t)r->b * OC + oc) * H * W, H, W, r->ty, r->tx,
-                         r->len);
+            float *z = Z + (size_t)oc * DW_KT + r->j;
+            const float *plane = dout + ((size_t)r->b * OC + oc) * H * W;
+            if (sc->m == 4) wg->grad4_run(z, zxs, plane, (size_t)OC * H * W, H, W, r->ty, r->tx, r->len);
+            else wg->grad_run(z, zxs, plane, H, W, r->ty, r->tx, r->len);
         }
     }
 }
@@ -569,56 +627,62 @@ static void dw_multiply(const dfs_gemm_impl *g, float *dU, float *panel, const f
 
 void dfs_conv3x3_winograd_dw(float *dw, float *ws, const float *dout, const float *inp, int B, int C, int H, int W,
                              int OC) {
-    const dfs_wg_impl *wg = best();
+    const wg_scheme sc = scheme_of(dfs_winograd_tile(B, C, OC, H, W, 0));
     const dfs_gemm_impl *g = dfs_gemm_best();
-    const int NR = g->nr, TW = (W + 1) / 2, T = (H + 1) / 2 * TW;
-    const int n_strips = (C + NR - 1) / NR, private = dw_private(C, OC);
+    const int NR = g->nr, nx = sc.nx, TW = (W + sc.m - 1) / sc.m, T = (H + sc.m - 1) / sc.m * TW;
+    const int n_strips = (C + NR - 1) / NR, private = dw_private(C, OC, nx);
     const long tiles = (long)B * T, n_chunks = (tiles + DW_KT - 1) / DW_KT;
-    const size_t un = u_slab(C, OC), per_thread = dw_vz(C, OC) + dw_panel();
+    const size_t un = u_slab(C, OC), per_thread = dw_vz(C, OC, nx) + dw_panel();
     /* private: the partials of chunks 1.. (chunk 0's is dU), then each thread's V, Z and panel;
      * shared: V, Z, dU, then each thread's panel */
-    float *dU = ws, *parts = ws + lines(16 * un), *bufs = private ? parts + (size_t)(n_chunks - 1) * lines(16 * un) : NULL;
+    float *dU = ws, *parts = ws + lines(nx * un), *bufs = private ? parts + (size_t)(n_chunks - 1) * lines(nx * un) : NULL;
 #pragma omp parallel
     {
         const int id = dfs_ops_thread_id();
         wg_run runs[DW_KT];
         if (private) {
-            float *V = bufs + (size_t)id * per_thread, *Z = V + lines(16 * dw_xs(C)), *panel = V + dw_vz(C, OC);
+            float *V = bufs + (size_t)id * per_thread, *Z = V + lines(nx * dw_xs(C)), *panel = V + dw_vz(C, OC, nx);
 #pragma omp for schedule(guided)
             for (long k = 0; k < n_chunks; k++) {
                 const long t0 = k * DW_KT;
-                const int nt = (int)(tiles - t0 < DW_KT ? tiles - t0 : DW_KT), n_runs = runs_of(runs, t0, nt, T, W, 2);
-                float *out = k == 0 ? dU : parts + (size_t)(k - 1) * lines(16 * un);
-                for (int ch = 0; ch < C + OC; ch++) dw_channel(wg, V, Z, inp, dout, runs, n_runs, ch, C, OC, H, W);
-                for (int x = 0; x < 16; x++)
+                const int nt = (int)(tiles - t0 < DW_KT ? tiles - t0 : DW_KT), n_runs = runs_of(runs, t0, nt, T, W, sc.m);
+                float *out = k == 0 ? dU : parts + (size_t)(k - 1) * lines(nx * un);
+                for (int ch = 0; ch < C + OC; ch++) dw_channel(&sc, V, Z, inp, dout, runs, n_runs, ch, C, OC, H, W);
+                for (int x = 0; x < nx; x++)
                     for (int s = 0; s < n_strips; s++) dw_multiply(g, out, panel, V, Z, x, s * NR, nt, C, OC, 0);
             }
             /* dU += the partials, in chunk order for every element (each slab's OC·C values) */
             const size_t per_slab = ((size_t)OC * C + 1023) / 1024;
 #pragma omp for schedule(static)
-            for (size_t t = 0; t < 16 * per_slab; t++) {
+            for (size_t t = 0; t < nx * per_slab; t++) {
                 const size_t i0 = t / per_slab * un + t % per_slab * 1024, end = t / per_slab * un + (size_t)OC * C;
                 const size_t n = end - i0 < 1024 ? end - i0 : 1024;
                 for (long k = 1; k < n_chunks; k++) {
-                    const float *p = parts + (size_t)(k - 1) * lines(16 * un) + i0;
+                    const float *p = parts + (size_t)(k - 1) * lines(nx * un) + i0;
                     float *d = dU + i0;
 #pragma omp simd
                     for (size_t i = 0; i < n; i++) d[i] += p[i];
                 }
             }
         } else {
-            float *V = parts, *Z = V + lines(16 * dw_xs(C)), *panel = V + dw_vz(C, OC) + (size_t)id * dw_panel();
+            float *V = parts, *Z = V + lines(nx * dw_xs(C)), *panel = V + dw_vz(C, OC, nx) + (size_t)id * dw_panel();
             for (long t0 = 0; t0 < tiles; t0 += DW_KT) {
-                const int nt = (int)(tiles - t0 < DW_KT ? tiles - t0 : DW_KT), n_runs = runs_of(runs, t0, nt, T, W, 2);
+                const int nt = (int)(tiles - t0 < DW_KT ? tiles - t0 : DW_KT), n_runs = runs_of(runs, t0, nt, T, W, sc.m);
 #pragma omp for schedule(static)
-                for (int ch = 0; ch < C + OC; ch++) dw_channel(wg, V, Z, inp, dout, runs, n_runs, ch, C, OC, H, W);
+                for (int ch = 0; ch < C + OC; ch++) dw_channel(&sc, V, Z, inp, dout, runs, n_runs, ch, C, OC, H, W);
 #pragma omp for schedule(guided)
-                for (int task = 0; task < 16 * n_strips; task++)
+                for (int task = 0; task < nx * n_strips; task++)
                     dw_multiply(g, dU, panel, V, Z, task / n_strips, task % n_strips * NR, nt, C, OC, t0 > 0);
             }
         }
 #pragma omp for schedule(static)
-        for (int oc = 0; oc < OC; oc++)
-            for (int c = 0; c < C; c++) dw_transform(dw + ((size_t)oc * C + c) * 9, dU + (size_t)oc * C + c, un);
+        for (int oc = 0; oc < OC; oc++) {
+            float *d = dw + (size_t)oc * C * 9;
+            const float *u = dU + (size_t)oc * C;
+            if (sc.m == 4)
+                for (int c0 = 0; c0 < C; c0 += 16) sc.wg->dw4(d + (size_t)c0 * 9, u + c0, un, C - c0 < 16 ? C - c0 : 16);
+            else
+                for (int c = 0; c < C; c++) dw_transform(d + (size_t)c * 9, u + c, un);
+        }
     }
 }

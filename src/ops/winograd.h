@@ -58,6 +58,12 @@ static inline int dfs_wg_run_rows(int W) { return W <= 8 ? 4 : W <= 16 ? 2 : 1; 
  *   inside the plane) as (value + bias) + bias2, bias2 = bias2[q·b2stride] for a tile of the
  *   run's image q (counted from the first), 0 when bias2 is NULL; added when accumulate is set.
  * The matrices are in winograd.c. */
+/* F(4×4, 3×3)'s G (winograd.c) is D G' with G' of small integers: D_i. */
+static inline double dfs_wg4_scale(int i) {
+    static const double d[6] = {1.0, -1.0 / 3.0, 1.0 / 3.0, -4.0 / 15.0, 1.0 / 15.0, 1.0};
+    return d[i];
+}
+
 typedef struct dfs_wg_impl {
     const char *name;
     void (*in_run)(float *v, size_t xs, const float *plane, int H, int W, int ty, int tx, int len);
@@ -69,6 +75,11 @@ typedef struct dfs_wg_impl {
                      const float *bias2, size_t b2stride, int accumulate);
     /* u[ξ·n + c] = (G g_c Gᵀ)_ξ of F(4×4, 3×3) for the count <= 16 kernels g_c = g[9c .. 9c + 9) */
     void (*weights4)(float *u, size_t n, const float *g, int count);
+    /* for the weight gradient: tile j's 4×4 block of output gradient from dy (zero outside the
+     * plane) into Z_ξ[j] = z[ξ·xs + j] = (A dY Aᵀ)_ξ, the runs as in4_run's */
+    void (*grad4_run)(float *z, size_t xs, const float *dy, size_t istride, int H, int W, int ty, int tx, int len);
+    /* dw[9c .. 9c + 9) += Gᵀ u_c G for the count <= 16 gradients u_c: u[ξ·n + c], ξ < 36 */
+    void (*dw4)(float *dw, const float *u, size_t n, int count);
 } dfs_wg_impl;
 
 /* The versions this CPU runs, fastest first, the portable one last (for tests); returns the count. */

@@ -351,6 +351,43 @@ TARGET static void out4_run(float *o, size_t istride, int H, int W, const float 
     }
 }
 
+/* z[i] = (A y)_i, as a6 in winograd.c. */
+INLINE void a6v(__m512 *z, size_t zs, const __m512 *y, size_t ys) {
+    const __m512 y0 = y[0], y1 = y[ys], y2 = y[2 * ys], y3 = y[3 * ys];
+    z[0] = y0;
+    z[zs] = SUB(ADD(SUB(y0, y1), y2), y3);
+    z[2 * zs] = ADD(ADD(ADD(y0, y1), y2), y3);
+    z[3 * zs] = ADD(ADD(ADD(y0, MUL(0.5f, y1)), MUL(0.25f, y2)), MUL(0.125f, y3));
+    z[4 * zs] = SUB(ADD(SUB(y0, MUL(2.0f, y1)), MUL(4.0f, y2)), MUL(8.0f, y3));
+    z[5 * zs] = y3;
+}
+
+TARGET static void grad4_run(float *z, size_t xs, const float *dy, size_t istride, int H, int W, int ty, int tx, int len) {
+    const geom4 g = geom4_of(H, W, ty, tx);
+    const __mmask16 live = first(len);
+    const __m512i y0 = _mm512_slli_epi32(g.y, 2), x0 = _mm512_slli_epi32(g.x, 2);
+    const __m512i base = _mm512_add_epi32(_mm512_mullo_epi32(g.q, _mm512_set1_epi32((int)istride)),
+                                          _mm512_add_epi32(_mm512_mullo_epi32(y0, _mm512_set1_epi32(W)), x0));
+    __m512 y[16], t[24];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) {
+        const __mmask16 rows = live & within(_mm512_add_epi32(y0, _mm512_set1_epi32(r)), 0, H);
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++)
+            y[4 * r + k] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rows & within(_mm512_add_epi32(x0, _mm512_set1_epi32(k)), 0, W),
+                                                    _mm512_add_epi32(base, _mm512_set1_epi32(r * W + k)), dy, 4);
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) a6v(t + k, 4, y + k, 4); /* A dY */
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) { /* (A dY) Aᵀ */
+        __m512 r[6];
+        a6v(r, 1, t + 4 * i, 1);
+#pragma GCC unroll 6
+        for (int k = 0; k < 6; k++) _mm512_mask_storeu_ps(z + (6 * i + k) * xs, live, r[k]);
+    }
+}
+
 #undef MUL
 #undef ADD
 #undef SUB
@@ -367,7 +404,6 @@ INLINE void g6d(__m512d o[6], __m512d a, __m512d b, __m512d c) {
 }
 
 INLINE void weights4_half(__m256 out[36], const __m512d g[9]) {
-    static const double D[6] = {1.0, -1.0 / 3.0, 1.0 / 3.0, -4.0 / 15.0, 1.0 / 15.0, 1.0};
     __m512d t[6][3], r[6];
 #pragma GCC unroll 3
     for (int j = 0; j < 3; j++) {
@@ -379,7 +415,7 @@ INLINE void weights4_half(__m256 out[36], const __m512d g[9]) {
     for (int i = 0; i < 6; i++) {
         g6d(r, t[i][0], t[i][1], t[i][2]);
 #pragma GCC unroll 6
-        for (int k = 0; k < 6; k++) out[6 * i + k] = _mm512_cvtpd_ps(_mm512_mul_pd(r[k], _mm512_set1_pd(D[i] * D[k])));
+        for (int k = 0; k < 6; k++) out[6 * i + k] = _mm512_cvtpd_ps(_mm512_mul_pd(r[k], _mm512_set1_pd(dfs_wg4_scale(i) * dfs_wg4_scale(k))));
     }
 }
 
@@ -405,5 +441,51 @@ TARGET static void weights4(float *u, size_t n, const float *g, int count) {
     }
 }
 
-const dfs_wg_impl dfs_wg_avx512 = {"avx512", in_run, out_run, grad_run, in4_run, out4_run, weights4};
+/* dw4 as dw_transform4 in winograd.c computes it one gradient at a time: eight to a vector. */
+INLINE void dw4_half(__m256 out[9], const __m512d u[36]) {
+    const __m512d two = _mm512_set1_pd(2.0), four = _mm512_set1_pd(4.0);
+    __m512d t[3][6];
+#pragma GCC unroll 6
+    for (int k = 0; k < 6; k++) {
+        __m512d v[6];
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; i++) v[i] = _mm512_mul_pd(u[6 * i + k], _mm512_set1_pd(dfs_wg4_scale(i) * dfs_wg4_scale(k)));
+        t[0][k] = _mm512_add_pd(_mm512_add_pd(_mm512_add_pd(_mm512_add_pd(v[0], v[1]), v[2]), _mm512_mul_pd(four, v[3])), v[4]);
+        t[1][k] = _mm512_sub_pd(_mm512_add_pd(_mm512_sub_pd(v[2], v[1]), _mm512_mul_pd(two, v[3])), _mm512_mul_pd(two, v[4]));
+        t[2][k] = _mm512_add_pd(_mm512_add_pd(_mm512_add_pd(_mm512_add_pd(v[1], v[2]), v[3]), _mm512_mul_pd(four, v[4])), v[5]);
+    }
+#pragma GCC unroll 3
+    for (int a = 0; a < 3; a++) {
+        const __m512d *r = t[a];
+        out[3 * a + 0] = _mm512_cvtpd_ps(
+            _mm512_add_pd(_mm512_add_pd(_mm512_add_pd(_mm512_add_pd(r[0], r[1]), r[2]), _mm512_mul_pd(four, r[3])), r[4]));
+        out[3 * a + 1] = _mm512_cvtpd_ps(
+            _mm512_sub_pd(_mm512_add_pd(_mm512_sub_pd(r[2], r[1]), _mm512_mul_pd(two, r[3])), _mm512_mul_pd(two, r[4])));
+        out[3 * a + 2] = _mm512_cvtpd_ps(
+            _mm512_add_pd(_mm512_add_pd(_mm512_add_pd(_mm512_add_pd(r[1], r[2]), r[3]), _mm512_mul_pd(four, r[4])), r[5]));
+    }
+}
+
+TARGET static void dw4(float *dw, const float *u, size_t n, int count) {
+    const __mmask16 live = first(count);
+    __m512d lo[36], hi[36];
+    __m256 olo[9], ohi[9];
+    _Alignas(64) float res[9][16];
+#pragma GCC unroll 36
+    for (int x = 0; x < 36; x++) {
+        const __m512 v = _mm512_maskz_loadu_ps(live, u + x * n);
+        lo[x] = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+        hi[x] = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    }
+    dw4_half(olo, lo);
+    dw4_half(ohi, hi);
+#pragma GCC unroll 9
+    for (int r = 0; r < 9; r++)
+        _mm512_store_ps(res[r], _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(olo[r])),
+                                                                   _mm256_castps_pd(ohi[r]), 1)));
+    for (int c = 0; c < count; c++)
+        for (int r = 0; r < 9; r++) dw[9 * c + r] += res[r][c];
+}
+
+const dfs_wg_impl dfs_wg_avx512 = {"avx512", in_run, out_run, grad_run, in4_run, out4_run, weights4, grad4_run, dw4};
 #endif
