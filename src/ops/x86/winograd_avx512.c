@@ -292,23 +292,29 @@ INLINE void at6v(__m512 *o, size_t os, const __m512 *a, size_t as) {
     o[3 * os] = ADD(SUB(ADD(SUB(a2, a1), MUL(0.125f, a3)), MUL(8.0f, a4)), a5);
 }
 
-TARGET static void in4_run(float *v, size_t xs, const float *plane, size_t istride, int H, int W, int ty, int tx,
-                           int len) {
-    const geom4 g = geom4_of(H, W, ty, tx);
-    const __mmask16 live = first(len);
-    const __m512i y0 = _mm512_sub_epi32(_mm512_slli_epi32(g.y, 2), _mm512_set1_epi32(1));
-    const __m512i x0 = _mm512_sub_epi32(_mm512_slli_epi32(g.x, 2), _mm512_set1_epi32(1));
+/* d[n·i + k] = pixel (4y + off + i, 4x + off + k) of each lane's tile's image, zero outside it
+ * (those lanes are not read), for i, k < n. */
+INLINE void gather_block(__m512 *d, int n, int off, const float *plane, size_t istride, int H, int W, geom4 g,
+                         __mmask16 live) {
+    const __m512i y0 = _mm512_add_epi32(_mm512_slli_epi32(g.y, 2), _mm512_set1_epi32(off));
+    const __m512i x0 = _mm512_add_epi32(_mm512_slli_epi32(g.x, 2), _mm512_set1_epi32(off));
     const __m512i base = _mm512_add_epi32(_mm512_mullo_epi32(g.q, _mm512_set1_epi32((int)istride)),
                                           _mm512_add_epi32(_mm512_mullo_epi32(y0, _mm512_set1_epi32(W)), x0));
-    __m512 d[36], e[36];
 #pragma GCC unroll 6
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < n; i++) {
         const __mmask16 rows = live & within(_mm512_add_epi32(y0, _mm512_set1_epi32(i)), 0, H);
 #pragma GCC unroll 6
-        for (int k = 0; k < 6; k++) /* lanes outside the plane are not read: zero */
-            d[6 * i + k] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rows & within(_mm512_add_epi32(x0, _mm512_set1_epi32(k)), 0, W),
+        for (int k = 0; k < n; k++)
+            d[n * i + k] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rows & within(_mm512_add_epi32(x0, _mm512_set1_epi32(k)), 0, W),
                                                     _mm512_add_epi32(base, _mm512_set1_epi32(i * W + k)), plane, 4);
     }
+}
+
+TARGET static void in4_run(float *v, size_t xs, const float *plane, size_t istride, int H, int W, int ty, int tx,
+                           int len) {
+    const __mmask16 live = first(len);
+    __m512 d[36], e[36];
+    gather_block(d, 6, -1, plane, istride, H, W, geom4_of(H, W, ty, tx), live);
 #pragma GCC unroll 6
     for (int k = 0; k < 6; k++) bt6v(e + k, 6, d + k, 6); /* Bᵀ d */
 #pragma GCC unroll 6
@@ -363,20 +369,9 @@ INLINE void a6v(__m512 *z, size_t zs, const __m512 *y, size_t ys) {
 }
 
 TARGET static void grad4_run(float *z, size_t xs, const float *dy, size_t istride, int H, int W, int ty, int tx, int len) {
-    const geom4 g = geom4_of(H, W, ty, tx);
     const __mmask16 live = first(len);
-    const __m512i y0 = _mm512_slli_epi32(g.y, 2), x0 = _mm512_slli_epi32(g.x, 2);
-    const __m512i base = _mm512_add_epi32(_mm512_mullo_epi32(g.q, _mm512_set1_epi32((int)istride)),
-                                          _mm512_add_epi32(_mm512_mullo_epi32(y0, _mm512_set1_epi32(W)), x0));
     __m512 y[16], t[24];
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; r++) {
-        const __mmask16 rows = live & within(_mm512_add_epi32(y0, _mm512_set1_epi32(r)), 0, H);
-#pragma GCC unroll 4
-        for (int k = 0; k < 4; k++)
-            y[4 * r + k] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rows & within(_mm512_add_epi32(x0, _mm512_set1_epi32(k)), 0, W),
-                                                    _mm512_add_epi32(base, _mm512_set1_epi32(r * W + k)), dy, 4);
-    }
+    gather_block(y, 4, 0, dy, istride, H, W, geom4_of(H, W, ty, tx), live);
 #pragma GCC unroll 4
     for (int k = 0; k < 4; k++) a6v(t + k, 4, y + k, 4); /* A dY */
 #pragma GCC unroll 6
