@@ -219,23 +219,24 @@ static void test_winograd_impls(void) {
                     runs++;
                     for (int k = 0; k < n; k++) {
                         memset(v0, 0, sizeof v0), memset(v1, 0, sizeof v1);
-                        impls[n - 1]->in_run(v0, xs, p, H, W, ty, tx, len);
-                        impls[k]->in_run(v1, xs, p, H, W, ty, tx, len);
+                        impls[n - 1]->in_run(v0, xs, p, 0, H, W, ty, tx, len);
+                        impls[k]->in_run(v1, xs, p, 0, H, W, ty, tx, len);
                         same &= memcmp(v0, v1, sizeof v0) == 0;
-                        for (int acc = 0; acc <= 1; acc++) {
+                        for (int acc = 0; acc <= 3; acc++) {
+                            const float b2 = -0.25f;
                             for (int i = 0; i < H * W; i++) o0[i] = o1[i] = (float)i * 0.25f;
-                            impls[n - 1]->out_run(o0, H, W, m, xs, ty, tx, len, 0.5f, -0.25f, acc);
-                            impls[k]->out_run(o1, H, W, m, xs, ty, tx, len, 0.5f, -0.25f, acc);
+                            impls[n - 1]->out_run(o0, 0, H, W, m, xs, ty, tx, len, 0.5f, acc & 2 ? &b2 : NULL, 0, acc & 1);
+                            impls[k]->out_run(o1, 0, H, W, m, xs, ty, tx, len, 0.5f, acc & 2 ? &b2 : NULL, 0, acc & 1);
                             same &= memcmp(o0, o1, sizeof(float) * (size_t)(H * W)) == 0;
                         }
                         memset(v0, 0, sizeof v0), memset(v1, 0, sizeof v1);
-                        impls[n - 1]->grad_run(v0, xs, p, H, W, ty, tx, len);
-                        impls[k]->grad_run(v1, xs, p, H, W, ty, tx, len);
+                        impls[n - 1]->grad_run(v0, xs, p, 0, H, W, ty, tx, len);
+                        impls[k]->grad_run(v1, xs, p, 0, H, W, ty, tx, len);
                         same &= memcmp(v0, v1, sizeof v0) == 0;
                     }
-                    impls[n - 1]->in_run(v0, xs, p, H, W, ty, tx, len);
+                    impls[n - 1]->in_run(v0, xs, p, 0, H, W, ty, tx, len);
                     for (int i = 0; i < H * W; i++) o0[i] = -1.0f;
-                    impls[n - 1]->out_run(o0, H, W, m, xs, ty, tx, len, 0.0f, 0.0f, 0);
+                    impls[n - 1]->out_run(o0, 0, H, W, m, xs, ty, tx, len, 0.0f, NULL, 0, 0);
                     int written = 0;
                     for (int j = 0; j < len; j++) {
                         const int y = ty + (tx + j) / TW, x = (tx + j) % TW;

@@ -41,7 +41,10 @@ int dfs_winograd_applies(int B, int KH, int KW, int stride, int pad_t, int pad_l
 static size_t u_slab(int C, int OC) { return (size_t)OC * C + 16; }
 static size_t ub_slab(int C, int OC) { return (size_t)OC * ((C + 1) / 2) + 16; }
 
-size_t dfs_winograd_weights_floats(int C, int OC, int m) { return (size_t)(m + 2) * (m + 2) * u_slab(C, OC); }
+/* Transformed values per tile of F(m×m, 3×3): (m + 2)². */
+static int nx_of(int m) { return (m + 2) * (m + 2); }
+
+size_t dfs_winograd_weights_floats(int C, int OC, int m) { return (size_t)nx_of(m) * u_slab(C, OC); }
 
 /* F(4×4, 3×3) needs 36/16 transformed values per output where F(2×2, 3×3) needs 16/4: 1.78×
  * fewer products, and a smaller V. Its rounding errors are larger, so it is kept to small images
@@ -68,7 +71,7 @@ static size_t slab(int rows) { return (size_t)rows * dfs_gemm_best()->nr + 16; }
 static size_t pair_slab(int rows) { return (size_t)(rows + 1) / 2 * dfs_gemm_best()->nr + 16; }
 
 size_t dfs_winograd_workspace(int B, int C, int OC, int H, int W) {
-    const size_t threads = (size_t)dfs_ops_max_threads(), nx = dfs_winograd_tile(B, C, OC, H, W, 0) == 4 ? 36 : 16;
+    const size_t threads = (size_t)dfs_ops_max_threads(), nx = (size_t)nx_of(dfs_winograd_tile(B, C, OC, H, W, 0));
     return lines(nx * u_slab(C, OC)) + 2 * threads * lines(nx * slab(C)) +
            2 * threads * lines(16 * pair_slab(C)) + threads * lines(nx * slab(OCB));
 }
@@ -120,6 +123,24 @@ static void weight_tile4(float *u, size_t n, const float *g) {
     }
 }
 
+/* dw[0..9) += G'ᵀ u G' for one (oc, c); u holds the 16 values of dU at stride n. */
+static void dw_transform(float *dw, const float *u, size_t n) {
+    float t[3][4];
+    for (int k = 0; k < 4; k++) { /* G'ᵀ u, column k */
+        const float u0 = u[(0 + k) * n], u1 = u[(4 + k) * n], u2 = u[(8 + k) * n], u3 = u[(12 + k) * n];
+        const float s = u1 + u2;
+        t[0][k] = u0 + 0.5f * s;
+        t[1][k] = 0.5f * (u1 - u2);
+        t[2][k] = 0.5f * s - u3;
+    }
+    for (int i = 0; i < 3; i++) { /* (G'ᵀ u) G', row i */
+        const float s = t[i][1] + t[i][2];
+        dw[3 * i + 0] += t[i][0] + 0.5f * s;
+        dw[3 * i + 1] += 0.5f * (t[i][1] - t[i][2]);
+        dw[3 * i + 2] += 0.5f * s - t[i][3];
+    }
+}
+
 /* dw[0..9) += Gᵀ u G of F(4×4, 3×3) for one (oc, c); u holds the 36 values of dU at stride n.
  * With G = D G' (weight_tile4): G'ᵀ (D u D) G', in double, rounded once. */
 static void dw_transform4(float *dw, const float *u, size_t n) {
@@ -137,25 +158,6 @@ static void dw_transform4(float *dw, const float *u, size_t n) {
         dw[3 * a + 1] += (float)(r[2] - r[1] + 2.0 * r[3] - 2.0 * r[4]);
         dw[3 * a + 2] += (float)(r[1] + r[2] + r[3] + 4.0 * r[4] + r[5]);
     }
-}
-
-static const dfs_wg_impl *best(void);
-
-/* U_ξ = G g Gᵀ for every (oc, c), stored [ξ][oc][c], for tiles of side m. Shared out among the
- * team's threads. */
-static void transform_weights(float *U, const float *w, int C, int OC, int m) {
-    const size_t n = u_slab(C, OC);
-    if (m == 2) {
-#pragma omp for schedule(static)
-        for (int oc = 0; oc < OC; oc++)
-            for (int c = 0; c < C; c++) weight_tile(U + (size_t)oc * C + c, n, w + ((size_t)oc * C + c) * 9);
-        return;
-    }
-    const dfs_wg_impl *wg = best();
-#pragma omp for schedule(static)
-    for (int oc = 0; oc < OC; oc++)
-        for (int c0 = 0; c0 < C; c0 += 16)
-            wg->weights4(U + (size_t)oc * C + c0, n, w + ((size_t)oc * C + c0) * 9, C - c0 < 16 ? C - c0 : 16);
 }
 
 void dfs_winograd_weights_bf16(uint32_t *Ub, const float *w, int C, int OC) {
@@ -200,7 +202,8 @@ static void run_tile(int TW, int ty, int tx, int j, int *y, int *x) {
 }
 
 /* The portable tile transforms (the vector ones do the same operations in the same order). */
-static void in_run_scalar(float *v, size_t xs, const float *plane, int H, int W, int ty, int tx, int len) {
+static void in_run_scalar(float *v, size_t xs, const float *plane, size_t istride, int H, int W, int ty, int tx,
+                          int len) {
     for (int j = 0; j < len; j++) {
         float d[4][4], e[4][4];
         int yt, xt; /* the tile's row and column */
@@ -225,8 +228,9 @@ static void in_run_scalar(float *v, size_t xs, const float *plane, int H, int W,
     }
 }
 
-static void out_run_scalar(float *o, int H, int W, const float *m, size_t xs, int ty, int tx, int len, float bias,
-                           float bias2, int accumulate) {
+static void out_run_scalar(float *o, size_t istride, int H, int W, const float *m, size_t xs, int ty, int tx, int len,
+                           float bias, const float *bias2, size_t b2stride, int accumulate) {
+    const float b2 = bias2 ? bias2[0] : 0.0f; /* a run in one image */
     for (int j = 0; j < len; j++) {
         float a[4][4], s[2][4];
         int yt, xt;
@@ -241,14 +245,14 @@ static void out_run_scalar(float *o, int H, int W, const float *m, size_t xs, in
             const float y[2] = {s[r][0] + s[r][1] + s[r][2], s[r][1] - s[r][2] - s[r][3]};
             float *row = o + (size_t)(2 * yt + r) * W + 2 * xt;
             for (int k = 0; k < cols; k++) {
-                const float v = (y[k] + bias) + bias2;
+                const float v = (y[k] + bias) + b2;
                 row[k] = accumulate ? row[k] + v : v;
             }
         }
     }
 }
 
-static void grad_run_scalar(float *z, size_t xs, const float *dy, int H, int W, int ty, int tx, int len) {
+static void grad_run_scalar(float *z, size_t xs, const float *dy, size_t istride, int H, int W, int ty, int tx, int len) {
     for (int j = 0; j < len; j++) {
         float y[2][2], t[4][2];
         int yt, xt;
@@ -367,17 +371,25 @@ static void grad4_run_scalar(float *z, size_t xs, const float *dy, size_t istrid
     }
 }
 
-static void dw4_scalar(float *dw, const float *u, size_t n, int count) {
-    for (int c = 0; c < count; c++) dw_transform4(dw + 9 * c, u + c, n);
+/* The weight transforms of count <= 16 kernels (gradients) at a time, as the schemes take them. */
+static void weights2(float *u, size_t n, const float *g, int count) {
+    for (int c = 0; c < count; c++) weight_tile(u + c, n, g + 9 * c);
 }
 
 static void weights4_scalar(float *u, size_t n, const float *g, int count) {
     for (int c = 0; c < count; c++) weight_tile4(u + c, n, g + 9 * c);
 }
 
-static const dfs_wg_impl wg_scalar = {"scalar",        in_run_scalar,   out_run_scalar,  grad_run_scalar,
-                                      in4_run_scalar,  out4_run_scalar, weights4_scalar, grad4_run_scalar,
-                                      dw4_scalar};
+static void dw2(float *dw, const float *u, size_t n, int count) {
+    for (int c = 0; c < count; c++) dw_transform(dw + 9 * c, u + c, n);
+}
+
+static void dw4_scalar(float *dw, const float *u, size_t n, int count) {
+    for (int c = 0; c < count; c++) dw_transform4(dw + 9 * c, u + c, n);
+}
+
+static const dfs_wg_impl wg_scalar = {"scalar",         in_run_scalar,    in4_run_scalar,  out_run_scalar, out4_run_scalar,
+                                      grad_run_scalar, grad4_run_scalar, weights4_scalar, dw4_scalar};
 
 int dfs_winograd_available(const dfs_wg_impl **out, int max) {
     int n = 0;
@@ -397,13 +409,31 @@ static const dfs_wg_impl *best(void) {
     return impls[n - 1];
 }
 
-/* F(m×m, 3×3): nx = (m + 2)² transformed values per tile, and the transforms' version. */
+/* F(m×m, 3×3): nx = (m + 2)² transformed values per tile, and its transforms (the fastest
+ * versions). */
 typedef struct wg_scheme {
     int m, nx;
-    const dfs_wg_impl *wg;
+    dfs_wg_in_fn *in;
+    dfs_wg_out_fn *out;
+    dfs_wg_grad_fn *grad;
+    void (*weights)(float *u, size_t n, const float *g, int count);
+    void (*dw)(float *dw, const float *u, size_t n, int count);
 } wg_scheme;
 
-static wg_scheme scheme_of(int m) { return (wg_scheme){m, (m + 2) * (m + 2), best()}; }
+static wg_scheme scheme_of(int m) {
+    const dfs_wg_impl *wg = best();
+    if (m == 4) return (wg_scheme){4, nx_of(4), wg->in4_run, wg->out4_run, wg->grad4_run, wg->weights4, wg->dw4};
+    return (wg_scheme){2, nx_of(2), wg->in_run, wg->out_run, wg->grad_run, weights2, dw2};
+}
+
+/* U_ξ = G g Gᵀ for every (oc, c), stored [ξ][oc][c]. Shared out among the team's threads. */
+static void transform_weights(const wg_scheme *sc, float *U, const float *w, int C, int OC) {
+    const size_t n = u_slab(C, OC);
+#pragma omp for schedule(static)
+    for (int oc = 0; oc < OC; oc++)
+        for (int c0 = 0; c0 < C; c0 += 16)
+            sc->weights(U + (size_t)oc * C + c0, n, w + ((size_t)oc * C + c0) * 9, C - c0 < 16 ? C - c0 : 16);
+}
 
 /* Transforms channels [c0, c1) of a strip's tiles into V ([ξ][c][NR], zero past nt), and when Vb
  * is given, also into Vb as BF16 pairs of channels (c0 even; c1 even or C). */
@@ -417,11 +447,7 @@ static void strip_transform(const wg_scheme *sc, float *V, uint32_t *Vb, const f
         float *v = V + (size_t)c * NR;
         for (int k = 0; k < n_runs; k++) {
             const wg_run *r = &runs[k];
-            const float *plane = inp + ((size_t)r->b * C + c) * H * W;
-            if (sc->m == 4)
-                sc->wg->in4_run(v + r->j, vxs, plane, (size_t)C * H * W, H, W, r->ty, r->tx, r->len);
-            else
-                sc->wg->in_run(v + r->j, vxs, plane, H, W, r->ty, r->tx, r->len);
+            sc->in(v + r->j, vxs, inp + ((size_t)r->b * C + c) * H * W, (size_t)C * H * W, H, W, r->ty, r->tx, r->len);
         }
         for (int x = 0; x < sc->nx && nt < NR; x++) memset(v + x * vxs + nt, 0, sizeof(float) * (size_t)(NR - nt));
     }
@@ -470,21 +496,17 @@ static void strip_multiply(const wg_scheme *sc, float *out, const float *V, cons
         for (int o = 0; o < ocs; o++)
             for (int k = 0; k < n_runs; k++) {
                 const wg_run *r = &runs[k];
-                float *plane = out + ((size_t)r->b * OC + oc0 + o) * H * W;
-                const float bo = bias ? bias[oc0 + o] : 0.0f, *bi = bias_img ? bias_img + (size_t)r->b * OC + oc0 + o : NULL;
-                if (sc->m == 4)
-                    sc->wg->out4_run(plane, (size_t)OC * H * W, H, W, M + (size_t)o * NR + r->j, mxs, r->ty, r->tx, r->len, bo,
-                                     bi, (size_t)OC, accumulate);
-                else
-                    sc->wg->out_run(plane, H, W, M + (size_t)o * NR + r->j, mxs, r->ty, r->tx, r->len, bo, bi ? *bi : 0.0f,
-                                    accumulate);
+                sc->out(out + ((size_t)r->b * OC + oc0 + o) * H * W, (size_t)OC * H * W, H, W, M + (size_t)o * NR + r->j, mxs,
+                        r->ty, r->tx, r->len, bias ? bias[oc0 + o] : 0.0f,
+                        bias_img ? bias_img + (size_t)r->b * OC + oc0 + o : NULL, (size_t)OC, accumulate);
             }
     }
 }
 
 void dfs_winograd_weights(float *U, const float *w, int C, int OC, int m) {
+    const wg_scheme sc = scheme_of(m);
 #pragma omp parallel
-    transform_weights(U, w, C, OC, m);
+    transform_weights(&sc, U, w, C, OC);
 }
 
 void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *w, const float *U_given,
@@ -514,7 +536,7 @@ void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *
     DFS_ASSERT(!shared || n_strips <= 2 * threads);
 #pragma omp parallel
     {
-        if (!U_given && !Ub) transform_weights(U, w, C, OC, sc.m);
+        if (!U_given && !Ub) transform_weights(&sc, U, w, C, OC);
         const int id = dfs_ops_thread_id();
         float *M = mbufs + (size_t)id * lines(nx * slab(OCB));
         if (shared) {
@@ -564,7 +586,7 @@ static size_t dw_vz(int C, int OC, int nx) { return lines(nx * dw_xs(C)) + lines
 static int dw_private(int C, int OC, int nx) { return (size_t)nx * OC * C <= DW_PRIVATE; }
 
 size_t dfs_winograd_dw_workspace(int B, int C, int OC, int H, int W) {
-    const int m = dfs_winograd_tile(B, C, OC, H, W, 0), nx = (m + 2) * (m + 2);
+    const int m = dfs_winograd_tile(B, C, OC, H, W, 0), nx = nx_of(m);
     const size_t threads = (size_t)dfs_ops_max_threads(), un = lines(nx * u_slab(C, OC));
     const long chunks = ((long)B * ((H + m - 1) / m) * ((W + m - 1) / m) + DW_KT - 1) / DW_KT;
     if (dw_private(C, OC, nx)) return (size_t)chunks * un + threads * (dw_vz(C, OC, nx) + dw_panel());
@@ -572,43 +594,21 @@ size_t dfs_winograd_dw_workspace(int B, int C, int OC, int H, int W) {
 }
 
 
-/* dw[0..9) += G'ᵀ u G' for one (oc, c); u holds the 16 values of dU at stride n. */
-static void dw_transform(float *dw, const float *u, size_t n) {
-    float t[3][4];
-    for (int k = 0; k < 4; k++) { /* G'ᵀ u, column k */
-        const float u0 = u[(0 + k) * n], u1 = u[(4 + k) * n], u2 = u[(8 + k) * n], u3 = u[(12 + k) * n];
-        const float s = u1 + u2;
-        t[0][k] = u0 + 0.5f * s;
-        t[1][k] = 0.5f * (u1 - u2);
-        t[2][k] = 0.5f * s - u3;
-    }
-    for (int i = 0; i < 3; i++) { /* (G'ᵀ u) G', row i */
-        const float s = t[i][1] + t[i][2];
-        dw[3 * i + 0] += t[i][0] + 0.5f * s;
-        dw[3 * i + 1] += 0.5f * (t[i][1] - t[i][2]);
-        dw[3 * i + 2] += 0.5f * s - t[i][3];
-    }
-}
 
 /* Channel ch of a chunk's runs: an input channel (ch < C) into V, else an output-gradient
  * channel into Z. */
 static void dw_channel(const wg_scheme *sc, float *V, float *Z, const float *inp, const float *dout, const wg_run *runs,
                        int n_runs, int ch, int C, int OC, int H, int W) {
-    const dfs_wg_impl *wg = sc->wg;
     const size_t vxs = dw_xs(C), zxs = dw_xs(OC);
     for (int k = 0; k < n_runs; k++) {
         const wg_run *r = &runs[k];
         if (ch < C) {
-            float *v = V + (size_t)ch * DW_KT + r->j;
-            const float *plane = inp + ((size_t)r->b * C + ch) * H * W;
-            if (sc->m == 4) wg->in4_run(v, vxs, plane, (size_t)C * H * W, H, W, r->ty, r->tx, r->len);
-            else wg->in_run(v, vxs, plane, H, W, r->ty, r->tx, r->len);
+            sc->in(V + (size_t)ch * DW_KT + r->j, vxs, inp + ((size_t)r->b * C + ch) * H * W, (size_t)C * H * W, H, W, r->ty,
+                   r->tx, r->len);
         } else {
             const int oc = ch - C;
-            float *z = Z + (size_t)oc * DW_KT + r->j;
-            const float *plane = dout + ((size_t)r->b * OC + oc) * H * W;
-            if (sc->m == 4) wg->grad4_run(z, zxs, plane, (size_t)OC * H * W, H, W, r->ty, r->tx, r->len);
-            else wg->grad_run(z, zxs, plane, H, W, r->ty, r->tx, r->len);
+            sc->grad(Z + (size_t)oc * DW_KT + r->j, zxs, dout + ((size_t)r->b * OC + oc) * H * W, (size_t)OC * H * W, H, W,
+                     r->ty, r->tx, r->len);
         }
     }
 }
@@ -676,13 +676,8 @@ void dfs_conv3x3_winograd_dw(float *dw, float *ws, const float *dout, const floa
             }
         }
 #pragma omp for schedule(static)
-        for (int oc = 0; oc < OC; oc++) {
-            float *d = dw + (size_t)oc * C * 9;
-            const float *u = dU + (size_t)oc * C;
-            if (sc.m == 4)
-                for (int c0 = 0; c0 < C; c0 += 16) sc.wg->dw4(d + (size_t)c0 * 9, u + c0, un, C - c0 < 16 ? C - c0 : 16);
-            else
-                for (int c = 0; c < C; c++) dw_transform(d + (size_t)c * 9, u + c, un);
-        }
+        for (int oc = 0; oc < OC; oc++)
+            for (int c0 = 0; c0 < C; c0 += 16)
+                sc.dw(dw + ((size_t)oc * C + c0) * 9, dU + (size_t)oc * C + c0, un, C - c0 < 16 ? C - c0 : 16);
     }
 }

@@ -34,51 +34,46 @@ size_t dfs_winograd_dw_workspace(int B, int C, int OC, int H, int W);
 void dfs_conv3x3_winograd_dw(float *dw, float *ws, const float *dout, const float *inp, int B, int C, int H, int W,
                              int OC);
 
-/* The tile transforms work on runs: len <= 16 tiles of one H × W plane taken in row-major order
- * from tile (ty, tx) (tiles are 2×2 output blocks, TW = (W + 1) / 2 to a tile row), spanning at
- * most dfs_wg_run_rows(W) tile rows: the tiles of narrow images fill a vector from several rows.
- * in_run: tile j's 4×4 input tile has its top left corner at row 2y − 1, column 2x − 1, where
- *   (y, x) is its tile row and column; rows and columns outside the plane (its one pixel of
- *   padding, and the last tile's overhang for odd sizes) count as zero. Writes V_ξ[j] =
- *   v[ξ·xs + j] for the 16 positions ξ.
- * out_run: m holds M_ξ[j] = m[ξ·xs + j]; writes each tile's 2×2 output block (the part inside
- *   the plane) into plane o: (value + bias) + bias2, added to o when accumulate is set.
- * grad_run: the reverse of out_run's last step for the weight gradient: reads each tile's 2×2
- *   block of output gradient from plane dy (zero outside it) and writes Z_ξ[j] = z[ξ·xs + j] =
- *   (A' dY A'ᵀ)_ξ, where A' is A with its last row negated (the sign comes back in
- *   dfs_conv3x3_winograd_dw's last transform). */
+/* The tile transforms work on runs of len <= 16 tiles of an H × W plane in row-major order from
+ * tile (ty, tx) of the plane at `plane`. The tiles of F(2×2, 3×3) are 2×2 output blocks
+ * (TW = (W + 1) / 2 to a tile row); its runs stay in one image and span at most
+ * dfs_wg_run_rows(W) tile rows, so the tiles of narrow images fill a vector from several rows.
+ * The tiles of F(4×4, 3×3) are 4×4 blocks (TW = (W + 3) / 4, T = (H + 3) / 4 · TW to an image);
+ * its runs go on into the next images' planes (istride floats apart) after an image's last tile.
+ * q below is the image of a tile, counted from the run's first (always 0 for F(2×2, 3×3)).
+ * in: tile j's input tile (4×4 or 6×6) has its top left corner at row m·y − 1, column m·x − 1 of
+ *   its image, where (y, x) is its tile row and column and m its side; rows and columns outside
+ *   the plane (its one pixel of padding, and the last tile's overhang) count as zero. Writes
+ *   V_ξ[j] = v[ξ·xs + j] = (Bᵀ d B)_ξ for the 16 or 36 positions ξ.
+ * out: m holds M_ξ[j] = m[ξ·xs + j]; writes each tile's output block (Aᵀ M A, the part inside
+ *   the plane) as (value + bias) + b2, b2 = bias2[q·b2stride] (0 when bias2 is NULL), added to
+ *   the plane when accumulate is set.
+ * grad: for the weight gradient, reads each tile's output-gradient block from plane dy (zero
+ *   outside it) and writes Z_ξ[j] = z[ξ·xs + j]: (A' dY A'ᵀ)_ξ for F(2×2, 3×3), where A' is A with
+ *   its last row negated (the sign comes back in dfs_conv3x3_winograd_dw's last transform), and
+ *   (A dY Aᵀ)_ξ for F(4×4, 3×3).
+ * The matrices are in winograd.c. */
 static inline int dfs_wg_run_rows(int W) { return W <= 8 ? 4 : W <= 16 ? 2 : 1; }
 
-/* The transforms of F(4×4, 3×3) take runs of len <= 16 tiles of 4×4 outputs (TW = (W + 3) / 4 to a
- * tile row, T = (H + 3) / 4 · TW to an image) from tile (ty, tx) of the plane at `plane` on, into
- * the next images' planes (istride floats apart) after its last tile.
- * in4_run: tile j's 6×6 input tile has its top left corner at row 4y − 1, column 4x − 1 of its
- *   image, zero outside it; writes V_ξ[j] = v[ξ·xs + j] = (Bᵀ d B)_ξ for the 36 positions ξ.
- * out4_run: m holds M_ξ[j] = m[ξ·xs + j]; writes each tile's 4×4 output block (Aᵀ M A, the part
- *   inside the plane) as (value + bias) + bias2, bias2 = bias2[q·b2stride] for a tile of the
- *   run's image q (counted from the first), 0 when bias2 is NULL; added when accumulate is set.
- * The matrices are in winograd.c. */
 /* F(4×4, 3×3)'s G (winograd.c) is D G' with G' of small integers: D_i. */
 static inline double dfs_wg4_scale(int i) {
     static const double d[6] = {1.0, -1.0 / 3.0, 1.0 / 3.0, -4.0 / 15.0, 1.0 / 15.0, 1.0};
     return d[i];
 }
 
+typedef void dfs_wg_in_fn(float *v, size_t xs, const float *plane, size_t istride, int H, int W, int ty, int tx, int len);
+typedef void dfs_wg_out_fn(float *o, size_t istride, int H, int W, const float *m, size_t xs, int ty, int tx, int len,
+                           float bias, const float *bias2, size_t b2stride, int accumulate);
+typedef void dfs_wg_grad_fn(float *z, size_t xs, const float *dy, size_t istride, int H, int W, int ty, int tx, int len);
+
 typedef struct dfs_wg_impl {
     const char *name;
-    void (*in_run)(float *v, size_t xs, const float *plane, int H, int W, int ty, int tx, int len);
-    void (*out_run)(float *o, int H, int W, const float *m, size_t xs, int ty, int tx, int len, float bias, float bias2,
-                    int accumulate);
-    void (*grad_run)(float *z, size_t xs, const float *dy, int H, int W, int ty, int tx, int len);
-    void (*in4_run)(float *v, size_t xs, const float *plane, size_t istride, int H, int W, int ty, int tx, int len);
-    void (*out4_run)(float *o, size_t istride, int H, int W, const float *m, size_t xs, int ty, int tx, int len, float bias,
-                     const float *bias2, size_t b2stride, int accumulate);
+    dfs_wg_in_fn *in_run, *in4_run; /* F(2×2, 3×3), F(4×4, 3×3) */
+    dfs_wg_out_fn *out_run, *out4_run;
+    dfs_wg_grad_fn *grad_run, *grad4_run;
     /* u[ξ·n + c] = (G g_c Gᵀ)_ξ of F(4×4, 3×3) for the count <= 16 kernels g_c = g[9c .. 9c + 9) */
     void (*weights4)(float *u, size_t n, const float *g, int count);
-    /* for the weight gradient: tile j's 4×4 block of output gradient from dy (zero outside the
-     * plane) into Z_ξ[j] = z[ξ·xs + j] = (A dY Aᵀ)_ξ, the runs as in4_run's */
-    void (*grad4_run)(float *z, size_t xs, const float *dy, size_t istride, int H, int W, int ty, int tx, int len);
-    /* dw[9c .. 9c + 9) += Gᵀ u_c G for the count <= 16 gradients u_c: u[ξ·n + c], ξ < 36 */
+    /* dw[9c .. 9c + 9) += Gᵀ u_c G of F(4×4, 3×3) for the count <= 16 gradients u_c: u[ξ·n + c], ξ < 36 */
     void (*dw4)(float *dw, const float *u, size_t n, int count);
 } dfs_wg_impl;
 

@@ -105,7 +105,7 @@ INLINE void in_finish(float *v, size_t xs, __m512 d[4][4], int len) {
     }
 }
 
-TARGET static void in_run(float *v, size_t xs, const float *plane, int H, int W, int ty, int tx, int len) {
+TARGET static void in_run(float *v, size_t xs, const float *plane, size_t istride, int H, int W, int ty, int tx, int len) {
     __m512 d[4][4]; /* the loops are unrolled so that these stay in registers */
     if (tx + len <= (W + 1) / 2) { /* one tile row */
         const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -164,10 +164,10 @@ INLINE void out_store(float *row, __mmask16 mask, __m512 value, __m512 vb, __m51
     _mm512_mask_storeu_ps(row, mask, value);
 }
 
-TARGET static void out_run(float *o, int H, int W, const float *m, size_t xs, int ty, int tx, int len, float bias,
-                           float bias2, int accumulate) {
+TARGET static void out_run(float *o, size_t istride, int H, int W, const float *m, size_t xs, int ty, int tx, int len,
+                           float bias, const float *bias2, size_t b2stride, int accumulate) {
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512 vb = _mm512_set1_ps(bias), vb2 = _mm512_set1_ps(bias2);
+    const __m512 vb = _mm512_set1_ps(bias), vb2 = _mm512_set1_ps(bias2 ? bias2[0] : 0.0f); /* a run in one image */
     __m512 y[2][2];
     out_core(y, m, xs, len);
     if (tx + len <= (W + 1) / 2) { /* one tile row: interleaved back into a row of 2·len outputs */
@@ -198,7 +198,7 @@ TARGET static void out_run(float *o, int H, int W, const float *m, size_t xs, in
     }
 }
 
-TARGET static void grad_run(float *z, size_t xs, const float *dy, int H, int W, int ty, int tx, int len) {
+TARGET static void grad_run(float *z, size_t xs, const float *dy, size_t istride, int H, int W, int ty, int tx, int len) {
     const __mmask16 mask = first(len);
     __m512 y[2][2];
     if (tx + len <= (W + 1) / 2) { /* one tile row */
@@ -482,5 +482,5 @@ TARGET static void dw4(float *dw, const float *u, size_t n, int count) {
         for (int r = 0; r < 9; r++) dw[9 * c + r] += res[r][c];
 }
 
-const dfs_wg_impl dfs_wg_avx512 = {"avx512", in_run, out_run, grad_run, in4_run, out4_run, weights4, grad4_run, dw4};
+const dfs_wg_impl dfs_wg_avx512 = {"avx512", in_run, in4_run, out_run, out4_run, grad_run, grad4_run, weights4, dw4};
 #endif
