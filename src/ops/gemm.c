@@ -150,16 +150,17 @@ static void pack_b(const dfs_gemm_impl *g, float *dst, int NR, const float *b, s
         for (int j = cols; j < NR; j++) dst[(size_t)k * NR + j] = 0.0f;
 }
 
-/* Tile t of C: rows [m0, m0+chunk) of strip j0. A chunk of more than CHUNK_M rows needs A read
- * in place (a_cs = 1). */
-static void gemm_tile(const dfs_gemm_impl *g, long t, int n_strips, int chunk, int M, int N, int K, const float *a,
-                      size_t a_rs, size_t a_cs, const float *b, size_t b_rs, size_t b_cs, float *c, size_t ldc) {
+/* Tile t of C: rows [m0, m0+chunk) of strips [s0, s0+spt) (spt strips a tile, the last tile's
+ * fewer). A chunk of more than CHUNK_M rows needs A read in place (a_cs = 1); a packed A block
+ * serves every strip of the tile. */
+static void gemm_tile(const dfs_gemm_impl *g, long t, int n_groups, int spt, int chunk, int M, int N, int K,
+                      const float *a, size_t a_rs, size_t a_cs, const float *b, size_t b_rs, size_t b_cs, float *c,
+                      size_t ldc) {
     static _Thread_local _Alignas(64) float bp[DFS_GEMM_KC * MAX_NR], ap[CHUNK_M * DFS_GEMM_KC];
-    const int NR = g->nr, m0 = (int)(t / n_strips) * chunk, j0 = (int)(t % n_strips) * NR;
-    const int rows = M - m0 < chunk ? M - m0 : chunk, cols = N - j0 < NR ? N - j0 : NR;
+    const int NR = g->nr, m0 = (int)(t / n_groups) * chunk, j_begin = (int)(t % n_groups) * spt * NR;
+    const int rows = M - m0 < chunk ? M - m0 : chunk, j_end = N - j_begin < spt * NR ? N : j_begin + spt * NR;
     for (int k0 = 0; k0 < K; k0 += DFS_GEMM_KC) {
         const int kc = K - k0 < DFS_GEMM_KC ? K - k0 : DFS_GEMM_KC;
-        pack_b(g, bp, NR, b, b_rs, b_cs, k0, kc, j0, cols);
         const float *ar = a + (size_t)m0 * a_rs + (size_t)k0 * a_cs;
         size_t lda = a_rs;
         if (a_cs != 1) {
@@ -171,39 +172,53 @@ static void gemm_tile(const dfs_gemm_impl *g, long t, int n_strips, int chunk, i
             ar = ap;
             lda = DFS_GEMM_KC;
         }
-        for (int i0 = 0; i0 < rows; i0 += DFS_GEMM_MR) {
-            const int mr = rows - i0 < DFS_GEMM_MR ? rows - i0 : DFS_GEMM_MR;
-            g->kernel(kc, ar + (size_t)i0 * lda, lda, bp, (size_t)NR, c + (size_t)(m0 + i0) * ldc + j0, ldc, mr, cols, 1);
+        for (int j0 = j_begin; j0 < j_end; j0 += NR) {
+            const int cols = j_end - j0 < NR ? j_end - j0 : NR;
+            pack_b(g, bp, NR, b, b_rs, b_cs, k0, kc, j0, cols);
+            for (int i0 = 0; i0 < rows; i0 += DFS_GEMM_MR) {
+                const int mr = rows - i0 < DFS_GEMM_MR ? rows - i0 : DFS_GEMM_MR;
+                g->kernel(kc, ar + (size_t)i0 * lda, lda, bp, (size_t)NR, c + (size_t)(m0 + i0) * ldc + j0, ldc, mr, cols,
+                          1);
+            }
         }
     }
 }
 
-/* With A read in place, tiles are as tall as sharing them out allows (at least two per thread):
- * each packs its B panels once for all its rows instead of once per CHUNK_M rows. */
+/* With A read in place, tiles are one strip wide and as tall as sharing them out allows (at least
+ * two per thread): each packs its B panels once for all its rows instead of once per CHUNK_M rows.
+ * A packed A (a_cs != 1) is packed once for as many strips as sharing out allows, all of them when
+ * there are chunks enough for the threads: the dense layer's weight gradient (A = dYᵀ) packed
+ * once instead of once per strip. */
 void dfs_gemm(int M, int N, int K, const float *a, size_t a_rs, size_t a_cs, const float *b, size_t b_rs,
               size_t b_cs, float *c, size_t ldc) {
     const dfs_gemm_impl *g = dfs_gemm_best();
-    const int n_strips = (N + g->nr - 1) / g->nr;
-    int chunk = CHUNK_M;
+    const int n_strips = (N + g->nr - 1) / g->nr, threads = dfs_ops_max_threads();
+    int chunk = CHUNK_M, spt = 1;
     if (a_cs == 1) {
         int parts = 1;
-        while (parts * n_strips < 2 * dfs_ops_max_threads() && parts < M) parts++;
+        while (parts * n_strips < 2 * threads && parts < M) parts++;
         chunk = (M + parts - 1) / parts;
         chunk = (chunk + DFS_GEMM_MR - 1) / DFS_GEMM_MR * DFS_GEMM_MR;
+    } else {
+        const int n_chunks = (M + CHUNK_M - 1) / CHUNK_M;
+        int groups = 1;
+        while (n_chunks * groups < threads && groups < n_strips) groups++;
+        spt = (n_strips + groups - 1) / groups;
     }
-    const int n_chunks = (M + chunk - 1) / chunk;
+    const int n_chunks = (M + chunk - 1) / chunk, n_groups = (n_strips + spt - 1) / spt;
     DFS_ASSERT(g->nr <= MAX_NR);
     if (M <= 0 || N <= 0 || K <= 0) return;
 #pragma omp parallel for schedule(static)
-    for (long t = 0; t < (long)n_chunks * n_strips; t++)
-        gemm_tile(g, t, n_strips, chunk, M, N, K, a, a_rs, a_cs, b, b_rs, b_cs, c, ldc);
+    for (long t = 0; t < (long)n_chunks * n_groups; t++)
+        gemm_tile(g, t, n_groups, spt, chunk, M, N, K, a, a_rs, a_cs, b, b_rs, b_cs, c, ldc);
 }
 
 void dfs_gemm_1t(int M, int N, int K, const float *a, size_t a_rs, size_t a_cs, const float *b, size_t b_rs,
                  size_t b_cs, float *c, size_t ldc) {
     const dfs_gemm_impl *g = dfs_gemm_best();
     const int n_strips = (N + g->nr - 1) / g->nr, n_chunks = (M + CHUNK_M - 1) / CHUNK_M;
+    const int spt = a_cs == 1 ? 1 : n_strips, n_groups = (n_strips + spt - 1) / spt;
     if (M <= 0 || N <= 0 || K <= 0) return;
-    for (long t = 0; t < (long)n_chunks * n_strips; t++)
-        gemm_tile(g, t, n_strips, CHUNK_M, M, N, K, a, a_rs, a_cs, b, b_rs, b_cs, c, ldc);
+    for (long t = 0; t < (long)n_chunks * n_groups; t++)
+        gemm_tile(g, t, n_groups, spt, CHUNK_M, M, N, K, a, a_rs, a_cs, b, b_rs, b_cs, c, ldc);
 }
