@@ -240,10 +240,11 @@ static void check_bf16(void) {
     tiny_close(&c);
 }
 
-/* Batches large enough for F(4×4, 3×3) at the 7×7 level (winograd.h): the fashion fixture's two
+/* Batches large enough for F(4×4, 3×3) at every level (winograd.h): the fashion fixture's two
  * images 16 times each. Every copy gives the same bits, within 1e-4 of diffusers (its error is
  * printed with DFS_TEST_VERBOSE); the batch of 2 between (a new plan, prepared again for
- * F(2×2, 3×3)) matches diffusers too, and the batch of 32 after it gives the same bits as before. */
+ * F(2×2, 3×3) at 14×14 and 7×7) matches diffusers too, and the batch of 32 after it gives the
+ * same bits as before. */
 static void check_small_image_tiles(dfs_ctx *ctx) {
     const char *dir = "tests/fixtures/unet/fashion/cases/b2_int_t10_t999";
     dfs_model_params mp;
@@ -261,7 +262,9 @@ static void check_small_image_tiles(dfs_ctx *ctx) {
     enum { COPIES = 16, B = 2 * COPIES };
     const int H = (int)x.shape[2], W = (int)x.shape[3];
     const size_t img = x.numel / 2;
-    TEST_CHECK(dfs_winograd_tile(B, 64, 64, 7, 7, 0) == 4 && dfs_winograd_tile(2, 64, 64, 7, 7, 0) == 2 && H == 28 && W == 28);
+    TEST_CHECK(dfs_winograd_tile(B, 64, 64, 7, 7, 0) == 4 && dfs_winograd_tile(B, 64, 64, 14, 14, 0) == 4 &&
+               dfs_winograd_tile(2, 64, 64, 7, 7, 0) == 2 && dfs_winograd_tile(2, 64, 64, 14, 14, 0) == 2 && H == 28 &&
+               W == 28);
     float *xs = dfs_malloc(B * img * sizeof(float)), *o1 = dfs_malloc(B * img * sizeof(float));
     float *o2 = dfs_malloc(B * img * sizeof(float)), *o3 = dfs_malloc(2 * img * sizeof(float)), ts[B];
     for (int b = 0; b < B; b++) {

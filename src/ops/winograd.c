@@ -15,8 +15,8 @@
  * same bits whatever the thread count. The tile transforms work on runs of up
  * to 16 neighbouring tiles of one image (several tile rows of a narrow one, winograd.h),
  * vectorised where the CPU allows; every version does the same additions in the same order.
- * Small images in large enough batches take F(4×4, 3×3) instead (dfs_winograd_tile): the same
- * driver with 36 GEMMs of 6×6 tiles, whose runs go on into the next images. */
+ * Images of up to 32×32 in large enough batches take F(4×4, 3×3) instead (dfs_winograd_tile):
+ * the same driver with 36 GEMMs of 6×6 tiles, whose runs go on into the next images. */
 #include <limits.h>
 #include <string.h>
 
@@ -47,13 +47,14 @@ static int nx_of(int m) { return (m + 2) * (m + 2); }
 size_t dfs_winograd_weights_floats(int C, int OC, int m) { return (size_t)nx_of(m) * u_slab(C, OC); }
 
 /* F(4×4, 3×3) needs 36/16 transformed values per output where F(2×2, 3×3) needs 16/4: 1.78×
- * fewer products, and a smaller V. Its rounding errors are larger, so it is kept to small images
- * (at most WG4_SIDE on a side), where F(2×2, 3×3) also wastes the most (a 7×7 image takes 4×4
- * tiles of 2×2 outputs, 8×8 in all): there the UNets' outputs stay as close to the exact ones as
- * with the direct sum (docs/performance.md). Below WG4_TILES tiles, too few to fill the kernel's
- * strips, F(2×2, 3×3) is faster. (Its vector transforms index a run's planes, up to 17 images'
- * worth, in 32 bits.) */
-#define WG4_SIDE 8
+ * fewer products, and fewer tiles to transform. Up to WG4_SIDE on a side that makes whole 3×3
+ * layers 1.2–1.6× faster (the UNets' 7×7 to 32×32 levels, forward and both gradients); on larger
+ * images, whose F(2×2, 3×3) products already dominate, it gains nothing. Its rounding errors are
+ * larger: a UNet's output moves about 2–3 times as far from the exact one as with torch's direct
+ * sums, a few millionths of its scale (docs/performance.md). Below WG4_TILES tiles, too few to
+ * fill the kernel's strips, F(2×2, 3×3) is faster. (Its vector transforms index a run's planes,
+ * up to 17 images' worth, in 32 bits.) */
+#define WG4_SIDE 32
 #define WG4_TILES 64
 
 int dfs_winograd_tile(int B, int C, int OC, int H, int W, int bf16) {
