@@ -77,11 +77,14 @@ static int winograd4_impls_agree(const dfs_wg_impl **impls, int n) {
                                     {0, -2, -1, 2, 1, 0},     {0, 0.5, -1, -0.5, 1, 0}, {0, 1, -1.5, -2, 1.5, 1}};
     static const double AT[4][6] = {{1, 1, 1, 1, 1, 0}, {0, -1, 1, 0.5, -2, 0}, {0, 1, 1, 0.25, 4, 0}, {0, -1, 1, 0.125, -8, 1}};
     const size_t xs = 20;
-    const int sizes[][2] = {{1, 1}, {2, 3}, {4, 4}, {7, 7}, {8, 5}, {3, 8}, {6, 6}, {8, 8}};
+    /* up to 8 wide: gathered lanes; 9 and wider: by segments, one or more a tile row */
+    const int sizes[][2] = {{1, 1},  {2, 3},   {4, 4},   {7, 7},   {8, 5},   {3, 8},   {6, 6},   {8, 8},   {9, 9},
+                            {7, 12}, {13, 11}, {14, 14}, {16, 16}, {5, 28}, {28, 28}, {29, 30}, {3, 32}, {32, 32}};
+    enum { NS = sizeof sizes / sizeof sizes[0], NB = 3 * (32 * 32 + 5) }; /* a run spans at most 3 of the largest */
     float v0[36 * 20], v1[36 * 20], *m = rand_buf(36 * xs, 1), *b2 = rand_buf(40, 1);
-    float *p = rand_buf(20 * 70, 1), *o0 = rand_buf(20 * 70, 1), *o1 = rand_buf(20 * 70, 1);
+    float *p = rand_buf(NB, 1), *o0 = rand_buf(NB, 1), *o1 = rand_buf(NB, 1);
     int same = 1, right = 1, runs = 0;
-    for (int si = 0; si < 8; si++) {
+    for (int si = 0; si < NS; si++) {
         const int H = sizes[si][0], W = sizes[si][1], TW = (W + 3) / 4, T = (H + 3) / 4 * TW;
         const size_t is = (size_t)H * W + 5; /* images 5 floats apart */
         for (int t0 = 0; t0 < T; t0++)
@@ -98,15 +101,15 @@ static int winograd4_impls_agree(const dfs_wg_impl **impls, int n) {
                     impls[k]->grad4_run(v1, xs, p, is, H, W, ty, tx, len);
                     same &= memcmp(v0, v1, sizeof v0) == 0;
                     for (int acc = 0; acc <= 3; acc++) {
-                        for (int i = 0; i < 20 * 70; i++) o0[i] = o1[i] = (float)i * 0.25f;
+                        for (int i = 0; i < NB; i++) o0[i] = o1[i] = (float)i * 0.25f;
                         impls[n - 1]->out4_run(o0, is, H, W, m, xs, ty, tx, len, 0.5f, acc & 2 ? b2 : NULL, 2, acc & 1);
                         impls[k]->out4_run(o1, is, H, W, m, xs, ty, tx, len, 0.5f, acc & 2 ? b2 : NULL, 2, acc & 1);
-                        same &= memcmp(o0, o1, sizeof(float) * 20 * 70) == 0;
+                        same &= memcmp(o0, o1, sizeof(float) * NB) == 0;
                     }
                 }
                 impls[n - 1]->grad4_run(v1, xs, p, is, H, W, ty, tx, len);
                 impls[n - 1]->in4_run(v0, xs, p, is, H, W, ty, tx, len);
-                for (int i = 0; i < 20 * 70; i++) o0[i] = -1.0f;
+                for (int i = 0; i < NB; i++) o0[i] = -1.0f;
                 impls[n - 1]->out4_run(o0, is, H, W, m, xs, ty, tx, len, 0.0f, NULL, 0, 0);
                 int written = 0;
                 for (int j = 0; j < len; j++) {
@@ -147,7 +150,7 @@ static int winograd4_impls_agree(const dfs_wg_impl **impls, int n) {
                             written++;
                         }
                 }
-                for (int i = 0; i < 20 * 70; i++) written -= o0[i] != -1.0f;
+                for (int i = 0; i < NB; i++) written -= o0[i] != -1.0f;
                 right &= written == 0; /* nothing outside the run's blocks */
             }
     }

@@ -244,9 +244,10 @@ TARGET static void grad_run(float *z, size_t xs, const float *dy, size_t istride
 
 /* F(4×4, 3×3) (winograd.h): lane l is tile t = ty·TW + tx + l counted from the run's first image,
  * which may lie in a later image: its image q, tile row y and column x come from products by
- * ⌈2¹⁶/T⌉ and ⌈2¹⁶/TW⌉ and a shift, exact while (T + 16)·T < 2¹⁶ (images of up to 32 × 32 here:
- * winograd.c takes F(4×4, 3×3) for at most 8 × 8). Its values are gathered from their planes (and
- * the outputs scattered): the same operations in the same order as the portable version. */
+ * ⌈2¹⁶/T⌉ and ⌈2¹⁶/TW⌉ and a shift, exact while (T + 16)·T < 2¹⁶ (images of up to 32 × 32, the
+ * largest that winograd.c gives F(4×4, 3×3)). Images of fewer than three tiles a row (at most 8
+ * wide) have their values gathered from their planes (and the outputs scattered); wider ones go
+ * by segments (below). Either way the same operations in the same order as the portable version. */
 typedef struct geom4 {
     __m512i q, y, x;
 } geom4;
@@ -310,11 +311,9 @@ INLINE void gather_block(__m512 *d, int n, int off, const float *plane, size_t i
     }
 }
 
-TARGET static void in4_run(float *v, size_t xs, const float *plane, size_t istride, int H, int W, int ty, int tx,
-                           int len) {
-    const __mmask16 live = first(len);
-    __m512 d[36], e[36];
-    gather_block(d, 6, -1, plane, istride, H, W, geom4_of(H, W, ty, tx), live);
+/* V = Bᵀ d B from the 36 vectors of d, stored for the live lanes. */
+INLINE void in4_finish(float *v, size_t xs, const __m512 *d, __mmask16 live) {
+    __m512 e[36];
 #pragma GCC unroll 6
     for (int k = 0; k < 6; k++) bt6v(e + k, 6, d + k, 6); /* Bᵀ d */
 #pragma GCC unroll 6
@@ -326,15 +325,29 @@ TARGET static void in4_run(float *v, size_t xs, const float *plane, size_t istri
     }
 }
 
-TARGET static void out4_run(float *o, size_t istride, int H, int W, const float *m, size_t xs, int ty, int tx, int len,
-                            float bias, const float *bias2, size_t b2stride, int accumulate) {
-    const geom4 g = geom4_of(H, W, ty, tx);
+TARGET static void in4_gather(float *v, size_t xs, const float *plane, size_t istride, int H, int W, int ty, int tx,
+                              int len) {
     const __mmask16 live = first(len);
-    __m512 a[36], s[24], y[4];
+    __m512 d[36];
+    gather_block(d, 6, -1, plane, istride, H, W, geom4_of(H, W, ty, tx), live);
+    in4_finish(v, xs, d, live);
+}
+
+/* s = Aᵀ M (4 × 6 vectors) from the live lanes of the 36 rows of m. */
+INLINE void out4_start(__m512 *s, const float *m, size_t xs, __mmask16 live) {
+    __m512 a[36];
 #pragma GCC unroll 36
     for (int x = 0; x < 36; x++) a[x] = _mm512_maskz_loadu_ps(live, m + x * xs);
 #pragma GCC unroll 6
-    for (int k = 0; k < 6; k++) at6v(s + k, 6, a + k, 6); /* Aᵀ M */
+    for (int k = 0; k < 6; k++) at6v(s + k, 6, a + k, 6);
+}
+
+TARGET static void out4_scatter(float *o, size_t istride, int H, int W, const float *m, size_t xs, int ty, int tx,
+                                int len, float bias, const float *bias2, size_t b2stride, int accumulate) {
+    const geom4 g = geom4_of(H, W, ty, tx);
+    const __mmask16 live = first(len);
+    __m512 s[24], y[4];
+    out4_start(s, m, xs, live); /* Aᵀ M */
     const __m512 vb = _mm512_set1_ps(bias);
     const __m512 vb2 = bias2 ? _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live,
                                                         _mm512_mullo_epi32(g.q, _mm512_set1_epi32((int)b2stride)), bias2, 4)
@@ -368,10 +381,9 @@ INLINE void a6v(__m512 *z, size_t zs, const __m512 *y, size_t ys) {
     z[5 * zs] = y3;
 }
 
-TARGET static void grad4_run(float *z, size_t xs, const float *dy, size_t istride, int H, int W, int ty, int tx, int len) {
-    const __mmask16 live = first(len);
-    __m512 y[16], t[24];
-    gather_block(y, 4, 0, dy, istride, H, W, geom4_of(H, W, ty, tx), live);
+/* Z = A dY Aᵀ from the 16 vectors of dY, stored for the live lanes. */
+INLINE void grad4_finish(float *z, size_t xs, const __m512 *y, __mmask16 live) {
+    __m512 t[24];
 #pragma GCC unroll 4
     for (int k = 0; k < 4; k++) a6v(t + k, 4, y + k, 4); /* A dY */
 #pragma GCC unroll 6
@@ -380,6 +392,142 @@ TARGET static void grad4_run(float *z, size_t xs, const float *dy, size_t istrid
         a6v(r, 1, t + 4 * i, 1);
 #pragma GCC unroll 6
         for (int k = 0; k < 6; k++) _mm512_mask_storeu_ps(z + (6 * i + k) * xs, live, r[k]);
+    }
+}
+
+TARGET static void grad4_gather(float *z, size_t xs, const float *dy, size_t istride, int H, int W, int ty, int tx,
+                                int len) {
+    const __mmask16 live = first(len);
+    __m512 y[16];
+    gather_block(y, 4, 0, dy, istride, H, W, geom4_of(H, W, ty, tx), live);
+    grad4_finish(z, xs, y, live);
+}
+
+/* Runs over images of three or more tiles a row go by segments: the pieces of the run in one tile
+ * row of one image, of at most SEG_TILES tiles, whose rows span at most 4·7 + 2 = 30 columns, two
+ * loads. A segment's tiles are lanes j .. j + n − 1; each of its rows is loaded once and every
+ * lane's values picked out of the two loads by a permute (the tile's columns are 4 apart), and
+ * each output row is interleaved from the four column vectors by permutes and stored whole. */
+#define SEG_TILES 7
+
+typedef struct seg {
+    int j, n, q, y, x; /* first lane, tiles, image (from the run's first), tile row, tile column */
+} seg;
+
+static int segments_of(seg *sg, int H, int W, int ty, int tx, int len) {
+    const int TW = (W + 3) / 4, TH = (H + 3) / 4;
+    int n = 0, q = 0, y = ty, x = tx;
+    for (int j = 0; j < len;) {
+        int k = TW - x < len - j ? TW - x : len - j;
+        if (k > SEG_TILES) k = SEG_TILES;
+        sg[n++] = (seg){j, k, q, y, x};
+        j += k, x += k;
+        if (x == TW) {
+            x = 0;
+            if (++y == TH) y = 0, q++;
+        }
+    }
+    return n;
+}
+
+/* Lane l of the result: 4·(l − j) for the segment's lanes (the others are not used). */
+INLINE __m512i seg_columns(int j) {
+    return _mm512_sub_epi32(_mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 60),
+                            _mm512_set1_epi32(4 * j));
+}
+
+INLINE __mmask16 seg_lanes(const seg *g) { return (__mmask16)(first(g->j + g->n) & ~first(g->j)); }
+
+/* d[n·i + k] (n = 6 from column off = −1, n = 4 from column 0) for the segment's lanes: pixel
+ * (4y + off + i, 4x + off + k) of its image; rows outside the image leave d as it is. */
+INLINE void seg_rows(__m512 *d, int n, int off, const seg *g, const float *plane, size_t istride, int H, int W) {
+    const __mmask16 lanes = seg_lanes(g);
+    const __m512i cols = seg_columns(g->j);
+    const int c0 = 4 * g->x + off;
+    const __mmask16 m0 = inside(c0, W), m1 = inside(c0 + 16, W);
+    const float *img = plane + (size_t)g->q * istride;
+#pragma GCC unroll 6
+    for (int i = 0; i < n; i++) {
+        const int y = 4 * g->y + off + i;
+        if (y < 0 || y >= H) continue;
+        const float *r = img + ((ptrdiff_t)y * W + c0);
+        const __m512 lo = _mm512_maskz_loadu_ps(m0, r), hi = _mm512_maskz_loadu_ps(m1, r + 16);
+#pragma GCC unroll 6
+        for (int k = 0; k < n; k++)
+            d[n * i + k] = _mm512_mask_mov_ps(d[n * i + k], lanes,
+                                              _mm512_permutex2var_ps(lo, _mm512_add_epi32(cols, _mm512_set1_epi32(k)), hi));
+    }
+}
+
+TARGET static void in4_run(float *v, size_t xs, const float *plane, size_t istride, int H, int W, int ty, int tx, int len) {
+    if ((W + 3) / 4 < 3) {
+        in4_gather(v, xs, plane, istride, H, W, ty, tx, len);
+        return;
+    }
+    seg sg[16];
+    const int ns = segments_of(sg, H, W, ty, tx, len);
+    __m512 d[36];
+#pragma GCC unroll 36
+    for (int x = 0; x < 36; x++) d[x] = _mm512_setzero_ps();
+    for (int i = 0; i < ns; i++) seg_rows(d, 6, -1, &sg[i], plane, istride, H, W);
+    in4_finish(v, xs, d, first(len));
+}
+
+TARGET static void grad4_run(float *z, size_t xs, const float *dy, size_t istride, int H, int W, int ty, int tx, int len) {
+    if ((W + 3) / 4 < 3) {
+        grad4_gather(z, xs, dy, istride, H, W, ty, tx, len);
+        return;
+    }
+    seg sg[16];
+    const int ns = segments_of(sg, H, W, ty, tx, len);
+    __m512 y[16];
+#pragma GCC unroll 16
+    for (int x = 0; x < 16; x++) y[x] = _mm512_setzero_ps();
+    for (int i = 0; i < ns; i++) seg_rows(y, 4, 0, &sg[i], dy, istride, H, W);
+    grad4_finish(z, xs, y, first(len));
+}
+
+TARGET static void out4_run(float *o, size_t istride, int H, int W, const float *m, size_t xs, int ty, int tx, int len,
+                            float bias, const float *bias2, size_t b2stride, int accumulate) {
+    if ((W + 3) / 4 < 3) {
+        out4_scatter(o, istride, H, W, m, xs, ty, tx, len, bias, bias2, b2stride, accumulate);
+        return;
+    }
+    seg sg[16];
+    const int ns = segments_of(sg, H, W, ty, tx, len);
+    __m512 s[24], y[16];
+    out4_start(s, m, xs, first(len)); /* Aᵀ M */
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) at6v(y + 4 * r, 1, s + 6 * r, 1); /* (Aᵀ M) A: y[4r + c], row r, column c */
+    /* output column e of a segment's row is column e mod 4 of lane j + e/4: from the first
+     * source of a permute for even e mod 4, the second for odd; columns e mod 4 >= 2 from the
+     * pair (y[4r + 2], y[4r + 3]) */
+    const __m512i pick = _mm512_setr_epi32(0, 16, 0, 16, 1, 17, 1, 17, 2, 18, 2, 18, 3, 19, 3, 19);
+    const __m512 vb = _mm512_set1_ps(bias);
+    for (int i = 0; i < ns; i++) {
+        const seg *g = &sg[i];
+        const __m512 vb2 = _mm512_set1_ps(bias2 ? bias2[(size_t)g->q * b2stride] : 0.0f);
+        const int c0 = 4 * g->x, cols = W - c0 < 4 * g->n ? W - c0 : 4 * g->n;
+        const __mmask16 m0 = first(cols), m1 = first(cols - 16 > 0 ? cols - 16 : 0);
+        const __m512i lo_idx = _mm512_add_epi32(pick, _mm512_set1_epi32(g->j)), hi_idx = _mm512_add_epi32(lo_idx, _mm512_set1_epi32(4));
+        float *img = o + (size_t)g->q * istride;
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            const int row = 4 * g->y + r;
+            if (row >= H) break;
+            float *dst = img + (size_t)row * W + c0;
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                const __mmask16 mask = h ? m1 : m0;
+                if (!mask) continue;
+                const __m512i idx = h ? hi_idx : lo_idx;
+                const __m512 v01 = _mm512_permutex2var_ps(y[4 * r], idx, y[4 * r + 1]);
+                const __m512 v23 = _mm512_permutex2var_ps(y[4 * r + 2], idx, y[4 * r + 3]);
+                __m512 val = ADD(ADD(_mm512_mask_blend_ps(0xCCCC, v01, v23), vb), vb2);
+                if (accumulate) val = ADD(_mm512_maskz_loadu_ps(mask, dst + 16 * h), val);
+                _mm512_mask_storeu_ps(dst + 16 * h, mask, val);
+            }
+        }
     }
 }
 
