@@ -78,8 +78,9 @@ static int winograd4_impls_agree(const dfs_wg_impl **impls, int n) {
     static const double AT[4][6] = {{1, 1, 1, 1, 1, 0}, {0, -1, 1, 0.5, -2, 0}, {0, 1, 1, 0.25, 4, 0}, {0, -1, 1, 0.125, -8, 1}};
     const size_t xs = 20;
     /* up to 8 wide: gathered lanes; 9 and wider: by segments, one or more a tile row */
-    const int sizes[][2] = {{1, 1},  {2, 3},   {4, 4},   {7, 7},   {8, 5},   {3, 8},   {6, 6},   {8, 8},   {9, 9},
-                            {7, 12}, {13, 11}, {14, 14}, {16, 16}, {5, 28}, {28, 28}, {29, 30}, {3, 32}, {32, 32}};
+    const int sizes[][2] = {{1, 1},  {2, 3},  {4, 4},   {7, 7},   {8, 5},   {3, 8},   {6, 6},   {8, 8},
+                            {9, 1},  {16, 4}, {12, 3},  {29, 7},  {32, 8},  {9, 9},   {7, 12},  {13, 11},
+                            {14, 14}, {16, 16}, {5, 28}, {28, 28}, {29, 30}, {3, 32}, {32, 32}};
     enum { NS = sizeof sizes / sizeof sizes[0], NB = 3 * (32 * 32 + 5) }; /* a run spans at most 3 of the largest */
     float v0[36 * 20], v1[36 * 20], *m = rand_buf(36 * xs, 1), *b2 = rand_buf(40, 1);
     float *p = rand_buf(NB, 1), *o0 = rand_buf(NB, 1), *o1 = rand_buf(NB, 1);
