@@ -459,17 +459,22 @@ INLINE void seg_rows(__m512 *d, int n, int off, const seg *g, const float *plane
     }
 }
 
+/* d[n·i + k] for every lane of a run, segment by segment (zero outside the image and past len). */
+INLINE void seg_block(__m512 *d, int n, int off, const float *plane, size_t istride, int H, int W, int ty, int tx, int len) {
+    seg sg[16];
+    const int ns = segments_of(sg, H, W, ty, tx, len);
+#pragma GCC unroll 36
+    for (int x = 0; x < n * n; x++) d[x] = _mm512_setzero_ps();
+    for (int i = 0; i < ns; i++) seg_rows(d, n, off, &sg[i], plane, istride, H, W);
+}
+
 TARGET static void in4_run(float *v, size_t xs, const float *plane, size_t istride, int H, int W, int ty, int tx, int len) {
     if ((W + 3) / 4 < 3) {
         in4_gather(v, xs, plane, istride, H, W, ty, tx, len);
         return;
     }
-    seg sg[16];
-    const int ns = segments_of(sg, H, W, ty, tx, len);
     __m512 d[36];
-#pragma GCC unroll 36
-    for (int x = 0; x < 36; x++) d[x] = _mm512_setzero_ps();
-    for (int i = 0; i < ns; i++) seg_rows(d, 6, -1, &sg[i], plane, istride, H, W);
+    seg_block(d, 6, -1, plane, istride, H, W, ty, tx, len);
     in4_finish(v, xs, d, first(len));
 }
 
@@ -478,12 +483,8 @@ TARGET static void grad4_run(float *z, size_t xs, const float *dy, size_t istrid
         grad4_gather(z, xs, dy, istride, H, W, ty, tx, len);
         return;
     }
-    seg sg[16];
-    const int ns = segments_of(sg, H, W, ty, tx, len);
     __m512 y[16];
-#pragma GCC unroll 16
-    for (int x = 0; x < 16; x++) y[x] = _mm512_setzero_ps();
-    for (int i = 0; i < ns; i++) seg_rows(y, 4, 0, &sg[i], dy, istride, H, W);
+    seg_block(y, 4, 0, dy, istride, H, W, ty, tx, len);
     grad4_finish(z, xs, y, first(len));
 }
 
