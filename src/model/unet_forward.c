@@ -125,11 +125,13 @@ static void release(run *r, size_t mark) {
 }
 
 /* A convolution into a new tensor; in inference also with the (B, out) rows at arena offset temb
- * added per image (NO_TEMB: none) and/or added onto *acc instead of stored in a new tensor. */
+ * added per image (NO_TEMB: none), and/or into *dst instead of a new tensor: stored there, or added
+ * onto it when acc is set. */
 #define NO_TEMB ((size_t)-1)
-static ten conv_into(run *r, const dfs_conv *c, ten in, int stride, int pad, int OH, int OW, size_t temb, const ten *acc) {
-    DFS_ASSERT(!r->train || (temb == NO_TEMB && !acc));
-    ten out = acc ? *acc : push(r, c->out, OH, OW);
+static ten conv_into(run *r, const dfs_conv *c, ten in, int stride, int pad, int OH, int OW, size_t temb, const ten *dst,
+                     int acc) {
+    DFS_ASSERT(!r->train || (temb == NO_TEMB && !dst));
+    ten out = dst ? *dst : push(r, c->out, OH, OW);
     r->flops += 2.0 * r->B * c->out * OH * OW * (double)c->in * c->k * c->k;
     const size_t mark = r->top, ws = push_raw(r, dfs_conv2d_workspace(r->B, c->in, c->out, c->k, c->k, stride, OH, OW));
     r->top = mark; /* pure scratch */
@@ -147,13 +149,13 @@ static ten conv_into(run *r, const dfs_conv *c, ten in, int stride, int pad, int
         }
         dfs_conv2d_forward_prepared(A(r, out), at(r, ws), A(r, in), W(r, c->w), prep, W(r, c->b),
                                     temb == NO_TEMB ? NULL : at(r, temb), r->B, c->in, in.H, in.W, c->out, c->k, c->k, stride,
-                                    pad, pad, OH, OW, prep && r->bf16, acc != NULL);
+                                    pad, pad, OH, OW, prep && r->bf16, acc);
     }
     return out;
 }
 
 static ten conv(run *r, const dfs_conv *c, ten in, int stride, int pad, int OH, int OW) {
-    return conv_into(r, c, in, stride, pad, OH, OW, NO_TEMB, NULL);
+    return conv_into(r, c, in, stride, pad, OH, OW, NO_TEMB, NULL, 0);
 }
 
 static ten act(run *r, ten in, dfs_act a) {
@@ -210,15 +212,20 @@ static ten resample(run *r, ten in, int up) {
 
 /* ResnetBlock2D. temb_act: act_fn(emb), (B, temb). In inference the time embedding is added by
  * conv1 as it stores its output, and a block with a shortcut convolution and an output scale of 1
- * computes the shortcut first, at the block's place on the stack, and lets conv2 add onto it (the
- * same sums as adding the two afterwards); then, if x is the caller's temporary (x_temp: the up
- * path's concatenation), nothing reads x after norm1, which runs in place. */
-static ten resnet(run *r, const dfs_resnet *p, ten x, size_t temb_act, int x_temp) {
+ * computes the shortcut first, at the block's place on the stack (or at out_at, free room below x
+ * the caller gives: NO_OUT for none), and lets conv2 add onto it (the same sums as adding the two
+ * afterwards); then, if x is the caller's temporary (x_temp: the up path's concatenation), nothing
+ * reads x after norm1, which runs in place. */
+#define NO_OUT ((size_t)-1)
+static ten resnet(run *r, const dfs_resnet *p, ten x, size_t temb_act, int x_temp, size_t out_at) {
     const dfs_unet_config *cfg = &r->u->cfg;
     const size_t mark = r->top;
     const int onto = !r->train && p->has_shortcut && p->out_scale == 1.0f && !p->up && !p->down;
     const int temb_in_conv = !r->train && !cfg->scale_shift;
-    const ten sc = onto ? conv(r, &p->shortcut, x, 1, 0, x.H, x.W) : x;
+    const ten at_out = {out_at, p->shortcut.out, x.H, x.W};
+    const ten sc = !onto ? x
+                   : out_at != NO_OUT ? conv_into(r, &p->shortcut, x, 1, 0, x.H, x.W, NO_TEMB, &at_out, 0)
+                                      : conv(r, &p->shortcut, x, 1, 0, x.H, x.W);
     ten h = groupnorm(r, &p->norm1, x, cfg->act_fn, onto && x_temp);
     ten xs = x;
     if (p->up || p->down) {
@@ -226,7 +233,7 @@ static ten resnet(run *r, const dfs_resnet *p, ten x, size_t temb_act, int x_tem
         h = resample(r, h, p->up);
     }
     size_t t = temb_in_conv ? linear(r, &p->temb, temb_act, r->B) : NO_TEMB;
-    ten c1 = conv_into(r, &p->conv1, h, 1, 1, h.H, h.W, t, NULL);
+    ten c1 = conv_into(r, &p->conv1, h, 1, 1, h.H, h.W, t, NULL, 0);
     if (!temb_in_conv) t = linear(r, &p->temb, temb_act, r->B);
     if (cfg->scale_shift) {
         c1 = groupnorm(r, &p->norm2, c1, DFS_ACT_NONE, 1);
@@ -243,7 +250,7 @@ static ten resnet(run *r, const dfs_resnet *p, ten x, size_t temb_act, int x_tem
         c1 = groupnorm(r, &p->norm2, c1, cfg->act_fn, 1);
     }
     if (onto) {
-        conv_into(r, &p->conv2, c1, 1, 1, c1.H, c1.W, NO_TEMB, &sc);
+        conv_into(r, &p->conv2, c1, 1, 1, c1.H, c1.W, NO_TEMB, &sc, 1);
         release(r, sc.off + ((numel(r, sc) + 15) & ~(size_t)15));
         return sc;
     }
@@ -360,7 +367,7 @@ static ten forward(run *r, const float *x, int H, int W_, const float *class_vec
     for (int i = 0; i < n; i++) {
         const dfs_block *blk = &u->down[i];
         for (int l = 0; l < blk->n_layers; l++) {
-            h = resnet(r, &blk->res[l], h, temb_act, 0);
+            h = resnet(r, &blk->res[l], h, temb_act, 0, NO_OUT);
             if (blk->has_attn) h = attention(r, &blk->attn[l], h);
             skips[n_skips++] = h;
         }
@@ -370,15 +377,15 @@ static ten forward(run *r, const float *x, int H, int W_, const float *class_vec
             h = conv(r, &blk->sconv, h, 2, blk->pad, h.H / 2, h.W / 2);
             skips[n_skips++] = h;
         } else if (blk->sampler == DFS_SAMPLER_RESNET) {
-            h = resnet(r, &blk->sres, h, temb_act, 0);
+            h = resnet(r, &blk->sres, h, temb_act, 0, NO_OUT);
             skips[n_skips++] = h;
         }
     }
 
     if (u->has_mid) {
-        h = resnet(r, &u->mid_res[0], h, temb_act, 0);
+        h = resnet(r, &u->mid_res[0], h, temb_act, 0, NO_OUT);
         if (u->mid_has_attn) h = attention(r, &u->mid_attn, h);
-        h = resnet(r, &u->mid_res[1], h, temb_act, 0);
+        h = resnet(r, &u->mid_res[1], h, temb_act, 0, NO_OUT);
     }
 
     for (int i = 0; i < n; i++) {
@@ -391,7 +398,12 @@ static ten forward(run *r, const float *x, int H, int W_, const float *class_vec
             ten cat = push(r, h.C + skip.C, h.H, h.W);
             dfs_tape_op op = {OP_CAT, h.off, skip.off, cat.off, 0, (size_t)skip.C, NULL, h.C, h.H, h.W, 0, 0, 0, 0, DFS_ACT_NONE, 0, 0};
             if (record(r, &op)) dfs_concat_channels(A(r, cat), A(r, h), h.C, A(r, skip), skip.C, r->B, h.H * h.W);
-            ten o = resnet(r, &blk->res[l], cat, temb_act, 1);
+            /* h, copied, is dead: in inference the layer's output takes its place when it fits
+             * below cat (no move down afterwards) */
+            const dfs_resnet *res = &blk->res[l];
+            const ten o_shape = {0, res->shortcut.out, h.H, h.W};
+            const size_t out_at = !r->train && mark + numel(r, o_shape) <= cat.off ? mark : NO_OUT;
+            ten o = resnet(r, res, cat, temb_act, 1, out_at);
             if (blk->has_attn) o = attention(r, &blk->attn[l], o);
             h = keep(r, mark, o);
         }
@@ -399,10 +411,18 @@ static ten forward(run *r, const float *x, int H, int W_, const float *class_vec
             const size_t mark = h.off + ((numel(r, h) + 15) & ~(size_t)15) == r->top ? h.off : r->top;
             ten o;
             if (blk->sampler == DFS_SAMPLER_CONV) {
+                /* in inference, when h is on top and the output needs at least its room, the
+                 * upsampled h goes above the output's room so that the convolution writes at mark
+                 * (no move down afterwards); h is read before any of its room is written */
+                const ten o_at = {mark, blk->sconv.out, 2 * h.H, 2 * h.W};
+                const size_t o_end = mark + ((numel(r, o_at) + 15) & ~(size_t)15);
+                const int in_place = !r->train && mark == h.off && o_end >= r->top;
+                if (in_place) r->top = o_end;
                 ten up = resample(r, h, 1);
-                o = conv(r, &blk->sconv, up, 1, 1, up.H, up.W);
+                o = in_place ? conv_into(r, &blk->sconv, up, 1, 1, up.H, up.W, NO_TEMB, &o_at, 0)
+                             : conv(r, &blk->sconv, up, 1, 1, up.H, up.W);
             } else {
-                o = resnet(r, &blk->sres, h, temb_act, 0);
+                o = resnet(r, &blk->sres, h, temb_act, 0, NO_OUT);
             }
             h = keep(r, mark, o);
         }
