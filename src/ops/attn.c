@@ -145,7 +145,10 @@ static void add_residual(float *dst, const float *Y, const float *res, int C, in
             for (int i = 0; i < nc; i++) {
                 float *d = dst + (size_t)(c0 + i) * HW + p0;
                 const float *r = res + (size_t)(c0 + i) * HW + p0;
-                for (int j = 0; j < np; j++) d[j] = (t[i * 16 + j] + r[j]) / rescale;
+                if (rescale == 1.0f) /* x / 1 is x: the vectorisable form */
+                    for (int j = 0; j < np; j++) d[j] = t[i * 16 + j] + r[j];
+                else
+                    for (int j = 0; j < np; j++) d[j] = (t[i * 16 + j] + r[j]) / rescale;
             }
         }
     }
