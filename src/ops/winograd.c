@@ -307,39 +307,50 @@ static void run_tile4(int H, int W, int ty, int tx, int j, int *q, int *y, int *
     *x = t % TW;
 }
 
-/* The portable transforms of F(4×4, 3×3) (winograd.h). */
+/* The portable transforms of F(4×4, 3×3) (winograd.h). The run's tiles are lanes j of arrays
+ * [value][16]: gathered one tile at a time, then transformed lane by lane in loops the compiler
+ * vectorises (the same operations per lane, so the same bits). */
+#define LANES 16
+
 static void in4_run_scalar(float *v, size_t xs, const float *plane, size_t istride, int H, int W, int ty, int tx,
                            int len) {
+    float d[36][LANES], e[36][LANES];
     for (int j = 0; j < len; j++) {
-        float d[6][6], e[6][6];
         int q, yt, xt;
         run_tile4(H, W, ty, tx, j, &q, &yt, &xt);
         const float *p = plane + (size_t)q * istride;
         for (int i = 0; i < 6; i++)
             for (int k = 0; k < 6; k++) {
                 const int y = 4 * yt - 1 + i, x = 4 * xt - 1 + k;
-                d[i][k] = y >= 0 && y < H && x >= 0 && x < W ? p[(size_t)y * W + x] : 0.0f;
+                d[6 * i + k][j] = y >= 0 && y < H && x >= 0 && x < W ? p[(size_t)y * W + x] : 0.0f;
             }
-        for (int k = 0; k < 6; k++) bt6(&e[0][k], 6, &d[0][k], 6); /* Bᵀ d */
-        for (int i = 0; i < 6; i++) bt6(v + (size_t)6 * i * xs + j, xs, e[i], 1); /* (Bᵀ d) B */
     }
+    for (int k = 0; k < 6; k++) /* Bᵀ d */
+#pragma omp simd
+        for (int j = 0; j < len; j++) bt6(&e[k][j], 6 * LANES, &d[k][j], 6 * LANES);
+    for (int i = 0; i < 6; i++) /* (Bᵀ d) B */
+#pragma omp simd
+        for (int j = 0; j < len; j++) bt6(v + (size_t)6 * i * xs + j, xs, &e[6 * i][j], LANES);
 }
 
 static void out4_run_scalar(float *o, size_t istride, int H, int W, const float *m, size_t xs, int ty, int tx, int len,
                             float bias, const float *bias2, size_t b2stride, int accumulate) {
+    float s[24][LANES], y[16][LANES];
+    for (int k = 0; k < 6; k++) /* Aᵀ M */
+#pragma omp simd
+        for (int j = 0; j < len; j++) at6(&s[k][j], 6 * LANES, m + (size_t)k * xs + j, 6 * xs);
+    for (int r = 0; r < 4; r++) /* (Aᵀ M) A */
+#pragma omp simd
+        for (int j = 0; j < len; j++) at6(&y[4 * r][j], LANES, &s[6 * r][j], LANES);
     for (int j = 0; j < len; j++) {
-        float a[6][6], s[4][6], y[4][4];
         int q, yt, xt;
         run_tile4(H, W, ty, tx, j, &q, &yt, &xt);
         const float b2 = bias2 ? bias2[(size_t)q * b2stride] : 0.0f;
-        for (int x = 0; x < 36; x++) a[x / 6][x % 6] = m[x * xs + j];
-        for (int k = 0; k < 6; k++) at6(&s[0][k], 6, &a[0][k], 6); /* Aᵀ M */
-        for (int r = 0; r < 4; r++) at6(y[r], 1, s[r], 1);         /* (Aᵀ M) A */
         const int rows = min_int(H - 4 * yt, 4), cols = min_int(W - 4 * xt, 4);
         for (int r = 0; r < rows; r++) {
             float *row = o + (size_t)q * istride + (size_t)(4 * yt + r) * W + 4 * xt;
             for (int k = 0; k < cols; k++) {
-                const float v = (y[r][k] + bias) + b2;
+                const float v = (y[4 * r + k][j] + bias) + b2;
                 row[k] = accumulate ? row[k] + v : v;
             }
         }
@@ -358,18 +369,22 @@ static inline void a6(float *z, size_t zs, const float *y, size_t ys) {
 }
 
 static void grad4_run_scalar(float *z, size_t xs, const float *dy, size_t istride, int H, int W, int ty, int tx, int len) {
+    float y[16][LANES], t[24][LANES];
     for (int j = 0; j < len; j++) {
-        float y[4][4], t[6][4];
         int q, yt, xt;
         run_tile4(H, W, ty, tx, j, &q, &yt, &xt);
         for (int r = 0; r < 4; r++)
             for (int k = 0; k < 4; k++) {
                 const int row = 4 * yt + r, col = 4 * xt + k;
-                y[r][k] = row < H && col < W ? dy[(size_t)q * istride + (size_t)row * W + col] : 0.0f;
+                y[4 * r + k][j] = row < H && col < W ? dy[(size_t)q * istride + (size_t)row * W + col] : 0.0f;
             }
-        for (int k = 0; k < 4; k++) a6(&t[0][k], 4, &y[0][k], 4);                   /* A dY */
-        for (int i = 0; i < 6; i++) a6(z + (size_t)6 * i * xs + j, xs, t[i], 1); /* (A dY) Aᵀ */
     }
+    for (int k = 0; k < 4; k++) /* A dY */
+#pragma omp simd
+        for (int j = 0; j < len; j++) a6(&t[k][j], 4 * LANES, &y[k][j], 4 * LANES);
+    for (int i = 0; i < 6; i++) /* (A dY) Aᵀ */
+#pragma omp simd
+        for (int j = 0; j < len; j++) a6(z + (size_t)6 * i * xs + j, xs, &t[4 * i][j], LANES);
 }
 
 /* The weight transforms of count <= 16 kernels (gradients) at a time, as the schemes take them. */
