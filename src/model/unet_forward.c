@@ -401,7 +401,7 @@ static ten forward(run *r, const float *x, int H, int W_, const float *class_vec
             /* h, copied, is dead: in inference the layer's output takes its place when it fits
              * below cat (no move down afterwards) */
             const dfs_resnet *res = &blk->res[l];
-            const ten o_shape = {0, res->shortcut.out, h.H, h.W};
+            const ten o_shape = {0, res->conv2.out, h.H, h.W};
             const size_t out_at = !r->train && mark + numel(r, o_shape) <= cat.off ? mark : NO_OUT;
             ten o = resnet(r, res, cat, temb_act, 1, out_at);
             if (blk->has_attn) o = attention(r, &blk->attn[l], o);

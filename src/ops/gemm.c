@@ -193,19 +193,17 @@ void dfs_gemm(int M, int N, int K, const float *a, size_t a_rs, size_t a_cs, con
               size_t b_cs, float *c, size_t ldc) {
     const dfs_gemm_impl *g = dfs_gemm_best();
     const int n_strips = (N + g->nr - 1) / g->nr, threads = dfs_ops_max_threads();
-    int chunk = CHUNK_M, spt = 1;
+    int chunk = CHUNK_M, groups = 1;
     if (a_cs == 1) {
         int parts = 1;
         while (parts * n_strips < 2 * threads && parts < M) parts++;
         chunk = (M + parts - 1) / parts;
         chunk = (chunk + DFS_GEMM_MR - 1) / DFS_GEMM_MR * DFS_GEMM_MR;
-    } else {
-        const int n_chunks = (M + CHUNK_M - 1) / CHUNK_M;
-        int groups = 1;
-        while (n_chunks * groups < threads && groups < n_strips) groups++;
-        spt = (n_strips + groups - 1) / groups;
+        groups = n_strips; /* a strip a tile */
     }
-    const int n_chunks = (M + chunk - 1) / chunk, n_groups = (n_strips + spt - 1) / spt;
+    const int n_chunks = (M + chunk - 1) / chunk;
+    while (a_cs != 1 && n_chunks * groups < threads && groups < n_strips) groups++;
+    const int spt = (n_strips + groups - 1) / groups, n_groups = (n_strips + spt - 1) / spt;
     DFS_ASSERT(g->nr <= MAX_NR);
     if (M <= 0 || N <= 0 || K <= 0) return;
 #pragma omp parallel for schedule(static)

@@ -459,6 +459,9 @@ INLINE void seg_rows(__m512 *d, int n, int off, const seg *g, const float *plane
     }
 }
 
+/* Whether runs over images W wide go by segments (three or more tiles a row), else by gathers. */
+static int by_segments(int W) { return (W + 3) / 4 >= 3; }
+
 /* d[n·i + k] for every lane of a run, segment by segment (zero outside the image and past len). */
 INLINE void seg_block(__m512 *d, int n, int off, const float *plane, size_t istride, int H, int W, int ty, int tx, int len) {
     seg sg[16];
@@ -469,7 +472,7 @@ INLINE void seg_block(__m512 *d, int n, int off, const float *plane, size_t istr
 }
 
 TARGET static void in4_run(float *v, size_t xs, const float *plane, size_t istride, int H, int W, int ty, int tx, int len) {
-    if ((W + 3) / 4 < 3) {
+    if (!by_segments(W)) {
         in4_gather(v, xs, plane, istride, H, W, ty, tx, len);
         return;
     }
@@ -479,7 +482,7 @@ TARGET static void in4_run(float *v, size_t xs, const float *plane, size_t istri
 }
 
 TARGET static void grad4_run(float *z, size_t xs, const float *dy, size_t istride, int H, int W, int ty, int tx, int len) {
-    if ((W + 3) / 4 < 3) {
+    if (!by_segments(W)) {
         grad4_gather(z, xs, dy, istride, H, W, ty, tx, len);
         return;
     }
@@ -490,7 +493,7 @@ TARGET static void grad4_run(float *z, size_t xs, const float *dy, size_t istrid
 
 TARGET static void out4_run(float *o, size_t istride, int H, int W, const float *m, size_t xs, int ty, int tx, int len,
                             float bias, const float *bias2, size_t b2stride, int accumulate) {
-    if ((W + 3) / 4 < 3) {
+    if (!by_segments(W)) {
         out4_scatter(o, istride, H, W, m, xs, ty, tx, len, bias, bias2, b2stride, accumulate);
         return;
     }
