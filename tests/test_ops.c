@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "ops/attn.h"
 #include "ops/gemm.h"
 #include "ops/ops.h"
 #include "ops/ref/ref.h"
@@ -370,6 +371,60 @@ static void test_attention(int B, int C, int HW, int heads, int dh, float rescal
     dfs_free(bv); dfs_free(bo); dfs_free(scratch); dfs_free(o1); dfs_free(o2); dfs_free(r);
 }
 
+/* Every version of one head's attention core (attn.h) gives the blocked version's bits, outputs
+ * and saved row statistics, for the sizes it takes: 1 to 64 positions, head sizes 16 to 256, keys
+ * as rows and transposed, the next head's columns left alone; the blocked one also against the
+ * definition, in double. */
+static void test_attn_impls(void) {
+    const dfs_attn_impl *impls[4];
+    const int n = dfs_attn_available(impls, 4);
+    const int hws[] = {1, 5, 16, 17, 36, 48, 49, 63, 64}, dhs[] = {16, 32, 48, 64, 80, 256};
+    int same = 1, right = 1, cases = 0;
+    for (size_t a = 0; a < sizeof hws / sizeof *hws; a++)
+        for (size_t c = 0; c < sizeof dhs / sizeof *dhs; c++) {
+            const int HW = hws[a], dh = dhs[c], inner = dh + 16; /* the head is followed by another's columns */
+            const size_t m = (size_t)HW * inner;
+            float *Q = rand_buf(m, 1), *K = rand_buf(m, 1), *V = rand_buf(m, 1), *KT = rand_buf((size_t)dh * HW, 1);
+            float *O0 = rand_buf(m, 1), *O1 = rand_buf(m, 1), st0[128], st1[128];
+            for (int d = 0; d < dh; d++)
+                for (int j = 0; j < HW; j++) KT[(size_t)d * HW + j] = K[(size_t)j * inner + d];
+            const float scale = 1.0f / sqrtf((float)dh);
+            impls[n - 1]->head(O0, st0, Q, K, 1, (size_t)inner, V, HW, inner, dh, scale);
+            for (int i = 0; i < HW; i++) {
+                double s[64], mx = -1e300, l = 0;
+                for (int j = 0; j < HW; j++) {
+                    s[j] = 0;
+                    for (int d = 0; d < dh; d++) s[j] += (double)Q[(size_t)i * inner + d] * K[(size_t)j * inner + d];
+                    s[j] *= scale;
+                    mx = s[j] > mx ? s[j] : mx;
+                }
+                for (int j = 0; j < HW; j++) l += exp(s[j] - mx);
+                for (int d = 0; d < dh; d++) {
+                    double o = 0;
+                    for (int j = 0; j < HW; j++) o += exp(s[j] - mx) / l * V[(size_t)j * inner + d];
+                    right &= fabs(O0[(size_t)i * inner + d] - o) < 1e-5 * (1 + fabs(o));
+                }
+            }
+            for (int k = 0; k < n - 1; k++) {
+                if (!impls[k]->small_only) continue;
+                for (int transposed = 0; transposed < 2; transposed++) {
+                    memcpy(O1, O0, m * sizeof(float));
+                    for (int i = 0; i < HW; i++) memset(O1 + (size_t)i * inner, 0, sizeof(float) * (size_t)dh);
+                    if (transposed)
+                        impls[k]->head(O1, st1, Q, KT, (size_t)HW, 1, V, HW, inner, dh, scale);
+                    else
+                        impls[k]->head(O1, st1, Q, K, 1, (size_t)inner, V, HW, inner, dh, scale);
+                    same &= memcmp(O0, O1, m * sizeof(float)) == 0 && memcmp(st0, st1, sizeof(float) * 2 * (size_t)HW) == 0;
+                    cases++;
+                }
+            }
+            dfs_free(Q), dfs_free(K), dfs_free(V), dfs_free(KT), dfs_free(O0), dfs_free(O1);
+        }
+    TEST_CHECK(right);
+    TEST_CHECK(same);
+    TEST_CHECK(cases == 2 * 9 * 6 * (n - 1));
+}
+
 static void test_act(void) {
     static const dfs_act acts[] = {DFS_ACT_SILU, DFS_ACT_MISH, DFS_ACT_GELU, DFS_ACT_RELU};
     for (size_t k = 0; k < sizeof acts / sizeof *acts; k++) {
@@ -608,6 +663,9 @@ int main(void) {
     test_attention(1, 10, 5, 3, 3, 1.0f); /* heads·dh < C, as diffusers allows */
     test_attention(1, 8, 300, 2, 4, 1.0f);  /* several query tasks and key blocks per head */
     test_attention(2, 24, 520, 1, 24, 1.0f); /* a last key block of 8 */
+    test_attention(6, 128, 49, 4, 32, 1.0f); /* the 28x28 model's 7x7 attention: heads in vectors (attn.h) */
+    test_attention(1, 64, 64, 1, 64, 1.41421356f);
+    test_attn_impls();
     test_act();
     test_resample();
     test_timestep_embedding();

@@ -13,6 +13,7 @@
 
 #include "core/internal.h"
 #include "ops/ops.h"
+#include "ops/attn.h"
 #include "ops/gemm.h"
 #include "ops/vec.h"
 #include "ops/vmath.h"
@@ -64,54 +65,94 @@ static void transpose(float *dst, const float *src, int rows, int cols, int thre
 #define ATT_BQ 64  /* query rows per task */
 #define ATT_BK 256 /* keys per block of scores */
 
+/* Query rows i0 .. i0 + rows − 1 of one head (attn.h): walks the keys ATT_BK at a time, scores
+ * the block with one GEMM, rescales its rows' running sums and outputs to the block's new
+ * maximum, and adds P·V with another GEMM. */
+static void attend_rows(float *O, float *stats, const float *Q, const float *K, size_t k_rs, size_t k_cs, const float *V,
+                        int HW, int inner, int dh, float scale, int i0, int rows) {
+    static _Thread_local _Alignas(64) float S[ATT_BQ * ATT_BK];
+    float m[ATT_BQ], l[ATT_BQ];
+    const dfs_vmath_impl *vm = dfs_vmath_best();
+    const float *q = Q + (size_t)i0 * inner;
+    float *o = O + (size_t)i0 * inner;
+    for (int r = 0; r < rows; r++) {
+        m[r] = -INFINITY, l[r] = 0.0f;
+        memset(o + (size_t)r * inner, 0, sizeof(float) * (size_t)dh);
+    }
+    for (int j0 = 0; j0 < HW; j0 += ATT_BK) {
+        const int cols = HW - j0 < ATT_BK ? HW - j0 : ATT_BK;
+        for (int r = 0; r < rows; r++) memset(S + (size_t)r * ATT_BK, 0, sizeof(float) * (size_t)cols);
+        dfs_gemm_1t(rows, cols, dh, q, (size_t)inner, 1, K + (size_t)j0 * k_cs, k_rs, k_cs, S, ATT_BK);
+        for (int r = 0; r < rows; r++) {
+            float *s = S + (size_t)r * ATT_BK, mx = dfs_max(s, cols);
+            const float mnew = m[r] > mx * scale ? m[r] : mx * scale; /* scale > 0: max of the scaled row */
+            const float corr = expf(m[r] - mnew);                        /* 0 on the first block */
+            l[r] = l[r] * corr + vm->exp_sum(s, (size_t)cols, scale, mnew);
+            if (j0 > 0 && corr != 1.0f) /* on the first block o is still zero */
+#pragma omp simd
+                for (int d = 0; d < dh; d++) o[(size_t)r * inner + d] *= corr;
+            m[r] = mnew;
+        }
+        dfs_gemm_1t(rows, dh, cols, S, ATT_BK, 1, V + (size_t)j0 * inner, (size_t)inner, 1, o, (size_t)inner);
+    }
+    for (int r = 0; r < rows; r++) {
+        const float inv = 1.0f / l[r];
+#pragma omp simd
+        for (int d = 0; d < dh; d++) o[(size_t)r * inner + d] *= inv;
+        if (stats) {
+            stats[(size_t)(i0 + r) * 2] = m[r];
+            stats[(size_t)(i0 + r) * 2 + 1] = l[r];
+        }
+    }
+}
+
+static void blocks_head(float *O, float *stats, const float *Q, const float *K, size_t k_rs, size_t k_cs, const float *V,
+                        int HW, int inner, int dh, float scale) {
+    for (int i0 = 0; i0 < HW; i0 += ATT_BQ)
+        attend_rows(O, stats, Q, K, k_rs, k_cs, V, HW, inner, dh, scale, i0, HW - i0 < ATT_BQ ? HW - i0 : ATT_BQ);
+}
+
+static const dfs_attn_impl attn_blocks = {"blocks", 0, blocks_head};
+
+int dfs_attn_available(const dfs_attn_impl **out, int max) {
+    int n = 0;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (n < max && __builtin_cpu_supports("avx512f")) out[n++] = &dfs_attn_avx512;
+#endif
+    if (n < max) out[n++] = &attn_blocks;
+    return n;
+}
+
+/* The vector version that takes heads of HW positions and dh values, or NULL. */
+static dfs_attn_head_fn *small_head(int HW, int dh) {
+    if (HW > DFS_ATTN_SMALL_HW || dh % 16 || dh > DFS_ATTN_SMALL_DH) return NULL;
+    const dfs_attn_impl *impls[2];
+    const int n = dfs_attn_available(impls, 2);
+    for (int i = 0; i < n - 1; i++)
+        if (dfs_isa_permits(impls[i]->name)) return impls[i]->head;
+    return NULL;
+}
+
 /* O = softmax(Q Kᵀ·scale) V for every head, rows of (HW, inner) matrices, with key position j's
  * value d at K[d·k_rs + j·k_cs] (Kᵀ as (inner, HW): k_rs = HW, k_cs = 1; K as rows: 1, inner);
- * stats (heads, HW, 2) receives each row's maximum and sum when not NULL (what the
- * backward pass needs). A task is one head and ATT_BQ query rows: it walks the keys ATT_BK at a
- * time, scores the block with one GEMM, rescales its rows' running sums and outputs to the block's
- * new maximum, and adds P·V with another GEMM. Tasks do not depend on the thread count. */
+ * stats (heads, HW, 2) receives each row's maximum and sum when not NULL (what the backward pass
+ * needs). A task is one head and ATT_BQ query rows (attend_rows), or a whole head of a small
+ * image where the CPU has a vector version for it (attn.h); the same bits either way, and tasks
+ * do not depend on the thread count. */
 static void attend(float *O, float *stats, const float *Q, const float *K, size_t k_rs, size_t k_cs, const float *V,
                    int HW, int heads, int dh, float scale, int threaded) {
     const int inner = heads * dh, n_qb = (HW + ATT_BQ - 1) / ATT_BQ;
-    const dfs_vmath_impl *vm = dfs_vmath_best();
+    dfs_attn_head_fn *small = small_head(HW, dh);
 #pragma omp parallel for schedule(static) if (threaded)
     for (int task = 0; task < heads * n_qb; task++) {
-        static _Thread_local _Alignas(64) float S[ATT_BQ * ATT_BK];
-        float m[ATT_BQ], l[ATT_BQ];
         const int h = task / n_qb, i0 = task % n_qb * ATT_BQ, rows = HW - i0 < ATT_BQ ? HW - i0 : ATT_BQ;
-        const float *q = Q + (size_t)i0 * inner + (size_t)h * dh;
-        float *o = O + (size_t)i0 * inner + (size_t)h * dh;
-        for (int r = 0; r < rows; r++) {
-            m[r] = -INFINITY, l[r] = 0.0f;
-            memset(o + (size_t)r * inner, 0, sizeof(float) * (size_t)dh);
-        }
-        for (int j0 = 0; j0 < HW; j0 += ATT_BK) {
-            const int cols = HW - j0 < ATT_BK ? HW - j0 : ATT_BK;
-            for (int r = 0; r < rows; r++) memset(S + (size_t)r * ATT_BK, 0, sizeof(float) * (size_t)cols);
-            dfs_gemm_1t(rows, cols, dh, q, (size_t)inner, 1, K + (size_t)h * dh * k_rs + (size_t)j0 * k_cs, k_rs, k_cs, S,
-                        ATT_BK);
-            for (int r = 0; r < rows; r++) {
-                float *s = S + (size_t)r * ATT_BK, mx = dfs_max(s, cols);
-                const float mnew = m[r] > mx * scale ? m[r] : mx * scale; /* scale > 0: max of the scaled row */
-                const float corr = expf(m[r] - mnew);                        /* 0 on the first block */
-                l[r] = l[r] * corr + vm->exp_sum(s, (size_t)cols, scale, mnew);
-                if (j0 > 0 && corr != 1.0f) /* on the first block o is still zero */
-#pragma omp simd
-                    for (int d = 0; d < dh; d++) o[(size_t)r * inner + d] *= corr;
-                m[r] = mnew;
-            }
-            dfs_gemm_1t(rows, dh, cols, S, ATT_BK, 1, V + (size_t)j0 * inner + (size_t)h * dh, (size_t)inner, 1, o,
-                        (size_t)inner);
-        }
-        for (int r = 0; r < rows; r++) {
-            const float inv = 1.0f / l[r];
-#pragma omp simd
-            for (int d = 0; d < dh; d++) o[(size_t)r * inner + d] *= inv;
-            if (stats) {
-                stats[((size_t)h * HW + i0 + r) * 2] = m[r];
-                stats[((size_t)h * HW + i0 + r) * 2 + 1] = l[r];
-            }
-        }
+        float *st = stats ? stats + (size_t)h * HW * 2 : NULL;
+        const size_t col = (size_t)h * dh;
+        if (small)
+            small(O + col, st, Q + col, K + col * k_rs, k_rs, k_cs, V + col, HW, inner, dh, scale);
+        else
+            attend_rows(O + col, st, Q + col, K + col * k_rs, k_rs, k_cs, V + col, HW, inner, dh, scale, i0, rows);
     }
 }
 

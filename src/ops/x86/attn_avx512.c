@@ -1,0 +1,133 @@
+/* AVX-512 attention core for images of at most 64 positions (attn.h), one head at a time. Kᵀ is
+ * copied into a buffer of 64 lanes a row (the lanes past HW hold whatever was there: their scores
+ * are computed and never read). Blocks of six query rows keep their scores (up to four vectors a
+ * row) in registers while they walk the head's values d; then each row goes through the same max
+ * and exp_sum as the blocked version; then blocks of six rows of P·V keep up to four vectors of
+ * the output a row while they walk the keys. Every sum runs in the same order as the
+ * micro-kernel's (from zero, index ascending, one FMA a term, then added to the zeroed C), so the
+ * results are the blocked version's bits. Only called when cpuid reports AVX-512F. */
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#include <math.h>
+
+#include "ops/attn.h"
+#include "ops/gemm.h"
+#include "ops/vec.h"
+#include "ops/vmath.h"
+
+#define TARGET __attribute__((target("avx512f,fma")))
+#define INLINE TARGET static inline __attribute__((always_inline))
+
+#define ROWS 6                 /* query rows per register block */
+#define LD DFS_ATTN_SMALL_HW   /* floats per row of the key and score buffers */
+
+/* S[r·LD + j] = 0 + Σ_d q_r[d]·kt[d·LD + j] for rows r < nr of the block (the others repeat the
+ * last row, computed and dropped) and 16·nv keys. */
+INLINE void score_block(float *S, const float *q, int inner, const float *kt, int dh, int nr, int nv) {
+    __m512 acc[ROWS][4];
+    const float *qr[ROWS];
+#pragma GCC unroll 6
+    for (int r = 0; r < ROWS; r++) {
+        qr[r] = q + (size_t)(r < nr ? r : nr - 1) * inner;
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) acc[r][v] = _mm512_setzero_ps();
+    }
+    for (int d = 0; d < dh; d++) {
+        __m512 k[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) k[v] = _mm512_load_ps(kt + (size_t)d * LD + 16 * v);
+#pragma GCC unroll 6
+        for (int r = 0; r < ROWS; r++) {
+            const __m512 x = _mm512_set1_ps(qr[r][d]);
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++) acc[r][v] = _mm512_fmadd_ps(x, k[v], acc[r][v]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < ROWS; r++) {
+        if (r >= nr) break;
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) _mm512_store_ps(S + r * LD + 16 * v, _mm512_add_ps(_mm512_setzero_ps(), acc[r][v]));
+    }
+}
+
+/* o_r[16u ..] = (0 + Σ_j P_r[j]·v[j·inner + 16u ..])·inv[r] for rows r < nr of the block and nu
+ * vectors of output columns. */
+INLINE void pv_block(float *o, int inner, const float *P, const float *v, int HW, const float *inv, int nr, int nu) {
+    __m512 acc[ROWS][4];
+    const float *pr[ROWS];
+#pragma GCC unroll 6
+    for (int r = 0; r < ROWS; r++) {
+        pr[r] = P + (size_t)(r < nr ? r : nr - 1) * LD;
+#pragma GCC unroll 4
+        for (int u = 0; u < nu; u++) acc[r][u] = _mm512_setzero_ps();
+    }
+    for (int j = 0; j < HW; j++) {
+        __m512 w[4];
+#pragma GCC unroll 4
+        for (int u = 0; u < nu; u++) w[u] = _mm512_loadu_ps(v + (size_t)j * inner + 16 * u);
+#pragma GCC unroll 6
+        for (int r = 0; r < ROWS; r++) {
+            const __m512 x = _mm512_set1_ps(pr[r][j]);
+#pragma GCC unroll 4
+            for (int u = 0; u < nu; u++) acc[r][u] = _mm512_fmadd_ps(x, w[u], acc[r][u]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < ROWS; r++) {
+        if (r >= nr) break;
+#pragma GCC unroll 4
+        for (int u = 0; u < nu; u++)
+            _mm512_storeu_ps(o + (size_t)r * inner + 16 * u,
+                             _mm512_mul_ps(_mm512_add_ps(_mm512_setzero_ps(), acc[r][u]), _mm512_set1_ps(inv[r])));
+    }
+}
+
+/* The block functions with their vector counts as constants, so the accumulators stay in
+ * registers. */
+TARGET static void scores(float *S, const float *q, int inner, const float *kt, int dh, int nr, int nv) {
+    switch (nv) {
+    case 1: score_block(S, q, inner, kt, dh, nr, 1); break;
+    case 2: score_block(S, q, inner, kt, dh, nr, 2); break;
+    case 3: score_block(S, q, inner, kt, dh, nr, 3); break;
+    default: score_block(S, q, inner, kt, dh, nr, 4); break;
+    }
+}
+
+TARGET static void values(float *o, int inner, const float *P, const float *v, int HW, const float *inv, int nr, int nu) {
+    switch (nu) {
+    case 1: pv_block(o, inner, P, v, HW, inv, nr, 1); break;
+    case 2: pv_block(o, inner, P, v, HW, inv, nr, 2); break;
+    case 3: pv_block(o, inner, P, v, HW, inv, nr, 3); break;
+    default: pv_block(o, inner, P, v, HW, inv, nr, 4); break;
+    }
+}
+
+TARGET static void head(float *O, float *stats, const float *Q, const float *K, size_t k_rs, size_t k_cs, const float *V,
+                        int HW, int inner, int dh, float scale) {
+    static _Thread_local _Alignas(64) float kt[DFS_ATTN_SMALL_DH * LD], S[LD * LD];
+    float inv[LD];
+    const int nv = (HW + 15) / 16;
+    const dfs_vmath_impl *vm = dfs_vmath_best();
+    if (k_rs == 1) /* K as rows: transposed 16 × 16 at a time */
+        dfs_gemm_transpose_blocks(dfs_gemm_best(), kt, LD, K, k_cs, dh, HW);
+    else
+        for (int d = 0; d < dh; d++)
+            for (int j = 0; j < HW; j++) kt[d * LD + j] = K[(size_t)d * k_rs + (size_t)j * k_cs];
+    for (int i0 = 0; i0 < HW; i0 += ROWS)
+        scores(S + i0 * LD, Q + (size_t)i0 * inner, inner, kt, dh, HW - i0 < ROWS ? HW - i0 : ROWS, nv);
+    for (int i = 0; i < HW; i++) { /* as the blocked version's first (and only) key block */
+        float *s = S + i * LD, m = -INFINITY, l = 0.0f;
+        const float mx = dfs_max(s, HW), mnew = m > mx * scale ? m : mx * scale, corr = expf(m - mnew);
+        l = l * corr + vm->exp_sum(s, (size_t)HW, scale, mnew);
+        inv[i] = 1.0f / l;
+        if (stats) stats[2 * i] = mnew, stats[2 * i + 1] = l;
+    }
+    for (int i0 = 0; i0 < HW; i0 += ROWS)
+        for (int c0 = 0; c0 < dh; c0 += 64)
+            values(O + (size_t)i0 * inner + c0, inner, S + i0 * LD, V + c0, HW, inv + i0, HW - i0 < ROWS ? HW - i0 : ROWS,
+                   dh - c0 < 64 ? (dh - c0) / 16 : 4);
+}
+
+const dfs_attn_impl dfs_attn_avx512 = {"avx512", 1, head};
+#endif
