@@ -4,30 +4,13 @@
 #include <immintrin.h>
 
 #include "ops/vmath.h"
+#include "ops/x86/exp16.h"
 
 #define TARGET __attribute__((target("avx512f,fma")))
 
-TARGET static inline __m512 exp16(__m512 x) {
-    x = _mm512_max_ps(_mm512_set1_ps(DFS_EXP_LO), x); /* NaN in x passes through */
-    x = _mm512_min_ps(_mm512_set1_ps(DFS_EXP_HI), x);
-    const __m512 magic = _mm512_set1_ps(DFS_EXP_MAGIC);
-    const __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(DFS_EXP_LOG2E), magic), n = _mm512_sub_ps(t, magic);
-    __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-DFS_EXP_LN2_HI), x);
-    r = _mm512_fmadd_ps(n, _mm512_set1_ps(-DFS_EXP_LN2_LO), r);
-    __m512 y = _mm512_fmadd_ps(_mm512_set1_ps(DFS_EXP_P0), r, _mm512_set1_ps(DFS_EXP_P1));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(DFS_EXP_P2));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(DFS_EXP_P3));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(DFS_EXP_P4));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(DFS_EXP_P5));
-    y = _mm512_add_ps(_mm512_fmadd_ps(y, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
-    const __m512i bits = _mm512_slli_epi32(
-        _mm512_add_epi32(_mm512_sub_epi32(_mm512_castps_si512(t), _mm512_castps_si512(magic)), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(y, _mm512_castsi512_ps(bits));
-}
-
 TARGET static void exp_avx512(float *y, const float *x, size_t n) {
     size_t i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, exp16(_mm512_loadu_ps(x + i)));
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, dfs_exp16(_mm512_loadu_ps(x + i)));
     for (; i < n; i++) y[i] = dfs_exp1(x[i]);
 }
 
@@ -36,7 +19,7 @@ TARGET static float exp_sum_avx512(float *x, size_t n, float scale, float shift)
     __m512 acc = _mm512_setzero_ps();
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        const __m512 e = exp16(_mm512_fmadd_ps(_mm512_loadu_ps(x + i), vs, vm));
+        const __m512 e = dfs_exp16(_mm512_fmadd_ps(_mm512_loadu_ps(x + i), vs, vm));
         _mm512_storeu_ps(x + i, e);
         acc = _mm512_add_ps(acc, e);
     }
@@ -54,7 +37,7 @@ TARGET static void silu_avx512(float *x, size_t n) {
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
         const __m512 v = _mm512_loadu_ps(x + i);
-        _mm512_storeu_ps(x + i, _mm512_div_ps(v, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), v)))));
+        _mm512_storeu_ps(x + i, _mm512_div_ps(v, _mm512_add_ps(one, dfs_exp16(_mm512_sub_ps(_mm512_setzero_ps(), v)))));
     }
     for (; i < n; i++) x[i] = x[i] / (1.0f + dfs_exp1(-x[i]));
 }
@@ -91,7 +74,7 @@ TARGET static void silu_grad_avx512(float *dx, const float *dy, const float *x, 
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
         const __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), vs), vh);
-        const __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+        const __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, dfs_exp16(_mm512_sub_ps(_mm512_setzero_ps(), v))));
         const __m512 g = _mm512_mul_ps(s, _mm512_add_ps(one, _mm512_mul_ps(v, _mm512_sub_ps(one, s))));
         const __m512 acc = add ? _mm512_loadu_ps(dx + i) : _mm512_setzero_ps();
         _mm512_storeu_ps(dx + i, _mm512_fmadd_ps(_mm512_loadu_ps(dy + i), g, acc));
@@ -104,7 +87,7 @@ TARGET static void affine_avx512(float *y, const float *x, size_t n, float scale
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
         __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), vs), vh);
-        if (silu) v = _mm512_div_ps(v, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+        if (silu) v = _mm512_div_ps(v, _mm512_add_ps(one, dfs_exp16(_mm512_sub_ps(_mm512_setzero_ps(), v))));
         _mm512_storeu_ps(y + i, v);
     }
     for (; i < n; i++) y[i] = dfs_affine1(x[i], scale, shift, silu);
