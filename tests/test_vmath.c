@@ -114,7 +114,7 @@ static void test_exp_sum(const dfs_vmath_impl **impls, int n_impls) {
 }
 
 static void test_sums(const dfs_vmath_impl **impls, int n_impls) {
-    const size_t lens[] = {0, 1, 15, 16, 17, 1023, 1024, 1025, 5000, 70001};
+    const size_t lens[] = {0, 1, 15, 16, 17, 63, 64, 65, 80, 97, 1023, 1024, 1025, 5000, 70001}; /* runs of 64 and the rest */
     float *x = dfs_malloc(70001 * sizeof(float));
     for (size_t i = 0; i < 70001; i++) x[i] = 3.0f + (float)sin(i * 0.37) * 2.0f; /* a mean far from 0 */
     for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {

@@ -19,11 +19,15 @@ static void silu_scalar(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + dfs_exp1(-x[i]));
 }
 
-/* One block of at most DFS_SUM_BLOCK values in 16 lanes: Σ x·y when y is given, else Σ (x − c)²
- * when square, else Σ x; the vector versions do the same per lane. */
+/* One block of at most DFS_SUM_BLOCK values in lanes (vmath.h): Σ x·y when y is given, else
+ * Σ (x − c)² when square, else Σ x; the vector versions do the same per lane. */
 static float block_sum(const float *x, const float *y, size_t n, float c, int square) {
-    float acc[16] = {0};
-    for (size_t i = 0; i < n; i++) dfs_lane_add(acc, x, y, i, c, square);
+    float wide[64] = {0}, acc[16];
+    const size_t runs = n / 64 * 64;
+    size_t i = 0;
+    for (; i < runs; i++) dfs_lane_add(wide + i % 64, x, y, i, c, square);
+    dfs_fold_lanes(acc, wide);
+    for (; i < n; i++) dfs_lane_add(acc + i % 16, x, y, i, c, square);
     return dfs_lanes_sum(acc);
 }
 

@@ -60,28 +60,35 @@ TARGET static void silu_avx2(float *x, size_t n) {
 
 /* One block of at most DFS_SUM_BLOCK values in 16 lanes kept as two vectors: Σ x·y when y is
  * given, else Σ (x − c)² when square, else Σ x. */
+TARGET static inline __m256 lane_step(__m256 acc, const float *x, const float *y, __m256 vc, int square) {
+    const __m256 v = _mm256_loadu_ps(x);
+    if (y) return _mm256_fmadd_ps(v, _mm256_loadu_ps(y), acc);
+    if (square) {
+        const __m256 d = _mm256_sub_ps(v, vc);
+        return _mm256_fmadd_ps(d, d, acc);
+    }
+    return _mm256_add_ps(acc, v);
+}
+
+/* One block of at most DFS_SUM_BLOCK values in lanes (vmath.h): Σ x·y when y is given, else
+ * Σ (x − c)² when square, else Σ x. Lanes 8·k .. 8·k + 7 in a[k]. */
 TARGET static float block_sum(const float *x, const float *y, size_t n, float c, int square) {
     const __m256 vc = _mm256_set1_ps(c);
-    __m256 lo = _mm256_setzero_ps(), hi = lo;
+    __m256 a[8];
+    for (int k = 0; k < 8; k++) a[k] = _mm256_setzero_ps();
     size_t i = 0;
+    for (; i + 64 <= n; i += 64)
+        for (int k = 0; k < 8; k++) a[k] = lane_step(a[k], x + i + 8 * k, y ? y + i + 8 * k : NULL, vc, square);
+    __m256 lo = _mm256_add_ps(_mm256_add_ps(a[0], a[2]), _mm256_add_ps(a[4], a[6]));
+    __m256 hi = _mm256_add_ps(_mm256_add_ps(a[1], a[3]), _mm256_add_ps(a[5], a[7]));
     for (; i + 16 <= n; i += 16) {
-        const __m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(x + i + 8);
-        if (y) {
-            lo = _mm256_fmadd_ps(a, _mm256_loadu_ps(y + i), lo);
-            hi = _mm256_fmadd_ps(b, _mm256_loadu_ps(y + i + 8), hi);
-        } else if (square) {
-            const __m256 da = _mm256_sub_ps(a, vc), db = _mm256_sub_ps(b, vc);
-            lo = _mm256_fmadd_ps(da, da, lo);
-            hi = _mm256_fmadd_ps(db, db, hi);
-        } else {
-            lo = _mm256_add_ps(lo, a);
-            hi = _mm256_add_ps(hi, b);
-        }
+        lo = lane_step(lo, x + i, y ? y + i : NULL, vc, square);
+        hi = lane_step(hi, x + i + 8, y ? y + i + 8 : NULL, vc, square);
     }
     float lanes[16];
     _mm256_storeu_ps(lanes, lo);
     _mm256_storeu_ps(lanes + 8, hi);
-    for (; i < n; i++) dfs_lane_add(lanes, x, y, i, c, square);
+    for (; i < n; i++) dfs_lane_add(lanes + i % 16, x, y, i, c, square);
     return dfs_lanes_sum(lanes);
 }
 

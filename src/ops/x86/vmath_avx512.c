@@ -44,24 +44,33 @@ TARGET static void silu_avx512(float *x, size_t n) {
 
 /* One block of at most DFS_SUM_BLOCK values in 16 lanes: Σ x·y when y is given, else Σ (x − c)²
  * when square, else Σ x. */
+TARGET static inline __m512 lane_step(__m512 acc, const float *x, const float *y, __m512 vc, int square) {
+    const __m512 v = _mm512_loadu_ps(x);
+    if (y) return _mm512_fmadd_ps(v, _mm512_loadu_ps(y), acc);
+    if (square) {
+        const __m512 d = _mm512_sub_ps(v, vc);
+        return _mm512_fmadd_ps(d, d, acc);
+    }
+    return _mm512_add_ps(acc, v);
+}
+
+/* One block of at most DFS_SUM_BLOCK values in lanes (vmath.h): Σ x·y when y is given, else
+ * Σ (x − c)² when square, else Σ x. */
 TARGET static float block_sum(const float *x, const float *y, size_t n, float c, int square) {
     const __m512 vc = _mm512_set1_ps(c);
-    __m512 acc = _mm512_setzero_ps();
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const __m512 v = _mm512_loadu_ps(x + i);
-        if (y) {
-            acc = _mm512_fmadd_ps(v, _mm512_loadu_ps(y + i), acc);
-        } else if (square) {
-            const __m512 d = _mm512_sub_ps(v, vc);
-            acc = _mm512_fmadd_ps(d, d, acc);
-        } else {
-            acc = _mm512_add_ps(acc, v);
-        }
+    for (; i + 64 <= n; i += 64) {
+        a0 = lane_step(a0, x + i, y ? y + i : NULL, vc, square);
+        a1 = lane_step(a1, x + i + 16, y ? y + i + 16 : NULL, vc, square);
+        a2 = lane_step(a2, x + i + 32, y ? y + i + 32 : NULL, vc, square);
+        a3 = lane_step(a3, x + i + 48, y ? y + i + 48 : NULL, vc, square);
     }
+    __m512 acc = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+    for (; i + 16 <= n; i += 16) acc = lane_step(acc, x + i, y ? y + i : NULL, vc, square);
     float lanes[16];
     _mm512_storeu_ps(lanes, acc);
-    for (; i < n; i++) dfs_lane_add(lanes, x, y, i, c, square);
+    for (; i < n; i++) dfs_lane_add(lanes + i % 16, x, y, i, c, square);
     return dfs_lanes_sum(lanes);
 }
 
