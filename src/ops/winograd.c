@@ -18,6 +18,7 @@
  * Images of up to 32×32 in large enough batches take F(4×4, 3×3) instead (dfs_winograd_tile):
  * the same driver with 36 GEMMs of 6×6 tiles, whose runs go on into the next images. */
 #include <limits.h>
+#include <math.h>
 #include <string.h>
 
 #include "core/internal.h"
@@ -278,24 +279,27 @@ static void grad_run_scalar(float *z, size_t xs, const float *dy, size_t istride
     }
 }
 
-/* o[k·os] = (Bᵀ d)_k for d[k·ds], k < 6. */
-static inline void bt6(float *o, size_t os, const float *d, size_t ds) {
-    const float d0 = d[0], d1 = d[ds], d2 = d[2 * ds], d3 = d[3 * ds], d4 = d[4 * ds], d5 = d[5 * ds];
-    o[0] = d0 - 1.5f * d1 - 2.0f * d2 + 1.5f * d3 + d4;
-    o[os] = d1 - 2.5f * d2 + 0.5f * d3 + d4;
-    o[2 * os] = 0.5f * d2 - d1 + 2.5f * d3 + d4;
-    o[3 * os] = 2.0f * d3 - 2.0f * d1 - d2 + d4;
-    o[4 * os] = 0.5f * d1 - d2 - 0.5f * d3 + d4;
-    o[5 * os] = d1 - 1.5f * d2 - 2.0f * d3 + 1.5f * d4 + d5;
+/* o[k·os] = (Bᵀ d)_k for d[k·ds], k < 6. The F(4×4, 3×3) transforms take their multiples with
+ * fused multiply-adds (fewer operations and roundings); every version uses the same ones, in the
+ * same order. */
+static inline __attribute__((always_inline)) void bt6(float *o, size_t os, const float *d, size_t ds) {
+    const float d0 = d[0], d1 = d[ds], d2 = d[2 * ds], d3 = d[3 * ds], d4 = d[4 * ds], d5 = d[5 * ds], e = d4 - d2;
+    o[0] = fmaf(1.5f, d3, fmaf(-2.0f, d2, fmaf(-1.5f, d1, d0))) + d4;
+    o[os] = fmaf(0.5f, d3, fmaf(-2.5f, d2, d1 + d4));
+    o[2 * os] = fmaf(2.5f, d3, fmaf(0.5f, d2, d4 - d1));
+    o[3 * os] = fmaf(2.0f, d3 - d1, e);
+    o[4 * os] = fmaf(0.5f, d1 - d3, e);
+    o[5 * os] = fmaf(1.5f, d4, fmaf(-2.0f, d3, fmaf(-1.5f, d2, d1))) + d5;
 }
 
 /* o[k·os] = (Aᵀ a)_k for a[k·as], k < 4. */
-static inline void at6(float *o, size_t os, const float *a, size_t as) {
+static inline __attribute__((always_inline)) void at6(float *o, size_t os, const float *a, size_t as) {
     const float a0 = a[0], a1 = a[as], a2 = a[2 * as], a3 = a[3 * as], a4 = a[4 * as], a5 = a[5 * as];
-    o[0] = a0 + a1 + a2 + a3 + a4;
-    o[os] = a2 - a1 + 0.5f * a3 - 2.0f * a4;
-    o[2 * os] = a1 + a2 + 0.25f * a3 + 4.0f * a4;
-    o[3 * os] = a2 - a1 + 0.125f * a3 - 8.0f * a4 + a5;
+    const float p = a1 + a2, m = a2 - a1;
+    o[0] = (a0 + p) + (a3 + a4);
+    o[os] = fmaf(-2.0f, a4, fmaf(0.5f, a3, m));
+    o[2 * os] = fmaf(4.0f, a4, fmaf(0.25f, a3, p));
+    o[3 * os] = fmaf(-8.0f, a4, fmaf(0.125f, a3, m)) + a5;
 }
 
 /* Tile j of an F(4×4, 3×3) run from tile (ty, tx) of its first image: the image *q (counted from
@@ -309,10 +313,16 @@ static void run_tile4(int H, int W, int ty, int tx, int j, int *q, int *y, int *
 
 /* The portable transforms of F(4×4, 3×3) (winograd.h). The run's tiles are lanes j of arrays
  * [value][16]: gathered one tile at a time, then transformed lane by lane in loops the compiler
- * vectorises (the same operations per lane, so the same bits). */
+ * vectorises (the same operations per lane, so the same bits). On x86 each is also compiled for
+ * CPUs with FMA, picked at load time: without it fmaf is a library call per value. */
 #define LANES 16
+#if defined(__x86_64__) && defined(__GNUC__)
+#define WITH_FMA __attribute__((target_clones("fma", "default")))
+#else
+#define WITH_FMA
+#endif
 
-static void in4_run_scalar(float *v, size_t xs, const float *plane, size_t istride, int H, int W, int ty, int tx,
+WITH_FMA static void in4_run_scalar(float *v, size_t xs, const float *plane, size_t istride, int H, int W, int ty, int tx,
                            int len) {
     float d[36][LANES], e[36][LANES];
     for (int j = 0; j < len; j++) {
@@ -333,7 +343,7 @@ static void in4_run_scalar(float *v, size_t xs, const float *plane, size_t istri
         for (int j = 0; j < len; j++) bt6(v + (size_t)6 * i * xs + j, xs, &e[6 * i][j], LANES);
 }
 
-static void out4_run_scalar(float *o, size_t istride, int H, int W, const float *m, size_t xs, int ty, int tx, int len,
+WITH_FMA static void out4_run_scalar(float *o, size_t istride, int H, int W, const float *m, size_t xs, int ty, int tx, int len,
                             float bias, const float *bias2, size_t b2stride, int accumulate) {
     float s[24][LANES], y[16][LANES];
     for (int k = 0; k < 6; k++) /* Aᵀ M */
@@ -358,17 +368,17 @@ static void out4_run_scalar(float *o, size_t istride, int H, int W, const float 
 }
 
 /* Z = A dY Aᵀ: z[i] = (A y)_i for the four values y[k·ys]. */
-static inline void a6(float *z, size_t zs, const float *y, size_t ys) {
-    const float y0 = y[0], y1 = y[ys], y2 = y[2 * ys], y3 = y[3 * ys];
+static inline __attribute__((always_inline)) void a6(float *z, size_t zs, const float *y, size_t ys) {
+    const float y0 = y[0], y1 = y[ys], y2 = y[2 * ys], y3 = y[3 * ys], e = y0 + y2, o = y1 + y3;
     z[0] = y0;
-    z[zs] = y0 - y1 + y2 - y3;
-    z[2 * zs] = y0 + y1 + y2 + y3;
-    z[3 * zs] = y0 + 0.5f * y1 + 0.25f * y2 + 0.125f * y3;
-    z[4 * zs] = y0 - 2.0f * y1 + 4.0f * y2 - 8.0f * y3;
+    z[zs] = e - o;
+    z[2 * zs] = e + o;
+    z[3 * zs] = fmaf(0.125f, y3, fmaf(0.25f, y2, fmaf(0.5f, y1, y0)));
+    z[4 * zs] = fmaf(-8.0f, y3, fmaf(4.0f, y2, fmaf(-2.0f, y1, y0)));
     z[5 * zs] = y3;
 }
 
-static void grad4_run_scalar(float *z, size_t xs, const float *dy, size_t istride, int H, int W, int ty, int tx, int len) {
+WITH_FMA static void grad4_run_scalar(float *z, size_t xs, const float *dy, size_t istride, int H, int W, int ty, int tx, int len) {
     float y[16][LANES], t[24][LANES];
     for (int j = 0; j < len; j++) {
         int q, yt, xt;

@@ -269,28 +269,29 @@ INLINE __mmask16 within(__m512i v, int lo, int hi) {
     return _mm512_cmpge_epi32_mask(v, _mm512_set1_epi32(lo)) & _mm512_cmplt_epi32_mask(v, _mm512_set1_epi32(hi));
 }
 
-#define MUL(c, x) _mm512_mul_ps(_mm512_set1_ps(c), x)
+#define FMA(c, x, y) _mm512_fmadd_ps(_mm512_set1_ps(c), x, y)
 #define ADD _mm512_add_ps
 #define SUB _mm512_sub_ps
 
 /* o[k] = (Bᵀ d)_k, as bt6 in winograd.c. */
 INLINE void bt6v(__m512 *o, size_t os, const __m512 *d, size_t ds) {
-    const __m512 d0 = d[0], d1 = d[ds], d2 = d[2 * ds], d3 = d[3 * ds], d4 = d[4 * ds], d5 = d[5 * ds];
-    o[0] = ADD(ADD(SUB(SUB(d0, MUL(1.5f, d1)), MUL(2.0f, d2)), MUL(1.5f, d3)), d4);
-    o[os] = ADD(ADD(SUB(d1, MUL(2.5f, d2)), MUL(0.5f, d3)), d4);
-    o[2 * os] = ADD(ADD(SUB(MUL(0.5f, d2), d1), MUL(2.5f, d3)), d4);
-    o[3 * os] = ADD(SUB(SUB(MUL(2.0f, d3), MUL(2.0f, d1)), d2), d4);
-    o[4 * os] = ADD(SUB(SUB(MUL(0.5f, d1), d2), MUL(0.5f, d3)), d4);
-    o[5 * os] = ADD(ADD(SUB(SUB(d1, MUL(1.5f, d2)), MUL(2.0f, d3)), MUL(1.5f, d4)), d5);
+    const __m512 d0 = d[0], d1 = d[ds], d2 = d[2 * ds], d3 = d[3 * ds], d4 = d[4 * ds], d5 = d[5 * ds], e = SUB(d4, d2);
+    o[0] = ADD(FMA(1.5f, d3, FMA(-2.0f, d2, FMA(-1.5f, d1, d0))), d4);
+    o[os] = FMA(0.5f, d3, FMA(-2.5f, d2, ADD(d1, d4)));
+    o[2 * os] = FMA(2.5f, d3, FMA(0.5f, d2, SUB(d4, d1)));
+    o[3 * os] = FMA(2.0f, SUB(d3, d1), e);
+    o[4 * os] = FMA(0.5f, SUB(d1, d3), e);
+    o[5 * os] = ADD(FMA(1.5f, d4, FMA(-2.0f, d3, FMA(-1.5f, d2, d1))), d5);
 }
 
 /* o[k] = (Aᵀ a)_k, as at6 in winograd.c. */
 INLINE void at6v(__m512 *o, size_t os, const __m512 *a, size_t as) {
     const __m512 a0 = a[0], a1 = a[as], a2 = a[2 * as], a3 = a[3 * as], a4 = a[4 * as], a5 = a[5 * as];
-    o[0] = ADD(ADD(ADD(ADD(a0, a1), a2), a3), a4);
-    o[os] = SUB(ADD(SUB(a2, a1), MUL(0.5f, a3)), MUL(2.0f, a4));
-    o[2 * os] = ADD(ADD(ADD(a1, a2), MUL(0.25f, a3)), MUL(4.0f, a4));
-    o[3 * os] = ADD(SUB(ADD(SUB(a2, a1), MUL(0.125f, a3)), MUL(8.0f, a4)), a5);
+    const __m512 p = ADD(a1, a2), m = SUB(a2, a1);
+    o[0] = ADD(ADD(a0, p), ADD(a3, a4));
+    o[os] = FMA(-2.0f, a4, FMA(0.5f, a3, m));
+    o[2 * os] = FMA(4.0f, a4, FMA(0.25f, a3, p));
+    o[3 * os] = ADD(FMA(-8.0f, a4, FMA(0.125f, a3, m)), a5);
 }
 
 /* d[n·i + k] = pixel (4y + off + i, 4x + off + k) of each lane's tile's image, zero outside it
@@ -372,12 +373,12 @@ TARGET static void out4_scatter(float *o, size_t istride, int H, int W, const fl
 
 /* z[i] = (A y)_i, as a6 in winograd.c. */
 INLINE void a6v(__m512 *z, size_t zs, const __m512 *y, size_t ys) {
-    const __m512 y0 = y[0], y1 = y[ys], y2 = y[2 * ys], y3 = y[3 * ys];
+    const __m512 y0 = y[0], y1 = y[ys], y2 = y[2 * ys], y3 = y[3 * ys], e = ADD(y0, y2), o = ADD(y1, y3);
     z[0] = y0;
-    z[zs] = SUB(ADD(SUB(y0, y1), y2), y3);
-    z[2 * zs] = ADD(ADD(ADD(y0, y1), y2), y3);
-    z[3 * zs] = ADD(ADD(ADD(y0, MUL(0.5f, y1)), MUL(0.25f, y2)), MUL(0.125f, y3));
-    z[4 * zs] = SUB(ADD(SUB(y0, MUL(2.0f, y1)), MUL(4.0f, y2)), MUL(8.0f, y3));
+    z[zs] = SUB(e, o);
+    z[2 * zs] = ADD(e, o);
+    z[3 * zs] = FMA(0.125f, y3, FMA(0.25f, y2, FMA(0.5f, y1, y0)));
+    z[4 * zs] = FMA(-8.0f, y3, FMA(4.0f, y2, FMA(-2.0f, y1, y0)));
     z[5 * zs] = y3;
 }
 
@@ -535,7 +536,7 @@ TARGET static void out4_run(float *o, size_t istride, int H, int W, const float 
     }
 }
 
-#undef MUL
+#undef FMA
 #undef ADD
 #undef SUB
 
