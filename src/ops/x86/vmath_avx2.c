@@ -1,5 +1,6 @@
 /* AVX2 version of vmath.h's algorithm, 8 lanes a vector; exp_sum keeps its 16 lane sums in two
- * vectors, as the other versions do. Tails go through dfs_exp1, which computes the same bits.
+ * vectors, as the other versions do. GroupNorm's affine and SiLU gradient take a last partial
+ * vector under a mask; the other tails go through dfs_exp1, which computes the same bits.
  * Only called when cpuid reports AVX2 and FMA. */
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -7,6 +8,11 @@
 #include "ops/vmath.h"
 
 #define TARGET __attribute__((target("avx2,fma")))
+
+/* The lanes of a vector at i < n when n − i values are left, as a load/store mask. */
+TARGET static inline __m256i tail(size_t left) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(left >= 8 ? 8 : (int)left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
 
 TARGET static inline __m256 exp8(__m256 x) {
     const __m256 magic = _mm256_set1_ps(DFS_EXP_MAGIC);
@@ -98,26 +104,24 @@ TARGET static double dot_avx2(const float *x, const float *y, size_t n) { return
 
 TARGET static void silu_grad_avx2(float *dx, const float *dy, const float *x, size_t n, float scale, float shift, int add) {
     const __m256 one = _mm256_set1_ps(1.0f), vs = _mm256_set1_ps(scale), vh = _mm256_set1_ps(shift);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs), vh);
+    for (size_t i = 0; i < n; i += 8) { /* the last vector masked: the same operations as dfs_silu_grad1 */
+        const __m256i m = tail(n - i);
+        const __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_maskload_ps(x + i, m), vs), vh);
         const __m256 s = _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), v))));
         const __m256 g = _mm256_mul_ps(s, _mm256_add_ps(one, _mm256_mul_ps(v, _mm256_sub_ps(one, s))));
-        const __m256 acc = add ? _mm256_loadu_ps(dx + i) : _mm256_setzero_ps();
-        _mm256_storeu_ps(dx + i, _mm256_fmadd_ps(_mm256_loadu_ps(dy + i), g, acc));
+        const __m256 acc = add ? _mm256_maskload_ps(dx + i, m) : _mm256_setzero_ps();
+        _mm256_maskstore_ps(dx + i, m, _mm256_fmadd_ps(_mm256_maskload_ps(dy + i, m), g, acc));
     }
-    for (; i < n; i++) dx[i] = fmaf(dy[i], dfs_silu_grad1(x[i] * scale + shift), add ? dx[i] : 0.0f);
 }
 
 TARGET static void affine_avx2(float *y, const float *x, size_t n, float scale, float shift, int silu) {
     const __m256 vs = _mm256_set1_ps(scale), vh = _mm256_set1_ps(shift), one = _mm256_set1_ps(1.0f);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs), vh);
+    for (size_t i = 0; i < n; i += 8) { /* the last vector masked: the same operations as dfs_affine1 */
+        const __m256i m = tail(n - i);
+        __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_maskload_ps(x + i, m), vs), vh);
         if (silu) v = _mm256_div_ps(v, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), v))));
-        _mm256_storeu_ps(y + i, v);
+        _mm256_maskstore_ps(y + i, m, v);
     }
-    for (; i < n; i++) y[i] = dfs_affine1(x[i], scale, shift, silu);
 }
 
 const dfs_vmath_impl dfs_vmath_avx2 = {"avx2",   exp_avx2, exp_sum_avx2,   silu_avx2,  sum_avx2,
