@@ -92,6 +92,15 @@ static void pad_phases(float *pad, const float *img, int C, int c0, int c1, int 
         return;
     }
     const size_t plane = (size_t)Hp * Wp;
+    if (s == 2) { /* the common case, through the implementation's phase_plane */
+        const dfs_gemm_impl *g = dfs_gemm_best();
+        for (int py = 0; py < 2; py++)
+            for (int px = 0; px < 2; px++)
+                for (int c = c0; c < c1; c++)
+                    g->phase_plane(pad + ((size_t)(py * 2 + px) * C + c) * plane, Hp, Wp, img + (size_t)c * H * W, H, W,
+                                   py - pad_t, px - pad_l);
+        return;
+    }
     for (int py = 0; py < s; py++)
         for (int px = 0; px < s; px++) {
             /* the columns X0 <= X < X1 of this phase fall inside the image */
@@ -107,11 +116,7 @@ static void pad_phases(float *pad, const float *img, int C, int c0, int c1, int 
                     }
                     const float *src = img + ((size_t)c * H + y) * W + off;
                     for (int X = 0; X < X0; X++) row[X] = 0.0f;
-                    if (s == 2) /* the common case, vectorised (deinterleaving loads) */
-#pragma omp simd
-                        for (int X = X0; X < X1; X++) row[X] = src[2 * (size_t)X];
-                    else
-                        for (int X = X0; X < X1; X++) row[X] = src[(size_t)s * X];
+                    for (int X = X0; X < X1; X++) row[X] = src[(size_t)s * X];
                     for (int X = X1; X < Wp; X++) row[X] = 0.0f;
                 }
         }

@@ -40,5 +40,5 @@ __attribute__((target("avx2,fma"))) static void kernel(int kc, const float *a, s
     }
 }
 
-const dfs_gemm_impl dfs_gemm_avx2 = {"avx2", NR, kernel, dfs_gemm_transpose_scalar};
+const dfs_gemm_impl dfs_gemm_avx2 = {"avx2", NR, kernel, dfs_gemm_transpose_scalar, dfs_gemm_phase_plane_scalar};
 #endif
