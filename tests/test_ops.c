@@ -288,26 +288,29 @@ static void test_winograd_impls(void) {
                         same &= t[i * 20 + j] == (i < rows && j < cols ? p[(size_t)j * Wp + i] : -1.0f);
             }
     if (!TEST_CHECK(same)) fprintf(stderr, "  winograd transforms differ between versions\n");
-    /* the stride-2 phase planes, against the definition: planes of 1 to 5 rows of 1 to 40 values
-     * from images of 0 to 6 rows of 0 to 60, offsets −5 .. 2, nothing written past the plane */
+    /* the padded (phase) planes of stride 1 and 2, against the definition: planes of 1 to 5 rows of
+     * 1 to 40 values from images of 0 to 6 rows of 0 to 60 (all within p), offsets −5 .. 2,
+     * nothing written past the plane */
     int phase_ok = 1;
     float plane[5 * 40 + 8];
     for (int k = 0; k < ng; k++)
-        for (int Wp = 1; Wp <= 40; Wp += 3)
-            for (int Hp = 1; Hp <= 5; Hp += 2)
-                for (int o = -5; o <= 2; o++)
-                    for (int W = 0; W <= 60; W += 4)
-                        for (int H = 0; H <= 6; H += 3) { /* all within p */
-                            const int oy = -o / 2 - 1, ox = o;
-                            for (int i = 0; i < 5 * 40 + 8; i++) plane[i] = -1.0f;
-                            gi[k]->phase_plane(plane, Hp, Wp, p + 8, H, W, oy, ox);
-                            for (int i = 0; i < 5 * 40 + 8; i++) {
-                                const int Y = i / Wp, X = i % Wp, y = 2 * Y + oy, x = 2 * X + ox;
-                                const float want = i >= Hp * Wp ? -1.0f
-                                                   : y >= 0 && y < H && x >= 0 && x < W ? p[8 + y * W + x] : 0.0f;
-                                phase_ok &= plane[i] == want;
+        for (int st = 1; st <= 2; st++)
+            for (int Wp = 1; Wp <= 40; Wp += 3)
+                for (int Hp = 1; Hp <= 5; Hp += 2)
+                    for (int o = -5; o <= 2; o++)
+                        for (int W = 0; W <= 60; W += 4)
+                            for (int H = 0; H <= 6; H += 3) {
+                                const int oy = -o / 2 - 1, ox = o;
+                                for (int i = 0; i < 5 * 40 + 8; i++) plane[i] = -1.0f;
+                                gi[k]->phase_plane(plane, Hp, Wp, p + 8, H, W, oy, ox, st);
+                                for (int i = 0; i < 5 * 40 + 8; i++) {
+                                    const int Y = i / Wp, X = i % Wp, y = st * Y + oy, x = st * X + ox;
+                                    const float want = i >= Hp * Wp                                  ? -1.0f
+                                                       : y >= 0 && y < H && x >= 0 && x < W ? p[8 + y * W + x]
+                                                                                             : 0.0f;
+                                    phase_ok &= plane[i] == want;
+                                }
                             }
-                        }
     if (!TEST_CHECK(phase_ok)) fprintf(stderr, "  a phase_plane version differs from its definition\n");
     TEST_CHECK(n >= 1 && strcmp(impls[n - 1]->name, "scalar") == 0);
     dfs_free(p), dfs_free(m);

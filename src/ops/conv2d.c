@@ -65,40 +65,18 @@ static void zero_slack(float *pad, int C, int KH, int KW, int OH, int OW, int s)
     memset(pad + used, 0, sizeof(float) * (padded_floats(C, KH, KW, OH, OW, s) - used));
 }
 
-/* Channels [c0, c1) of image img (C, H, W) into padded planes (Hp × Wp), zero around it. */
-static void pad_planes(float *pad, const float *img, int c0, int c1, int H, int W, int Hp, int Wp, int pad_t, int pad_l) {
-    const size_t plane = (size_t)Hp * Wp;
-    const int x0 = pad_l < 0 ? -pad_l : 0, x1 = W < Wp - pad_l ? W : Wp - pad_l;
-    for (int c = c0; c < c1; c++)
-        for (int py = 0; py < Hp; py++) { /* each float written once */
-            float *row = pad + c * plane + (size_t)py * Wp;
-            const int y = py - pad_t;
-            if (y < 0 || y >= H || x1 <= x0) {
-                memset(row, 0, sizeof(float) * (size_t)Wp);
-                continue;
-            }
-            memset(row, 0, sizeof(float) * (size_t)(x0 + pad_l));
-            memcpy(row + x0 + pad_l, img + ((size_t)c * H + y) * W + x0, sizeof(float) * (size_t)(x1 - x0));
-            memset(row + x1 + pad_l, 0, sizeof(float) * (size_t)(Wp - x1 - pad_l));
-        }
-}
-
 /* Channels [c0, c1) of image img (C, H, W) into the s × s phases of its padded planes: phase
  * (py, px) of channel c is the plane at ((py·s + px)·C + c)·Hp·Wp. */
 static void pad_phases(float *pad, const float *img, int C, int c0, int c1, int H, int W, int Hp, int Wp, int s,
                        int pad_t, int pad_l) {
-    if (s == 1) {
-        pad_planes(pad, img, c0, c1, H, W, Hp, Wp, pad_t, pad_l);
-        return;
-    }
     const size_t plane = (size_t)Hp * Wp;
-    if (s == 2) { /* the common case, through the implementation's phase_plane */
+    if (s <= 2) { /* the common cases, through the implementation's phase_plane */
         const dfs_gemm_impl *g = dfs_gemm_best();
-        for (int py = 0; py < 2; py++)
-            for (int px = 0; px < 2; px++)
+        for (int py = 0; py < s; py++)
+            for (int px = 0; px < s; px++)
                 for (int c = c0; c < c1; c++)
-                    g->phase_plane(pad + ((size_t)(py * 2 + px) * C + c) * plane, Hp, Wp, img + (size_t)c * H * W, H, W,
-                                   py - pad_t, px - pad_l);
+                    g->phase_plane(pad + ((size_t)(py * s + px) * C + c) * plane, Hp, Wp, img + (size_t)c * H * W, H, W,
+                                   py - pad_t, px - pad_l, s);
         return;
     }
     for (int py = 0; py < s; py++)

@@ -29,11 +29,11 @@ void dfs_gemm_transpose_scalar(float *dst, size_t ldd, const float *src, size_t 
         for (int j = 0; j < cols; j++) dst[(size_t)i * ldd + j] = src[(size_t)j * lds + i];
 }
 
-void dfs_gemm_phase_plane_scalar(float *dst, int Hp, int Wp, const float *src, int H, int W, int oy, int ox) {
+void dfs_gemm_phase_plane_scalar(float *dst, int Hp, int Wp, const float *src, int H, int W, int oy, int ox, int s) {
     for (int Y = 0; Y < Hp; Y++) {
-        const int y = 2 * Y + oy;
+        const int y = s * Y + oy;
         for (int X = 0; X < Wp; X++) {
-            const int x = 2 * X + ox;
+            const int x = s * X + ox;
             dst[(size_t)Y * Wp + X] = y >= 0 && y < H && x >= 0 && x < W ? src[(size_t)y * W + x] : 0.0f;
         }
     }

@@ -26,9 +26,10 @@ typedef void (*dfs_gemm_kernel_fn)(int kc, const float *a, size_t lda, const flo
  * operands a 16×16 block at a time. */
 typedef void (*dfs_transpose_fn)(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols);
 
-/* dst[Y·Wp + X] = src[(2Y + oy)·W + 2X + ox] where that pixel lies in the H × W plane src, else 0,
- * for Y < Hp, X < Wp: one phase plane of a stride-2 convolution's padded image. */
-typedef void (*dfs_phase_plane_fn)(float *dst, int Hp, int Wp, const float *src, int H, int W, int oy, int ox);
+/* dst[Y·Wp + X] = src[(s·Y + oy)·W + s·X + ox] where that pixel lies in the H × W plane src, else
+ * 0, for Y < Hp, X < Wp and a stride s of 1 or 2: one (phase) plane of a convolution's padded
+ * image. */
+typedef void (*dfs_phase_plane_fn)(float *dst, int Hp, int Wp, const float *src, int H, int W, int oy, int ox, int s);
 
 typedef struct dfs_gemm_impl {
     const char *name; /* "avx512", "avx2", "scalar" */
@@ -80,7 +81,7 @@ int dfs_gemm_bf16_available(const dfs_gemm_bf16_impl **out, int max);
 
 /* Implementations, each defined in its own file (src/ops/x86/ for the SIMD ones). */
 void dfs_gemm_transpose_scalar(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols);
-void dfs_gemm_phase_plane_scalar(float *dst, int Hp, int Wp, const float *src, int H, int W, int oy, int ox);
+void dfs_gemm_phase_plane_scalar(float *dst, int Hp, int Wp, const float *src, int H, int W, int oy, int ox, int s);
 /* The same as the transpose of an implementation, for any rows and cols: 16×16 blocks at a time. */
 void dfs_gemm_transpose_blocks(const dfs_gemm_impl *g, float *dst, size_t ldd, const float *src, size_t lds, int rows,
                                int cols);

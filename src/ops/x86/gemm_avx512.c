@@ -98,12 +98,12 @@ TARGET static void transpose(float *dst, size_t ldd, const float *src, size_t ld
         if (i < rows) _mm512_mask_storeu_ps(dst + (size_t)i * ldd, out, r[i]);
 }
 
-/* dfs_phase_plane_fn: 16 values of a row at a time, each from two masked loads of the 32 image
- * columns they span and one permute that picks the even ones. */
-TARGET static void phase_plane(float *dst, int Hp, int Wp, const float *src, int H, int W, int oy, int ox) {
+/* dfs_phase_plane_fn: 16 values of a row at a time, each from a masked load (stride 1), or two of
+ * the 32 image columns they span and a permute that picks the even ones (stride 2). */
+TARGET static void phase_plane(float *dst, int Hp, int Wp, const float *src, int H, int W, int oy, int ox, int s) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     for (int X0 = 0; X0 < Wp; X0 += 16) {
-        const int x = 2 * X0 + ox; /* the first column read */
+        const int x = s * X0 + ox; /* the first column read */
         __mmask16 m[2];
         for (int h = 0; h < 2; h++) { /* the lanes l of the load at x + 16h with 0 <= x + 16h + l < W */
             const int lo = x + 16 * h >= 0 ? 0 : x + 16 * h > -16 ? -(x + 16 * h) : 16;
@@ -112,11 +112,12 @@ TARGET static void phase_plane(float *dst, int Hp, int Wp, const float *src, int
         }
         const __mmask16 st = (__mmask16)(Wp - X0 >= 16 ? 0xFFFF : (1u << (Wp - X0)) - 1);
         for (int Y = 0; Y < Hp; Y++) {
-            const int y = 2 * Y + oy;
+            const int y = s * Y + oy;
             __m512 v = _mm512_setzero_ps();
             if (y >= 0 && y < H) {
                 const float *r = src + (ptrdiff_t)y * W + x;
-                v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(m[0], r), even, _mm512_maskz_loadu_ps(m[1], r + 16));
+                v = _mm512_maskz_loadu_ps(m[0], r);
+                if (s == 2) v = _mm512_permutex2var_ps(v, even, _mm512_maskz_loadu_ps(m[1], r + 16));
             }
             _mm512_mask_storeu_ps(dst + (size_t)Y * Wp + X0, st, v);
         }
