@@ -57,29 +57,36 @@ INLINE void probabilities(float *P, __m512 *s, int HW, int nv, float scale, floa
     if (stats) stats[0] = mnew, stats[1] = l;
 }
 
-/* Rows r < nr of a block (the others repeat the last row, computed and dropped): their scores
- * 0 + Σ_d q_r[d]·kt[d·LD + j] for 16·nv keys, then probabilities(). */
-INLINE void score_block(float *S, const float *q, int inner, const float *kt, int dh, int nr, int nv, int HW, float scale,
-                        float *inv, float *stats) {
-    __m512 acc[ROWS][4];
-    const float *qr[ROWS];
+/* acc[r][v] = Σ_k a_r[k]·b[k·ldb + 16v] (from zero, k ascending, one FMA a term) for the ROWS rows
+ * a_r = a + min(r, nr − 1)·lda (rows past nr repeat the last, computed and dropped) and nv vectors. */
+INLINE void rows_product(__m512 acc[ROWS][4], const float *a, size_t lda, int nr, const float *b, size_t ldb, int n_k,
+                         int nv) {
+    const float *ar[ROWS];
 #pragma GCC unroll 6
     for (int r = 0; r < ROWS; r++) {
-        qr[r] = q + (size_t)(r < nr ? r : nr - 1) * inner;
+        ar[r] = a + (size_t)(r < nr ? r : nr - 1) * lda;
 #pragma GCC unroll 4
         for (int v = 0; v < nv; v++) acc[r][v] = _mm512_setzero_ps();
     }
-    for (int d = 0; d < dh; d++) {
-        __m512 k[4];
+    for (int k = 0; k < n_k; k++) {
+        __m512 bv[4];
 #pragma GCC unroll 4
-        for (int v = 0; v < nv; v++) k[v] = _mm512_load_ps(kt + (size_t)d * LD + 16 * v);
+        for (int v = 0; v < nv; v++) bv[v] = _mm512_loadu_ps(b + (size_t)k * ldb + 16 * v);
 #pragma GCC unroll 6
         for (int r = 0; r < ROWS; r++) {
-            const __m512 x = _mm512_set1_ps(qr[r][d]);
+            const __m512 x = _mm512_set1_ps(ar[r][k]);
 #pragma GCC unroll 4
-            for (int v = 0; v < nv; v++) acc[r][v] = _mm512_fmadd_ps(x, k[v], acc[r][v]);
+            for (int v = 0; v < nv; v++) acc[r][v] = _mm512_fmadd_ps(x, bv[v], acc[r][v]);
         }
     }
+}
+
+/* Rows r < nr of a block: their scores 0 + Σ_d q_r[d]·kt[d·LD + j] for 16·nv keys, then
+ * probabilities(). */
+INLINE void score_block(float *S, const float *q, int inner, const float *kt, int dh, int nr, int nv, int HW, float scale,
+                        float *inv, float *stats) {
+    __m512 acc[ROWS][4];
+    rows_product(acc, q, (size_t)inner, nr, kt, LD, dh, nv);
 #pragma GCC unroll 6
     for (int r = 0; r < ROWS; r++) {
         if (r >= nr) break;
@@ -93,24 +100,7 @@ INLINE void score_block(float *S, const float *q, int inner, const float *kt, in
  * vectors of output columns. */
 INLINE void pv_block(float *o, int inner, const float *P, const float *v, int HW, const float *inv, int nr, int nu) {
     __m512 acc[ROWS][4];
-    const float *pr[ROWS];
-#pragma GCC unroll 6
-    for (int r = 0; r < ROWS; r++) {
-        pr[r] = P + (size_t)(r < nr ? r : nr - 1) * LD;
-#pragma GCC unroll 4
-        for (int u = 0; u < nu; u++) acc[r][u] = _mm512_setzero_ps();
-    }
-    for (int j = 0; j < HW; j++) {
-        __m512 w[4];
-#pragma GCC unroll 4
-        for (int u = 0; u < nu; u++) w[u] = _mm512_loadu_ps(v + (size_t)j * inner + 16 * u);
-#pragma GCC unroll 6
-        for (int r = 0; r < ROWS; r++) {
-            const __m512 x = _mm512_set1_ps(pr[r][j]);
-#pragma GCC unroll 4
-            for (int u = 0; u < nu; u++) acc[r][u] = _mm512_fmadd_ps(x, w[u], acc[r][u]);
-        }
-    }
+    rows_product(acc, P, LD, nr, v, (size_t)inner, HW, nu);
 #pragma GCC unroll 6
     for (int r = 0; r < ROWS; r++) {
         if (r >= nr) break;
