@@ -361,6 +361,17 @@ static void test_groupnorm(int B, int C, int HW, int G, dfs_act act) {
     double e = rel_err(o, r, n);
     if (!TEST_CHECK(e < 8 * FLT_EPSILON * cond))
         fprintf(stderr, "  groupnorm B%d C%d HW%d G%d act %d: err %g (bound %g)\n", B, C, HW, G, act, e, 8 * FLT_EPSILON * cond);
+    if (act == DFS_ACT_NONE) { /* as token rows: each image's transpose, the same bits */
+        float *t = rand_buf(n, 1), *ws = rand_buf(dfs_groupnorm_tokens_workspace(C, HW, G), 1);
+        dfs_groupnorm_forward_tokens(t, ws, x, g, b, B, C, HW, G, 1e-5f);
+        int same = 1;
+        for (int im = 0; im < B; im++)
+            for (int c = 0; c < C; c++)
+                for (int p = 0; p < HW; p++)
+                    same &= t[((size_t)im * HW + p) * C + c] == o[((size_t)im * C + c) * HW + p];
+        TEST_CHECK(same);
+        dfs_free(t); dfs_free(ws);
+    }
     dfs_free(x); dfs_free(g); dfs_free(b); dfs_free(o); dfs_free(r);
 }
 
@@ -384,6 +395,15 @@ static void test_attention(int B, int C, int HW, int heads, int dh, float rescal
     double e = rel_err(o1, r, n);
     if (!TEST_CHECK(e < 1e-5)) fprintf(stderr, "  attention B%d C%d HW%d heads %d dh %d: err %g\n", B, C, HW, heads, dh, e);
     TEST_CHECK(memcmp(o1, o2, n * sizeof(float)) == 0);
+    if (dfs_attention_takes_tokens(B, HW)) { /* the input as token rows: the same bits */
+        float *T = rand_buf(n, 1);
+        for (int im = 0; im < B; im++)
+            for (int c = 0; c < C; c++)
+                for (int p = 0; p < HW; p++) T[((size_t)im * HW + p) * C + c] = x[((size_t)im * C + c) * HW + p];
+        dfs_attention_forward_tokens(o2, scratch, T, res, wq, bq, wk, bk, wv, bv, wo, bo, B, C, HW, heads, dh, rescale);
+        TEST_CHECK(memcmp(o1, o2, n * sizeof(float)) == 0);
+        dfs_free(T);
+    }
     /* a batch is shared out image by image, one image step by step: the same bits either way */
     const size_t img = (size_t)C * HW;
     for (int b = 0; b < B && B > 1; b++) {
@@ -679,6 +699,8 @@ int main(void) {
     test_linear(3, 17, 5);
     test_linear(2, 64, 33);
     test_groupnorm(1, 4, 9, 2, DFS_ACT_NONE);
+    test_groupnorm(3, 128, 49, 8, DFS_ACT_NONE); /* attention's, at 7×7: 16 channels a group */
+    test_groupnorm(2, 40, 23, 2, DFS_ACT_NONE);
     test_groupnorm(2, 32, 17, 8, DFS_ACT_SILU);
     test_groupnorm(2, 6, 1, 3, DFS_ACT_GELU);
     test_groupnorm(1, 15, 25, 5, DFS_ACT_MISH);

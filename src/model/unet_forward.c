@@ -259,11 +259,24 @@ static ten resnet(run *r, const dfs_resnet *p, ten x, size_t temb_act, int x_tem
     return block_output(r, mark, xs, c2, p->out_scale);
 }
 
-/* Attention: in place on x in inference; a new tensor in training. */
+/* GroupNorm written as token rows (B, HW, C), for attention (inference only). */
+static ten groupnorm_tokens(run *r, const dfs_norm *n, ten in) {
+    ten out = push(r, in.C, in.H, in.W);
+    const size_t ws = push_raw(r, dfs_groupnorm_tokens_workspace(n->C, in.H * in.W, n->G));
+    if (r->arena)
+        dfs_groupnorm_forward_tokens(A(r, out), at(r, ws), A(r, in), W(r, n->g), W(r, n->b), r->B, n->C, in.H * in.W, n->G,
+                                     n->eps);
+    r->top = ws;
+    return out;
+}
+
+/* Attention: in place on x in inference; a new tensor in training. Inference of batches of small
+ * images normalises straight into token rows (dfs_attention_forward_tokens). */
 static ten attention(run *r, const dfs_attn *p, ten x) {
     const size_t mark = r->top;
     const int HW = x.H * x.W;
-    ten xn = p->has_norm ? groupnorm(r, &p->norm, x, DFS_ACT_NONE, 0) : x;
+    const int tokens = !r->train && p->has_norm && dfs_attention_takes_tokens(r->B, HW);
+    ten xn = tokens ? groupnorm_tokens(r, &p->norm, x) : p->has_norm ? groupnorm(r, &p->norm, x, DFS_ACT_NONE, 0) : x;
     ten out = r->train ? push(r, x.C, x.H, x.W) : x;
     size_t saved = r->train ? push_raw(r, dfs_attention_saved_size(r->B, x.C, HW, p->heads, p->dh)) : 0;
     const size_t scratch_mark = r->top;
@@ -278,9 +291,9 @@ static ten attention(run *r, const dfs_attn *p, ten x) {
                                         P + p->k.w, P + p->k.b, P + p->v.w, P + p->v.b, P + p->o.w, P + p->o.b, r->B,
                                         x.C, HW, p->heads, p->dh, p->rescale);
         else
-            dfs_attention_forward(A(r, out), at(r, scratch), A(r, xn), A(r, x), P + p->q.w, P + p->q.b, P + p->k.w,
-                                  P + p->k.b, P + p->v.w, P + p->v.b, P + p->o.w, P + p->o.b, r->B, x.C, HW, p->heads,
-                                  p->dh, p->rescale);
+            (tokens ? dfs_attention_forward_tokens : dfs_attention_forward)(
+                A(r, out), at(r, scratch), A(r, xn), A(r, x), P + p->q.w, P + p->q.b, P + p->k.w, P + p->k.b, P + p->v.w,
+                P + p->v.b, P + p->o.w, P + p->o.b, r->B, x.C, HW, p->heads, p->dh, p->rescale);
     }
     release(r, mark);
     return out;

@@ -246,14 +246,15 @@ static saved_parts parts_of(float *saved, int B, int HW, int heads, int dh) {
 /* A batch with its projections as one GEMM each over all images (their weights packed once, not
  * once per image), the attention image by image, the scores reading K's rows transposed; the same
  * sums as forward_image, so the same bits. Q, K, V, O: (B·HW, inner) each; stats as attend's, or
- * NULL; T and Y: (B·HW, C) scratch. */
-static void forward_batched(float *out, saved_parts s, float *T, float *Y, const float *xn, const float *residual,
-                            const float *wq, const float *bq, const float *wk, const float *bk, const float *wv,
-                            const float *bv, const float *wo, const float *bo, int B, int C, int HW, int heads, int dh,
-                            float rescale) {
+ * NULL; T and Y: (B·HW, C) scratch. With tokens set, xn is already T's token rows (B·HW, C). */
+static void forward_batched(float *out, saved_parts s, float *T, float *Y, const float *xn, int tokens,
+                            const float *residual, const float *wq, const float *bq, const float *wk, const float *bk,
+                            const float *wv, const float *bv, const float *wo, const float *bo, int B, int C, int HW,
+                            int heads, int dh, float rescale) {
     const size_t inner = (size_t)heads * dh, n = (size_t)B * HW, img = (size_t)C * HW, tok = (size_t)HW * inner;
     DFS_ASSERT(n <= INT_MAX);
-    FOR_IMAGES(B, transpose(T + b * img, xn + b * img, C, HW, one));
+    if (tokens) T = (float *)xn; /* read only */
+    else FOR_IMAGES(B, transpose(T + b * img, xn + b * img, C, HW, one));
     dfs_linear_forward(s.Q, T, wq, bq, (int)n, C, (int)inner);
     dfs_linear_forward(s.K, T, wk, bk, (int)n, C, (int)inner);
     dfs_linear_forward(s.V, T, wv, bv, (int)n, C, (int)inner);
@@ -272,7 +273,7 @@ void dfs_attention_forward(float *out, float *scratch, const float *xn, const fl
         float *T = scratch, *Y = T + n * C;
         saved_parts s = parts_of(Y + n * C, B, HW, heads, dh); /* Q, K, V, O after T and Y; no stats */
         s.stats = NULL;
-        forward_batched(out, s, T, Y, xn, residual, wq, bq, wk, bk, wv, bv, wo, bo, B, C, HW, heads, dh, rescale);
+        forward_batched(out, s, T, Y, xn, 0, residual, wq, bq, wk, bk, wv, bv, wo, bo, B, C, HW, heads, dh, rescale);
         return;
     }
     FOR_IMAGES(B, float *T = scratch + (one ? 0 : (size_t)dfs_ops_thread_id() * per), *Q = T + (size_t)HW * C;
@@ -288,8 +289,22 @@ void dfs_attention_forward_train(float *out, float *saved, float *scratch, const
                                  const float *wq, const float *bq, const float *wk, const float *bk, const float *wv,
                                  const float *bv, const float *wo, const float *bo, int B, int C, int HW, int heads,
                                  int dh, float rescale) {
-    forward_batched(out, parts_of(saved, B, HW, heads, dh), scratch, scratch + (size_t)B * HW * C, xn, residual, wq, bq, wk,
-                    bk, wv, bv, wo, bo, B, C, HW, heads, dh, rescale);
+    forward_batched(out, parts_of(saved, B, HW, heads, dh), scratch, scratch + (size_t)B * HW * C, xn, 0, residual, wq,
+                    bq, wk, bk, wv, bv, wo, bo, B, C, HW, heads, dh, rescale);
+}
+
+int dfs_attention_takes_tokens(int B, int HW) { return batched(B, HW); }
+
+void dfs_attention_forward_tokens(float *out, float *scratch, const float *T, const float *residual, const float *wq,
+                                  const float *bq, const float *wk, const float *bk, const float *wv, const float *bv,
+                                  const float *wo, const float *bo, int B, int C, int HW, int heads, int dh,
+                                  float rescale) {
+    DFS_ASSERT(batched(B, HW));
+    const size_t n = (size_t)B * HW;
+    float *Y = scratch + n * C;
+    saved_parts s = parts_of(Y + n * C, B, HW, heads, dh); /* as dfs_attention_forward's, T unused */
+    s.stats = NULL;
+    forward_batched(out, s, NULL, Y, T, 1, residual, wq, bq, wk, bk, wv, bv, wo, bo, B, C, HW, heads, dh, rescale);
 }
 
 /* P = softmax rows of a score block S (rows × cols, leading dimension ld) given each row's

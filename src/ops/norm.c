@@ -2,6 +2,7 @@
 #include <math.h>
 
 #include "core/internal.h"
+#include "ops/gemm.h"
 #include "ops/ops.h"
 #include "ops/vmath.h"
 
@@ -13,42 +14,65 @@ static void moments(const dfs_vmath_impl *vm, const float *x, size_t n, float ep
     *rstd = (float)(1.0 / sqrt(vm->sumsq(x, n, (float)m) / (double)n + (double)eps));
 }
 
+/* One group: y (CG rows of HW, at stride HW) = act(x·scale + shift) for the CG channels from ch0
+ * of x; its mean and 1/std into st when st is not NULL. */
+static void norm_group(const dfs_vmath_impl *vm, float *y, const float *x, int CG, int HW, int ch0, const float *gamma,
+                       const float *beta, float eps, dfs_act act, double *st) {
+    double mean;
+    float rstd;
+    moments(vm, x, (size_t)CG * HW, eps, &mean, &rstd);
+    if (st) st[0] = mean, st[1] = rstd;
+    const float meanf = (float)mean;
+    /* y = x·scale + shift, the form torch's CPU kernel uses */
+    for (int c = 0; c < CG; c++) {
+        const int ch = ch0 + c;
+        const float scale = rstd * gamma[ch];
+        const float shift = beta[ch] - meanf * scale;
+        float *yr = y + (size_t)c * HW;
+        const float *xr = x + (size_t)c * HW;
+        if (act == DFS_ACT_NONE || act == DFS_ACT_SILU) {
+            vm->affine(yr, xr, (size_t)HW, scale, shift, act == DFS_ACT_SILU);
+        } else {
+            for (int i = 0; i < HW; i++) yr[i] = xr[i] * scale + shift;
+            dfs_act_forward(yr, (size_t)HW, act);
+        }
+    }
+}
+
 void dfs_groupnorm_forward(float *out, const float *inp, const float *gamma, const float *beta, int B,
                            int C, int HW, int G, float eps, dfs_act act, double *stats) {
     DFS_ASSERT(G > 0 && C % G == 0);
     const int CG = C / G;
-    const size_t n = (size_t)CG * HW;
     const dfs_vmath_impl *vm = dfs_vmath_best();
 #pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++) {
+    for (int b = 0; b < B; b++)
         for (int g = 0; g < G; g++) {
             const size_t base = ((size_t)b * C + (size_t)g * CG) * HW;
-            const float *x = inp + base;
-            double mean;
-            float rstd;
-            moments(vm, x, n, eps, &mean, &rstd);
-            if (stats) {
-                stats[2 * ((size_t)b * G + g)] = mean;
-                stats[2 * ((size_t)b * G + g) + 1] = rstd;
-            }
-            const float meanf = (float)mean;
-            float *y = out + base;
-            /* y = x·scale + shift, the form torch's CPU kernel uses */
-            for (int c = 0; c < CG; c++) {
-                const int ch = g * CG + c;
-                const float scale = rstd * gamma[ch];
-                const float shift = beta[ch] - meanf * scale;
-                float *yr = y + (size_t)c * HW;
-                const float *xr = x + (size_t)c * HW;
-                if (act == DFS_ACT_NONE || act == DFS_ACT_SILU) {
-                    vm->affine(yr, xr, (size_t)HW, scale, shift, act == DFS_ACT_SILU);
-                } else {
-                    for (int i = 0; i < HW; i++) yr[i] = xr[i] * scale + shift;
-                    dfs_act_forward(yr, (size_t)HW, act);
-                }
-            }
+            norm_group(vm, out + base, inp + base, CG, HW, g * CG, gamma, beta, eps, act,
+                       stats ? stats + 2 * ((size_t)b * G + g) : NULL);
         }
-    }
+}
+
+size_t dfs_groupnorm_tokens_workspace(int C, int HW, int G) {
+    return (size_t)dfs_ops_max_threads() * ((size_t)(C / G) * HW + 16);
+}
+
+/* Each group normalised into the thread's part of ws, then transposed 16 × 16 at a time into its
+ * CG columns of the image's token rows. */
+void dfs_groupnorm_forward_tokens(float *out, float *ws, const float *inp, const float *gamma, const float *beta, int B,
+                                  int C, int HW, int G, float eps) {
+    DFS_ASSERT(G > 0 && C % G == 0);
+    const int CG = C / G;
+    const dfs_vmath_impl *vm = dfs_vmath_best();
+    const dfs_gemm_impl *gm = dfs_gemm_best();
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int g = 0; g < G; g++) {
+            float *y = ws + (size_t)dfs_ops_thread_id() * ((size_t)CG * HW + 16);
+            norm_group(vm, y, inp + ((size_t)b * C + (size_t)g * CG) * HW, CG, HW, g * CG, gamma, beta, eps, DFS_ACT_NONE,
+                       NULL);
+            dfs_gemm_transpose_blocks(gm, out + (size_t)b * HW * C + (size_t)g * CG, (size_t)C, y, (size_t)HW, HW, CG);
+        }
 }
 
 /* Mean and 1/std of each (image, group), as the forward computes them. */

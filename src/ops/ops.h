@@ -78,6 +78,13 @@ void dfs_linear_backward(float *dinp, float *dw, float *db, const float *dout, c
 void dfs_groupnorm_forward(float *out, const float *inp, const float *gamma, const float *beta, int B,
                            int C, int HW, int G, float eps, dfs_act act, double *stats);
 
+/* dfs_groupnorm_forward without an activation, written as token rows: out (B, HW, C), the
+ * transpose of each image of what dfs_groupnorm_forward gives (the same values). ws:
+ * dfs_groupnorm_tokens_workspace(C, HW, G) floats. */
+size_t dfs_groupnorm_tokens_workspace(int C, int HW, int G);
+void dfs_groupnorm_forward_tokens(float *out, float *ws, const float *inp, const float *gamma, const float *beta, int B,
+                                  int C, int HW, int G, float eps);
+
 /* x[i] = act(x[i]) for n values, in place. */
 void dfs_act_forward(float *x, size_t n, dfs_act act);
 /* out = act(in) over a whole tensor, shared out among the threads; out may be in. */
@@ -110,6 +117,15 @@ void dfs_attention_forward(float *out, float *scratch, const float *xn, const fl
                            const float *wq, const float *bq, const float *wk, const float *bk,
                            const float *wv, const float *bv, const float *wo, const float *bo,
                            int B, int C, int HW, int heads, int dh, float rescale);
+
+/* Inference of a batch of small images (dfs_attention_takes_tokens(B, HW)) can be given its input as
+ * token rows T (B, HW, C), what dfs_groupnorm_forward_tokens writes, instead of xn: the same result,
+ * bit for bit, without transposing each image first. scratch as above. */
+int dfs_attention_takes_tokens(int B, int HW);
+void dfs_attention_forward_tokens(float *out, float *scratch, const float *T, const float *residual, const float *wq,
+                                  const float *bq, const float *wk, const float *bk, const float *wv, const float *bv,
+                                  const float *wo, const float *bo, int B, int C, int HW, int heads, int dh,
+                                  float rescale);
 
 /* Training: the same, also saving Q, K, V, O and the softmax row statistics into saved
  * (dfs_attention_saved_size floats) for dfs_attention_backward. scratch as above. */
