@@ -124,7 +124,9 @@ int dfs_attn_available(const dfs_attn_impl **out, int max) {
     return n;
 }
 
-/* The vector version that takes heads of HW positions and dh values, or NULL. */
+/* The vector version that takes heads of HW positions and dh values, or NULL. attend() gives it
+ * whole heads: a small image's head is one task. */
+_Static_assert(DFS_ATTN_SMALL_HW <= ATT_BQ, "a small image's head must be one task");
 static dfs_attn_head_fn *small_head(int HW, int dh) {
     if (HW > DFS_ATTN_SMALL_HW || dh % 16 || dh > DFS_ATTN_SMALL_DH) return NULL;
     const dfs_attn_impl *impls[2];
