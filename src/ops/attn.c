@@ -255,11 +255,11 @@ static void forward_batched(float *out, saved_parts s, float *T, float *Y, const
                             int heads, int dh, float rescale) {
     const size_t inner = (size_t)heads * dh, n = (size_t)B * HW, img = (size_t)C * HW, tok = (size_t)HW * inner;
     DFS_ASSERT(n <= INT_MAX);
-    if (tokens) T = (float *)xn; /* read only */
-    else FOR_IMAGES(B, transpose(T + b * img, xn + b * img, C, HW, one));
-    dfs_linear_forward(s.Q, T, wq, bq, (int)n, C, (int)inner);
-    dfs_linear_forward(s.K, T, wk, bk, (int)n, C, (int)inner);
-    dfs_linear_forward(s.V, T, wv, bv, (int)n, C, (int)inner);
+    if (!tokens) FOR_IMAGES(B, transpose(T + b * img, xn + b * img, C, HW, one));
+    const float *rows = tokens ? xn : T; /* the token rows */
+    dfs_linear_forward(s.Q, rows, wq, bq, (int)n, C, (int)inner);
+    dfs_linear_forward(s.K, rows, wk, bk, (int)n, C, (int)inner);
+    dfs_linear_forward(s.V, rows, wv, bv, (int)n, C, (int)inner);
     FOR_IMAGES(B, attend(s.O + b * tok, s.stats ? s.stats + (size_t)b * heads * HW * 2 : NULL, s.Q + b * tok, s.K + b * tok,
                          1, inner, s.V + b * tok, HW, heads, dh, 1.0f / sqrtf((float)dh), one));
     dfs_linear_forward(Y, s.O, wo, bo, (int)n, (int)inner, C);

@@ -15,6 +15,7 @@
 #include "ops/gemm.h"
 #include "ops/vmath.h"
 #include "ops/x86/exp16.h"
+#include "ops/x86/lanes.h"
 
 #define TARGET __attribute__((target("avx512f,fma")))
 #define INLINE TARGET static inline __attribute__((always_inline))
@@ -27,7 +28,6 @@
  * and only key block, with dfs_max and exp_sum done lane by lane in their orders. */
 INLINE void probabilities(float *P, __m512 *s, int HW, int nv, float scale, float *inv, float *stats) {
     const int full = HW / 16, tail = HW % 16;
-    const __mmask16 tail_lanes = (__mmask16)((1u << tail) - 1);
     __m512 mv = _mm512_set1_ps(_mm512_cvtss_f32(s[0]));
 #pragma GCC unroll 4
     for (int v = 0; v < nv; v++)
@@ -48,8 +48,7 @@ INLINE void probabilities(float *P, __m512 *s, int HW, int nv, float scale, floa
     for (int v = 0; v < nv; v++) {
         const __m512 e = dfs_exp16(_mm512_fmadd_ps(s[v], vs, vm));
         _mm512_store_ps(P + 16 * v, e);
-        if (v < full) sum = _mm512_add_ps(sum, e);
-        else sum = _mm512_mask_add_ps(sum, tail_lanes, sum, e); /* the tail's lanes[i % 16] += x[i] */
+        sum = _mm512_mask_add_ps(sum, dfs_first16(HW - 16 * v), sum, e); /* the tail's lanes[i % 16] += x[i] */
     }
     _mm512_storeu_ps(lanes, sum);
     l = l * corr + dfs_lanes_sum(lanes);

@@ -9,6 +9,7 @@
 
 #include "ops/gemm.h"
 #include "ops/x86/tile.h"
+#include "ops/x86/lanes.h"
 
 #define NR 48
 #define TARGET __attribute__((target("avx512f,fma")))
@@ -64,8 +65,7 @@ static void kernel(int kc, const float *a, size_t lda, const float *b, size_t ld
 
 /* A 16×16 block transposed in registers: pairs of rows interleaved at 1, 2, 4 and 8 floats. */
 TARGET static void transpose(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols) {
-    const __mmask16 in = (__mmask16)(rows >= 16 ? 0xFFFF : (1u << rows) - 1);
-    const __mmask16 out = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1);
+    const __mmask16 in = dfs_first16(rows), out = dfs_first16(cols);
     __m512 r[16], t[16];
 #pragma GCC unroll 16
     for (int j = 0; j < 16; j++) r[j] = j < cols ? _mm512_maskz_loadu_ps(in, src + (size_t)j * lds) : _mm512_setzero_ps();
@@ -104,20 +104,14 @@ TARGET static void phase_plane(float *dst, int Hp, int Wp, const float *src, int
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     for (int X0 = 0; X0 < Wp; X0 += 16) {
         const int x = s * X0 + ox; /* the first column read */
-        __mmask16 m[2];
-        for (int h = 0; h < 2; h++) { /* the lanes l of the load at x + 16h with 0 <= x + 16h + l < W */
-            const int lo = x + 16 * h >= 0 ? 0 : x + 16 * h > -16 ? -(x + 16 * h) : 16;
-            const int hi = W - x - 16 * h < 16 ? W - x - 16 * h : 16;
-            m[h] = hi <= lo ? 0 : (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
-        }
-        const __mmask16 st = (__mmask16)(Wp - X0 >= 16 ? 0xFFFF : (1u << (Wp - X0)) - 1);
+        const __mmask16 m0 = dfs_inside16(x, W), m1 = dfs_inside16(x + 16, W), st = dfs_first16(Wp - X0);
         for (int Y = 0; Y < Hp; Y++) {
             const int y = s * Y + oy;
             __m512 v = _mm512_setzero_ps();
             if (y >= 0 && y < H) {
                 const float *r = src + (ptrdiff_t)y * W + x;
-                v = _mm512_maskz_loadu_ps(m[0], r);
-                if (s == 2) v = _mm512_permutex2var_ps(v, even, _mm512_maskz_loadu_ps(m[1], r + 16));
+                v = _mm512_maskz_loadu_ps(m0, r);
+                if (s == 2) v = _mm512_permutex2var_ps(v, even, _mm512_maskz_loadu_ps(m1, r + 16));
             }
             _mm512_mask_storeu_ps(dst + (size_t)Y * Wp + X0, st, v);
         }

@@ -60,7 +60,7 @@ TARGET static void pack(uint32_t *dst, const float *lo, const float *hi, int n) 
                                        8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
     const __m512i inter = _mm512_loadu_si512(order);
     for (int j = 0; j < n; j += 16) {
-        const __mmask16 m = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+        const __mmask16 m = dfs_first16(n - j);
         const __m512 l = _mm512_maskz_loadu_ps(m, lo + j), h = hi ? _mm512_maskz_loadu_ps(m, hi + j) : _mm512_setzero_ps();
         const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(h, l); /* l in the low 256 bits, h in the high */
         _mm512_mask_storeu_epi32(dst + j, m, _mm512_permutexvar_epi16(inter, both));

@@ -7,13 +7,15 @@
 #include <immintrin.h>
 #include <stddef.h>
 
+#include "ops/x86/lanes.h"
+
 __attribute__((target("avx512f"))) static inline __attribute__((always_inline)) void
 dfs_tile_store(int nm, int nv, __m512 acc[8][3], float *c, size_t ldc, int mr, int nr, int add) {
 #pragma GCC unroll 3
     for (int v = 0; v < nv; v++) {
         const int cols = nr - 16 * v;
         if (cols <= 0) break;
-        const __mmask16 m = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
+        const __mmask16 m = dfs_first16(cols);
 #pragma GCC unroll 8
         for (int i = 0; i < nm; i++) {
             if (i >= mr) break;

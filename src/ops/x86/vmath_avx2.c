@@ -64,8 +64,7 @@ TARGET static void silu_avx2(float *x, size_t n) {
     for (; i < n; i++) x[i] = x[i] / (1.0f + dfs_exp1(-x[i]));
 }
 
-/* One block of at most DFS_SUM_BLOCK values in 16 lanes kept as two vectors: Σ x·y when y is
- * given, else Σ (x − c)² when square, else Σ x. */
+/* acc plus what the 8 values at x add to their lanes (dfs_lane_add, 8 at a time). */
 TARGET static inline __m256 lane_step(__m256 acc, const float *x, const float *y, __m256 vc, int square) {
     const __m256 v = _mm256_loadu_ps(x);
     if (y) return _mm256_fmadd_ps(v, _mm256_loadu_ps(y), acc);

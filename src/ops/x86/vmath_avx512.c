@@ -1,20 +1,19 @@
-/* AVX-512 version of vmath.h's algorithm, 16 lanes at a time; the elementwise functions take a
- * last partial vector under a mask (the same operations as the portable version's per value), the
- * sums their tails through dfs_exp1 and dfs_lane_add. Only called when cpuid reports AVX-512F. */
+/* AVX-512 version of vmath.h's algorithm, 16 lanes at a time; the element-wise functions and
+ * exp_sum take a last partial vector under a mask (the same operations as the portable version's
+ * per value), the block sums their tails through dfs_lane_add. Only called when cpuid reports
+ * AVX-512F. */
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
 #include "ops/vmath.h"
 #include "ops/x86/exp16.h"
+#include "ops/x86/lanes.h"
 
 #define TARGET __attribute__((target("avx512f,fma")))
 
-/* The lanes of a vector at i < n when n − i values are left. */
-static inline __mmask16 tail(size_t left) { return (__mmask16)(left >= 16 ? 0xFFFF : (1u << left) - 1); }
-
 TARGET static void exp_avx512(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i += 16) {
-        const __mmask16 m = tail(n - i);
+        const __mmask16 m = dfs_first16((ptrdiff_t)(n - i));
         _mm512_mask_storeu_ps(y + i, m, dfs_exp16(_mm512_maskz_loadu_ps(m, x + i)));
     }
 }
@@ -22,14 +21,8 @@ TARGET static void exp_avx512(float *y, const float *x, size_t n) {
 TARGET static float exp_sum_avx512(float *x, size_t n, float scale, float shift) {
     const __m512 vs = _mm512_set1_ps(scale), vm = _mm512_set1_ps(-shift);
     __m512 acc = _mm512_setzero_ps();
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const __m512 e = dfs_exp16(_mm512_fmadd_ps(_mm512_loadu_ps(x + i), vs, vm));
-        _mm512_storeu_ps(x + i, e);
-        acc = _mm512_add_ps(acc, e);
-    }
-    if (i < n) { /* the tail's lanes[i % 16] += x[i], under a mask */
-        const __mmask16 m = tail(n - i);
+    for (size_t i = 0; i < n; i += 16) { /* the tail's lanes[i % 16] += x[i] under a mask */
+        const __mmask16 m = dfs_first16((ptrdiff_t)(n - i));
         const __m512 e = dfs_exp16(_mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + i), vs, vm));
         _mm512_mask_storeu_ps(x + i, m, e);
         acc = _mm512_mask_add_ps(acc, m, acc, e);
@@ -42,14 +35,13 @@ TARGET static float exp_sum_avx512(float *x, size_t n, float scale, float shift)
 TARGET static void silu_avx512(float *x, size_t n) {
     const __m512 one = _mm512_set1_ps(1.0f);
     for (size_t i = 0; i < n; i += 16) { /* the last vector masked */
-        const __mmask16 m = tail(n - i);
+        const __mmask16 m = dfs_first16((ptrdiff_t)(n - i));
         const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
         _mm512_mask_storeu_ps(x + i, m, _mm512_div_ps(v, _mm512_add_ps(one, dfs_exp16(_mm512_sub_ps(_mm512_setzero_ps(), v)))));
     }
 }
 
-/* One block of at most DFS_SUM_BLOCK values in 16 lanes: Σ x·y when y is given, else Σ (x − c)²
- * when square, else Σ x. */
+/* acc plus what the 16 values at x add to their lanes (dfs_lane_add, 16 at a time). */
 TARGET static inline __m512 lane_step(__m512 acc, const float *x, const float *y, __m512 vc, int square) {
     const __m512 v = _mm512_loadu_ps(x);
     if (y) return _mm512_fmadd_ps(v, _mm512_loadu_ps(y), acc);
@@ -87,7 +79,7 @@ TARGET static double dot_avx512(const float *x, const float *y, size_t n) { retu
 TARGET static void silu_grad_avx512(float *dx, const float *dy, const float *x, size_t n, float scale, float shift, int add) {
     const __m512 one = _mm512_set1_ps(1.0f), vs = _mm512_set1_ps(scale), vh = _mm512_set1_ps(shift);
     for (size_t i = 0; i < n; i += 16) { /* the last vector masked: the same operations as dfs_silu_grad1 */
-        const __mmask16 m = tail(n - i);
+        const __mmask16 m = dfs_first16((ptrdiff_t)(n - i));
         const __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vs), vh);
         const __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, dfs_exp16(_mm512_sub_ps(_mm512_setzero_ps(), v))));
         const __m512 g = _mm512_mul_ps(s, _mm512_add_ps(one, _mm512_mul_ps(v, _mm512_sub_ps(one, s))));
@@ -99,7 +91,7 @@ TARGET static void silu_grad_avx512(float *dx, const float *dy, const float *x, 
 TARGET static void affine_avx512(float *y, const float *x, size_t n, float scale, float shift, int silu) {
     const __m512 vs = _mm512_set1_ps(scale), vh = _mm512_set1_ps(shift), one = _mm512_set1_ps(1.0f);
     for (size_t i = 0; i < n; i += 16) { /* the last vector masked: the same operations as dfs_affine1 */
-        const __mmask16 m = tail(n - i);
+        const __mmask16 m = dfs_first16((ptrdiff_t)(n - i));
         __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vs), vh);
         if (silu) v = _mm512_div_ps(v, _mm512_add_ps(one, dfs_exp16(_mm512_sub_ps(_mm512_setzero_ps(), v))));
         _mm512_mask_storeu_ps(y + i, m, v);

@@ -8,17 +8,11 @@
 #include <immintrin.h>
 
 #include "ops/winograd.h"
+#include "ops/x86/lanes.h"
 
 #define TARGET __attribute__((target("avx512f")))
 #define INLINE TARGET static inline __attribute__((always_inline))
 
-/* The lanes l of a load at column x whose columns x + l lie in 0 .. W−1. */
-static __mmask16 inside(int x, int W) {
-    const int lo = x < 0 ? -x : 0, hi = W - x < 16 ? W - x : 16;
-    return hi <= lo ? 0 : (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
-}
-
-static __mmask16 first(int n) { return (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1); }
 
 /* A run over several tile rows (W <= 16): for lane l, tile tx + l of the run's first row, the tile
  * row q it falls in (from the run's first) and its column c. (tx + l < 32 and TW <= 8, so the
@@ -43,7 +37,7 @@ INLINE rows_geom geom(int W, int tx) {
 /* Row y of an H × W plane in the first W lanes; zero outside the plane. */
 INLINE __m512 row_of(const float *plane, int H, int W, int y) {
     const int in = y >= 0 && y < H;
-    return _mm512_maskz_loadu_ps(in ? first(W) : 0, plane + (ptrdiff_t)(in ? y : 0) * W);
+    return _mm512_maskz_loadu_ps(in ? dfs_first16(W) : 0, plane + (ptrdiff_t)(in ? y : 0) * W);
 }
 
 /* For i < n (at most 4): the register pair lo[i], hi[i] whose slot q holds row y0 + i + 2q, the
@@ -78,7 +72,7 @@ INLINE pick pick_of(const rows_geom *g, int col0, int W, int len) {
     const __m512i col = _mm512_add_epi32(_mm512_slli_epi32(g->c, 1), _mm512_set1_epi32(col0));
     pick p;
     p.keep = _mm512_cmpge_epi32_mask(col, _mm512_setzero_si512()) & _mm512_cmplt_epi32_mask(col, _mm512_set1_epi32(W)) &
-             first(len);
+             dfs_first16(len);
     p.idx = _mm512_add_epi32(_mm512_sllv_epi32(g->q, _mm512_set1_epi32(g->shift)), col);
     return p;
 }
@@ -87,7 +81,7 @@ INLINE __m512 gather(pick p, __m512 lo, __m512 hi) { return _mm512_maskz_permute
 
 /* V = Bᵀ d B from the 16 vectors of d, stored for the first len lanes. */
 INLINE void in_finish(float *v, size_t xs, __m512 d[4][4], int len) {
-    const __mmask16 mask = first(len);
+    const __mmask16 mask = dfs_first16(len);
 #pragma GCC unroll 4
     for (int k = 0; k < 4; k++) { /* Bᵀ d, column k */
         const __m512 d0 = d[0][k], d1 = d[1][k], d2 = d[2][k], d3 = d[3][k];
@@ -111,7 +105,7 @@ TARGET static void in_run(float *v, size_t xs, const float *plane, size_t istrid
         const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
         const int y0 = 2 * ty - 1, x0 = 2 * tx - 1;
-        const __mmask16 ma = inside(x0, W), mb = inside(x0 + 16, W), mc = inside(x0 + 2, W), me = inside(x0 + 18, W);
+        const __mmask16 ma = dfs_inside16(x0, W), mb = dfs_inside16(x0 + 16, W), mc = dfs_inside16(x0 + 2, W), me = dfs_inside16(x0 + 18, W);
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++) {
             /* masked loads read nothing outside the plane: a row outside it loads no lane */
@@ -141,7 +135,7 @@ TARGET static void in_run(float *v, size_t xs, const float *plane, size_t istrid
 
 /* y[r][k] = the output of row r, column k of each lane's 2×2 block: (Aᵀ M A) from M's 16 rows. */
 INLINE void out_core(__m512 y[2][2], const float *m, size_t xs, int len) {
-    const __mmask16 mask = first(len);
+    const __mmask16 mask = dfs_first16(len);
     __m512 a[4][4], s[2][4];
 #pragma GCC unroll 16
     for (int x = 0; x < 16; x++) a[x / 4][x % 4] = _mm512_maskz_loadu_ps(mask, m + x * xs);
@@ -174,7 +168,7 @@ TARGET static void out_run(float *o, size_t istride, int H, int W, const float *
         const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
         const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
         const int cols = W - 2 * tx < 2 * len ? W - 2 * tx : 2 * len, rows = H - 2 * ty < 2 ? H - 2 * ty : 2;
-        const __mmask16 m0 = first(cols), m1 = first(cols - 16 > 0 ? cols - 16 : 0);
+        const __mmask16 m0 = dfs_first16(cols), m1 = dfs_first16(cols - 16 > 0 ? cols - 16 : 0);
 #pragma GCC unroll 2
         for (int r = 0; r < rows; r++) {
             float *row = o + (size_t)(2 * ty + r) * W + 2 * tx;
@@ -190,7 +184,7 @@ TARGET static void out_run(float *o, size_t istride, int H, int W, const float *
         /* the run's lane holding tile column c of tile row q is q·TW + c − tx */
         const __m512i l = _mm512_add_epi32(half, _mm512_set1_epi32(q * TW - tx));
         const __mmask16 mask = _mm512_cmpge_epi32_mask(l, _mm512_setzero_si512()) &
-                               _mm512_cmplt_epi32_mask(l, _mm512_set1_epi32(len)) & first(W);
+                               _mm512_cmplt_epi32_mask(l, _mm512_set1_epi32(len)) & dfs_first16(W);
         const __m512i idx = _mm512_add_epi32(k16, l);
         for (int r = 0; r < 2 && 2 * (ty + q) + r < H; r++)
             out_store(o + (size_t)(2 * (ty + q) + r) * W, mask, _mm512_permutex2var_ps(y[r][0], idx, y[r][1]), vb, vb2,
@@ -199,13 +193,13 @@ TARGET static void out_run(float *o, size_t istride, int H, int W, const float *
 }
 
 TARGET static void grad_run(float *z, size_t xs, const float *dy, size_t istride, int H, int W, int ty, int tx, int len) {
-    const __mmask16 mask = first(len);
+    const __mmask16 mask = dfs_first16(len);
     __m512 y[2][2];
     if (tx + len <= (W + 1) / 2) { /* one tile row */
         const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
         const int cols = W - 2 * tx < 2 * len ? W - 2 * tx : 2 * len, rows = H - 2 * ty < 2 ? H - 2 * ty : 2;
-        const __mmask16 m0 = first(cols), m1 = first(cols - 16 > 0 ? cols - 16 : 0);
+        const __mmask16 m0 = dfs_first16(cols), m1 = dfs_first16(cols - 16 > 0 ? cols - 16 : 0);
 #pragma GCC unroll 2
         for (int r = 0; r < 2; r++) {
             const __mmask16 k0 = r < rows ? m0 : 0, k1 = r < rows ? m1 : 0;
@@ -328,7 +322,7 @@ INLINE void in4_finish(float *v, size_t xs, const __m512 *d, __mmask16 live) {
 
 TARGET static void in4_gather(float *v, size_t xs, const float *plane, size_t istride, int H, int W, int ty, int tx,
                               int len) {
-    const __mmask16 live = first(len);
+    const __mmask16 live = dfs_first16(len);
     __m512 d[36];
     gather_block(d, 6, -1, plane, istride, H, W, geom4_of(H, W, ty, tx), live);
     in4_finish(v, xs, d, live);
@@ -346,7 +340,7 @@ INLINE void out4_start(__m512 *s, const float *m, size_t xs, __mmask16 live) {
 TARGET static void out4_scatter(float *o, size_t istride, int H, int W, const float *m, size_t xs, int ty, int tx,
                                 int len, float bias, const float *bias2, size_t b2stride, int accumulate) {
     const geom4 g = geom4_of(H, W, ty, tx);
-    const __mmask16 live = first(len);
+    const __mmask16 live = dfs_first16(len);
     __m512 s[24], y[4];
     out4_start(s, m, xs, live); /* Aᵀ M */
     const __m512 vb = _mm512_set1_ps(bias);
@@ -398,7 +392,7 @@ INLINE void grad4_finish(float *z, size_t xs, const __m512 *y, __mmask16 live) {
 
 TARGET static void grad4_gather(float *z, size_t xs, const float *dy, size_t istride, int H, int W, int ty, int tx,
                                 int len) {
-    const __mmask16 live = first(len);
+    const __mmask16 live = dfs_first16(len);
     __m512 y[16];
     gather_block(y, 4, 0, dy, istride, H, W, geom4_of(H, W, ty, tx), live);
     grad4_finish(z, xs, y, live);
@@ -437,7 +431,7 @@ INLINE __m512i seg_columns(int j) {
                             _mm512_set1_epi32(4 * j));
 }
 
-INLINE __mmask16 seg_lanes(const seg *g) { return (__mmask16)(first(g->j + g->n) & ~first(g->j)); }
+INLINE __mmask16 seg_lanes(const seg *g) { return (__mmask16)(dfs_first16(g->j + g->n) & ~dfs_first16(g->j)); }
 
 /* d[n·i + k] (n = 6 from column off = −1, n = 4 from column 0) for the segment's lanes: pixel
  * (4y + off + i, 4x + off + k) of its image; rows outside the image leave d as it is. */
@@ -445,7 +439,7 @@ INLINE void seg_rows(__m512 *d, int n, int off, const seg *g, const float *plane
     const __mmask16 lanes = seg_lanes(g);
     const __m512i cols = seg_columns(g->j);
     const int c0 = 4 * g->x + off;
-    const __mmask16 m0 = inside(c0, W), m1 = inside(c0 + 16, W);
+    const __mmask16 m0 = dfs_inside16(c0, W), m1 = dfs_inside16(c0 + 16, W);
     const float *img = plane + (size_t)g->q * istride;
 #pragma GCC unroll 6
     for (int i = 0; i < n; i++) {
@@ -484,7 +478,7 @@ TARGET static void in4_run(float *v, size_t xs, const float *plane, size_t istri
     }
     __m512 d[36];
     seg_block(d, 6, -1, plane, istride, H, W, ty, tx, len);
-    in4_finish(v, xs, d, first(len));
+    in4_finish(v, xs, d, dfs_first16(len));
 }
 
 TARGET static void grad4_run(float *z, size_t xs, const float *dy, size_t istride, int H, int W, int ty, int tx, int len) {
@@ -494,7 +488,7 @@ TARGET static void grad4_run(float *z, size_t xs, const float *dy, size_t istrid
     }
     __m512 y[16];
     seg_block(y, 4, 0, dy, istride, H, W, ty, tx, len);
-    grad4_finish(z, xs, y, first(len));
+    grad4_finish(z, xs, y, dfs_first16(len));
 }
 
 TARGET static void out4_run(float *o, size_t istride, int H, int W, const float *m, size_t xs, int ty, int tx, int len,
@@ -506,7 +500,7 @@ TARGET static void out4_run(float *o, size_t istride, int H, int W, const float 
     seg sg[16];
     const int ns = segments_of(sg, H, W, ty, tx, len);
     __m512 s[24], y[16];
-    out4_start(s, m, xs, first(len)); /* Aᵀ M */
+    out4_start(s, m, xs, dfs_first16(len)); /* Aᵀ M */
 #pragma GCC unroll 4
     for (int r = 0; r < 4; r++) at6v(y + 4 * r, 1, s + 6 * r, 1); /* (Aᵀ M) A: y[4r + c], row r, column c */
     /* output column e of a segment's row is column e mod 4 of lane j + e/4: from the first
@@ -518,7 +512,7 @@ TARGET static void out4_run(float *o, size_t istride, int H, int W, const float 
         const seg *g = &sg[i];
         const __m512 vb2 = _mm512_set1_ps(bias2 ? bias2[(size_t)g->q * b2stride] : 0.0f);
         const int c0 = 4 * g->x, cols = W - c0 < 4 * g->n ? W - c0 : 4 * g->n;
-        const __mmask16 m0 = first(cols), m1 = first(cols - 16 > 0 ? cols - 16 : 0);
+        const __mmask16 m0 = dfs_first16(cols), m1 = dfs_first16(cols - 16 > 0 ? cols - 16 : 0);
         const __m512i lo_idx = _mm512_add_epi32(pick, _mm512_set1_epi32(g->j)), hi_idx = _mm512_add_epi32(lo_idx, _mm512_set1_epi32(4));
         float *img = o + (size_t)g->q * istride;
 #pragma GCC unroll 4
@@ -573,7 +567,7 @@ INLINE void weights4_half(__m256 out[36], const __m512d g[9]) {
 }
 
 TARGET static void weights4(float *u, size_t n, const float *g, int count) {
-    const __mmask16 live = first(count);
+    const __mmask16 live = dfs_first16(count);
     const __m512i at = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                           _mm512_set1_epi32(9));
     __m512d lo[9], hi[9];
@@ -620,7 +614,7 @@ INLINE void dw4_half(__m256 out[9], const __m512d u[36]) {
 }
 
 TARGET static void dw4(float *dw, const float *u, size_t n, int count) {
-    const __mmask16 live = first(count);
+    const __mmask16 live = dfs_first16(count);
     __m512d lo[36], hi[36];
     __m256 olo[9], ohi[9];
     _Alignas(64) float res[9][16];
