@@ -1,42 +1,86 @@
-/* AVX2+FMA GEMM micro-kernel: an 8×16 tile of C in 16 ymm registers (B's two vectors are loaded
- * as memory operands of the FMAs). Only called when cpuid reports AVX2 and FMA. */
+/* AVX2+FMA GEMM micro-kernel for strips of 16 columns. AVX2 has 16 ymm registers: an 8×16 tile
+ * of C would need all 16 for its sums and leave none for B and A, so the compiler would keep the
+ * sums in memory. The kernel therefore takes an 8-row tile as two passes of 4×16 (8 sums, B's two
+ * vectors and one broadcast of A in registers; B's panel is read twice, from L1), and a tile of at
+ * most 8 columns as one 8×8 pass. Each element of C is still one chain of FMAs over k ascending
+ * from zero, added to C (or stored) at the end. Only called when cpuid reports AVX2 and FMA. */
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
 #include "ops/gemm.h"
 
 #define NR 16
+#define TARGET __attribute__((target("avx2,fma")))
+#define INLINE TARGET static inline __attribute__((always_inline))
 
-__attribute__((target("avx2,fma"))) static void kernel(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c,
-                                                       size_t ldc, int mr, int nr, int add) {
+/* The first n (0..8) lanes. */
+INLINE __m256i first8(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* Columns [0, cols) of one row of C from v (8 columns), added to C when add is set. */
+INLINE void store8(float *cp, __m256 v, int cols, int add) {
+    if (cols >= 8) {
+        _mm256_storeu_ps(cp, add ? _mm256_add_ps(_mm256_loadu_ps(cp), v) : v);
+    } else if (cols > 0) {
+        const __m256i m = first8(cols);
+        _mm256_maskstore_ps(cp, m, add ? _mm256_add_ps(_mm256_maskload_ps(cp, m), v) : v);
+    }
+}
+
+/* The nm × (8·nv) tile (nm <= 8, nv <= 2, nm·nv <= 8 sums): constants in each caller, so the
+ * unrolled loops keep acc in registers. Rows past mr repeat the last valid row: computed, never
+ * stored. */
+INLINE void tile(int nm, int nv, int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c, size_t ldc,
+                 int mr, int nr, int add) {
     __m256 acc[8][2];
-    for (int i = 0; i < 8; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
     const float *ar[8];
-    for (int i = 0; i < 8; i++) ar[i] = a + (size_t)(i < mr ? i : mr - 1) * lda;
+#pragma GCC unroll 8
+    for (int i = 0; i < nm; i++) {
+        ar[i] = a + (size_t)(i < mr ? i : mr - 1) * lda;
+#pragma GCC unroll 2
+        for (int v = 0; v < nv; v++) acc[i][v] = _mm256_setzero_ps();
+    }
     for (int k = 0; k < kc; k++) {
-        const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        __m256 bv[2];
+#pragma GCC unroll 2
+        for (int v = 0; v < nv; v++) bv[v] = _mm256_loadu_ps(b + 8 * v);
         b += ldb;
 #pragma GCC unroll 8
-        for (int i = 0; i < 8; i++) {
-            const __m256 v = _mm256_broadcast_ss(ar[i] + k);
-            acc[i][0] = _mm256_fmadd_ps(v, b0, acc[i][0]);
-            acc[i][1] = _mm256_fmadd_ps(v, b1, acc[i][1]);
+        for (int i = 0; i < nm; i++) {
+            const __m256 x = _mm256_broadcast_ss(ar[i] + k);
+#pragma GCC unroll 2
+            for (int v = 0; v < nv; v++) acc[i][v] = _mm256_fmadd_ps(x, bv[v], acc[i][v]);
         }
     }
-    float tmp[16];
-    for (int i = 0; i < mr; i++) {
-        float *cp = c + (size_t)i * ldc;
-        if (nr == NR && add) {
-            _mm256_storeu_ps(cp, _mm256_add_ps(_mm256_loadu_ps(cp), acc[i][0]));
-            _mm256_storeu_ps(cp + 8, _mm256_add_ps(_mm256_loadu_ps(cp + 8), acc[i][1]));
-        } else if (nr == NR) {
-            _mm256_storeu_ps(cp, acc[i][0]);
-            _mm256_storeu_ps(cp + 8, acc[i][1]);
-        } else {
-            _mm256_storeu_ps(tmp, acc[i][0]);
-            _mm256_storeu_ps(tmp + 8, acc[i][1]);
-            for (int j = 0; j < nr; j++) cp[j] = add ? cp[j] + tmp[j] : tmp[j];
-        }
+#pragma GCC unroll 8
+    for (int i = 0; i < nm; i++) {
+        if (i >= mr) break;
+#pragma GCC unroll 2
+        for (int v = 0; v < nv; v++) store8(c + (size_t)i * ldc + 8 * v, acc[i][v], nr - 8 * v, add);
+    }
+}
+
+typedef void kernel_fn(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c, size_t ldc, int mr,
+                       int nr, int add);
+#define TILE(NM, NV)                                                                                                \
+    TARGET static void tile_##NM##x##NV(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c, \
+                                          size_t ldc, int mr, int nr, int add) {                                  \
+        tile(NM, NV, kc, a, lda, b, ldb, c, ldc, mr, nr, add);                                                    \
+    }
+TILE(1, 1) TILE(2, 1) TILE(4, 1) TILE(8, 1) TILE(1, 2) TILE(2, 2) TILE(4, 2)
+
+static void kernel(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c, size_t ldc, int mr, int nr,
+                   int add) {
+    static kernel_fn *const narrow[4] = {tile_1x1, tile_2x1, tile_4x1, tile_8x1};
+    static kernel_fn *const wide[3] = {tile_1x2, tile_2x2, tile_4x2};
+    if (nr <= 8) {
+        narrow[mr > 4 ? 3 : mr > 2 ? 2 : mr - 1](kc, a, lda, b, ldb, c, ldc, mr, nr, add);
+        return;
+    }
+    for (int i0 = 0; i0 < mr; i0 += 4) {
+        const int rows = mr - i0 < 4 ? mr - i0 : 4;
+        wide[rows > 2 ? 2 : rows - 1](kc, a + (size_t)i0 * lda, lda, b, ldb, c + (size_t)i0 * ldc, ldc, rows, nr, add);
     }
 }
 
