@@ -417,19 +417,25 @@ static void dw4_scalar(float *dw, const float *u, size_t n, int count) {
 static const dfs_wg_impl wg_scalar = {"scalar",         in_run_scalar,    in4_run_scalar,  out_run_scalar, out4_run_scalar,
                                       grad_run_scalar, grad4_run_scalar, weights4_scalar, dw4_scalar};
 
+#if defined(__x86_64__) || defined(__i386__)
+static const dfs_wg_impl wg_avx2 = {"avx2",          in_run_scalar,     dfs_wg_in4_avx2, out_run_scalar, dfs_wg_out4_avx2,
+                                    grad_run_scalar, dfs_wg_grad4_avx2, weights4_scalar, dw4_scalar};
+#endif
+
 int dfs_winograd_available(const dfs_wg_impl **out, int max) {
     int n = 0;
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     if (n < max && __builtin_cpu_supports("avx512f")) out[n++] = &dfs_wg_avx512;
+    if (n < max && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) out[n++] = &wg_avx2;
 #endif
     if (n < max) out[n++] = &wg_scalar;
     return n;
 }
 
 static const dfs_wg_impl *best(void) {
-    const dfs_wg_impl *impls[2];
-    const int n = dfs_winograd_available(impls, 2);
+    const dfs_wg_impl *impls[3];
+    const int n = dfs_winograd_available(impls, 3);
     for (int i = 0; i < n - 1; i++)
         if (dfs_isa_permits(impls[i]->name)) return impls[i];
     return impls[n - 1];

@@ -1,0 +1,225 @@
+/* AVX2 versions of F(4×4, 3×3)'s tile transforms (winograd.h): the tiles of a run go eight at a
+ * time, one to a lane. Each tile's rows are read with masked loads (nothing outside the plane is
+ * touched) and turned into one vector per column by an 8×8 or in-lane 4×4 transpose; the outputs
+ * go back the same way. The same additions and fused multiply-adds in the same order as the
+ * portable versions in winograd.c, so the same bits. Only called when cpuid reports AVX2 and FMA. */
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#include "ops/winograd.h"
+
+#define TARGET __attribute__((target("avx2,fma")))
+#define INLINE TARGET static inline __attribute__((always_inline))
+
+/* The first n lanes (n <= 8) of a 256-bit mask, and of a 128-bit one (n <= 4). */
+INLINE __m256i first8(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+INLINE __m128i first4(int n) { return _mm_cmpgt_epi32(_mm_set1_epi32(n), _mm_setr_epi32(0, 1, 2, 3)); }
+
+static int min_int(int a, int b) { return a < b ? a : b; }
+
+/* Tiles j0 .. j0 + n − 1 (n <= 8) of a run from tile (ty, tx) of its first image: each one's
+ * image offset (q · istride), the plane row and column of its output block's top left corner
+ * (4 × its tile row and column), and its image q. */
+typedef struct lanes8 {
+    size_t img[8];
+    int y[8], x[8], q[8];
+} lanes8;
+
+static void locate(lanes8 *t, size_t istride, int H, int W, int ty, int tx, int j0, int n) {
+    const int TW = (W + 3) / 4, T = (H + 3) / 4 * TW;
+    for (int l = 0; l < n; l++) {
+        const int g = ty * TW + tx + j0 + l;
+        t->q[l] = g / T;
+        t->img[l] = (size_t)t->q[l] * istride;
+        t->y[l] = g % T / TW * 4;
+        t->x[l] = g % TW * 4;
+    }
+}
+
+/* c[k] lane l = r[l] lane k for k < 6: the first six columns of an 8×8 transpose. */
+INLINE void transpose6(__m256 c[6], const __m256 r[8]) {
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    c[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    c[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    c[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    c[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    c[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    c[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+}
+
+/* In-lane 4×4 transposes: r[j] holds tile j's four values in its low half and tile j + 4's in
+ * its high half; c[k] lane l = tile l's value k. Its own inverse. */
+INLINE void transpose4x2(__m256 c[4], const __m256 r[4]) {
+    const __m256 u0 = _mm256_unpacklo_ps(r[0], r[1]), u1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 u2 = _mm256_unpacklo_ps(r[2], r[3]), u3 = _mm256_unpackhi_ps(r[2], r[3]);
+    c[0] = _mm256_shuffle_ps(u0, u2, 0x44);
+    c[1] = _mm256_shuffle_ps(u0, u2, 0xEE);
+    c[2] = _mm256_shuffle_ps(u1, u3, 0x44);
+    c[3] = _mm256_shuffle_ps(u1, u3, 0xEE);
+}
+
+INLINE __m256 fma_k(float k, __m256 a, __m256 b) { return _mm256_fmadd_ps(_mm256_set1_ps(k), a, b); }
+
+/* bt6, at6 and a6 of winograd.c on vectors: o[k·os] from d[k·ds]. */
+INLINE void bt6v(__m256 *o, int os, const __m256 *d, int ds) {
+    const __m256 d0 = d[0], d1 = d[ds], d2 = d[2 * ds], d3 = d[3 * ds], d4 = d[4 * ds], d5 = d[5 * ds];
+    const __m256 e = _mm256_sub_ps(d4, d2);
+    o[0] = _mm256_add_ps(fma_k(1.5f, d3, fma_k(-2.0f, d2, fma_k(-1.5f, d1, d0))), d4);
+    o[os] = fma_k(0.5f, d3, fma_k(-2.5f, d2, _mm256_add_ps(d1, d4)));
+    o[2 * os] = fma_k(2.5f, d3, fma_k(0.5f, d2, _mm256_sub_ps(d4, d1)));
+    o[3 * os] = fma_k(2.0f, _mm256_sub_ps(d3, d1), e);
+    o[4 * os] = fma_k(0.5f, _mm256_sub_ps(d1, d3), e);
+    o[5 * os] = _mm256_add_ps(fma_k(1.5f, d4, fma_k(-2.0f, d3, fma_k(-1.5f, d2, d1))), d5);
+}
+
+INLINE void at6v(__m256 *o, int os, const __m256 *a, int as) {
+    const __m256 a0 = a[0], a1 = a[as], a2 = a[2 * as], a3 = a[3 * as], a4 = a[4 * as], a5 = a[5 * as];
+    const __m256 p = _mm256_add_ps(a1, a2), m = _mm256_sub_ps(a2, a1);
+    o[0] = _mm256_add_ps(_mm256_add_ps(a0, p), _mm256_add_ps(a3, a4));
+    o[os] = fma_k(-2.0f, a4, fma_k(0.5f, a3, m));
+    o[2 * os] = fma_k(4.0f, a4, fma_k(0.25f, a3, p));
+    o[3 * os] = _mm256_add_ps(fma_k(-8.0f, a4, fma_k(0.125f, a3, m)), a5);
+}
+
+INLINE void a6v(__m256 *z, int zs, const __m256 *y, int ys) {
+    const __m256 y0 = y[0], y1 = y[ys], y2 = y[2 * ys], y3 = y[3 * ys];
+    const __m256 e = _mm256_add_ps(y0, y2), o = _mm256_add_ps(y1, y3);
+    z[0] = y0;
+    z[zs] = _mm256_sub_ps(e, o);
+    z[2 * zs] = _mm256_add_ps(e, o);
+    z[3 * zs] = fma_k(0.125f, y3, fma_k(0.25f, y2, fma_k(0.5f, y1, y0)));
+    z[4 * zs] = fma_k(-8.0f, y3, fma_k(4.0f, y2, fma_k(-2.0f, y1, y0)));
+    z[5 * zs] = y3;
+}
+
+/* The input transform. A tile's six columns start one left of its block: for a tile in the first
+ * column that one is padding, so its rows are loaded from the block's column and moved one lane
+ * right (the lane rotated in is masked to zero). */
+TARGET void dfs_wg_in4_avx2(float *v, size_t xs, const float *plane, size_t istride, int H, int W, int ty, int tx,
+                            int len) {
+    const __m256i right = _mm256_setr_epi32(7, 0, 1, 2, 3, 4, 5, 6);
+    for (int j0 = 0; j0 < len; j0 += 8) {
+        const int n = min_int(len - j0, 8);
+        lanes8 t;
+        locate(&t, istride, H, W, ty, tx, j0, n);
+        const float *base[8];
+        __m256i mask[8];
+        int shifted = 0;
+        for (int l = 0; l < n; l++) {
+            const int x0 = t.x[l] - 1, from = x0 < 0 ? 0 : x0;
+            base[l] = plane + t.img[l] + from;
+            mask[l] = first8(min_int(x0 + 6, W) - from);
+            shifted |= x0 < 0;
+        }
+        __m256 d[36], e[36];
+#pragma GCC unroll 1
+        for (int i = 0; i < 6; i++) {
+            __m256 r[8];
+#pragma GCC unroll 8
+            for (int l = 0; l < 8; l++) {
+                const int y = l < n ? t.y[l] - 1 + i : -1;
+                r[l] = y >= 0 && y < H ? _mm256_maskload_ps(base[l] + (size_t)y * W, mask[l]) : _mm256_setzero_ps();
+                if (shifted && l < n && t.x[l] == 0) r[l] = _mm256_permutevar8x32_ps(r[l], right);
+            }
+            transpose6(d + 6 * i, r);
+        }
+#pragma GCC unroll 6
+        for (int k = 0; k < 6; k++) bt6v(e + k, 6, d + k, 6); /* Bᵀ d */
+        const __m256i live = first8(n);
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; i++) { /* (Bᵀ d) B */
+            __m256 o[6];
+            bt6v(o, 1, e + 6 * i, 1);
+#pragma GCC unroll 6
+            for (int k = 0; k < 6; k++) _mm256_maskstore_ps(v + (size_t)(6 * i + k) * xs + j0, live, o[k]);
+        }
+    }
+}
+
+TARGET void dfs_wg_out4_avx2(float *o, size_t istride, int H, int W, const float *m, size_t xs, int ty, int tx, int len,
+                             float bias, const float *bias2, size_t b2stride, int accumulate) {
+    for (int j0 = 0; j0 < len; j0 += 8) {
+        const int n = min_int(len - j0, 8);
+        const __m256i live = first8(n);
+        lanes8 t;
+        locate(&t, istride, H, W, ty, tx, j0, n);
+        float b2[8] = {0};
+        for (int l = 0; l < n && bias2; l++) b2[l] = bias2[(size_t)t.q[l] * b2stride];
+        __m256 s[24], y[16];
+#pragma GCC unroll 6
+        for (int k = 0; k < 6; k++) { /* Aᵀ M */
+            __m256 a[6];
+#pragma GCC unroll 6
+            for (int i = 0; i < 6; i++) a[i] = _mm256_maskload_ps(m + (size_t)(6 * i + k) * xs + j0, live);
+            at6v(s + k, 6, a, 1);
+        }
+        const __m256 bv = _mm256_set1_ps(bias), b2v = _mm256_loadu_ps(b2);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) { /* (Aᵀ M) A, plus the biases */
+            at6v(y + 4 * r, 1, s + 6 * r, 1);
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) y[4 * r + k] = _mm256_add_ps(_mm256_add_ps(y[4 * r + k], bv), b2v);
+        }
+        for (int r = 0; r < 4; r++) {
+            __m256 rows[4];
+            transpose4x2(rows, y + 4 * r);
+            for (int l = 0; l < n; l++) {
+                const int row = t.y[l] + r, cols = min_int(W - t.x[l], 4);
+                if (row >= H) continue;
+                float *p = o + t.img[l] + (size_t)row * W + t.x[l];
+                const __m256 both = rows[l & 3];
+                __m128 val = l < 4 ? _mm256_castps256_ps128(both) : _mm256_extractf128_ps(both, 1);
+                if (cols == 4) {
+                    if (accumulate) val = _mm_add_ps(_mm_loadu_ps(p), val);
+                    _mm_storeu_ps(p, val);
+                } else {
+                    const __m128i cm = first4(cols);
+                    if (accumulate) val = _mm_add_ps(_mm_maskload_ps(p, cm), val);
+                    _mm_maskstore_ps(p, cm, val);
+                }
+            }
+        }
+    }
+}
+
+TARGET void dfs_wg_grad4_avx2(float *z, size_t xs, const float *dy, size_t istride, int H, int W, int ty, int tx,
+                              int len) {
+    for (int j0 = 0; j0 < len; j0 += 8) {
+        const int n = min_int(len - j0, 8);
+        const __m256i live = first8(n);
+        lanes8 t;
+        locate(&t, istride, H, W, ty, tx, j0, n);
+        __m256 y[16], u[24];
+        for (int r = 0; r < 4; r++) { /* the blocks' row r, tiles j and j + 4 in one vector */
+            __m128 half[8];
+            for (int l = 0; l < 8; l++) {
+                const int row = t.y[l] + r;
+                half[l] = l < n && row < H
+                              ? _mm_maskload_ps(dy + t.img[l] + (size_t)row * W + t.x[l], first4(min_int(W - t.x[l], 4)))
+                              : _mm_setzero_ps();
+            }
+            __m256 pairs[4];
+            for (int j = 0; j < 4; j++) pairs[j] = _mm256_set_m128(half[j + 4], half[j]);
+            transpose4x2(y + 4 * r, pairs);
+        }
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) a6v(u + k, 4, y + k, 4); /* A dY */
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; i++) { /* (A dY) Aᵀ */
+            __m256 out[6];
+            a6v(out, 1, u + 4 * i, 1);
+#pragma GCC unroll 6
+            for (int k = 0; k < 6; k++) _mm256_maskstore_ps(z + (size_t)(6 * i + k) * xs + j0, live, out[k]);
+        }
+    }
+}
+#endif
