@@ -8,23 +8,18 @@
 #include <immintrin.h>
 
 #include "ops/gemm.h"
+#include "ops/x86/lanes.h"
 
 #define NR 16
 #define TARGET __attribute__((target("avx2,fma")))
 #define INLINE TARGET static inline __attribute__((always_inline))
-
-/* The first n (0..8) lanes. */
-INLINE __m256i first8(int n) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
 
 /* Columns [0, cols) of one row of C from v (8 columns), added to C when add is set. */
 INLINE void store8(float *cp, __m256 v, int cols, int add) {
     if (cols >= 8) {
         _mm256_storeu_ps(cp, add ? _mm256_add_ps(_mm256_loadu_ps(cp), v) : v);
     } else if (cols > 0) {
-        const __m256i m = first8(cols);
-        _mm256_maskstore_ps(cp, m, add ? _mm256_add_ps(_mm256_maskload_ps(cp, m), v) : v);
+        dfs_store_first8(cp, add ? _mm256_add_ps(_mm256_maskload_ps(cp, dfs_first8(cols)), v) : v, cols);
     }
 }
 

@@ -1,5 +1,6 @@
-/* Lane masks shared by the AVX-512 files: the first n lanes of a vector, and the lanes of a load
- * at column x that fall inside a row of W values. Plain integer code, usable in any function. */
+/* Lane masks shared by the x86 files: for AVX-512 the first n lanes of a vector and the lanes of
+ * a load at column x that fall inside a row of W values (plain integer code, usable in any
+ * function); for AVX2 the first n lanes as an integer vector, and stores of the first n lanes. */
 #ifndef DFS_OPS_X86_LANES_H
 #define DFS_OPS_X86_LANES_H
 
@@ -14,6 +15,25 @@ static inline __mmask16 dfs_first16(ptrdiff_t n) {
 /* The lanes l of a 16-value load at column x with 0 <= x + l < W. */
 static inline __mmask16 dfs_inside16(int x, int W) {
     return (__mmask16)(dfs_first16((ptrdiff_t)W - x) & ~dfs_first16(-(ptrdiff_t)x));
+}
+
+/* AVX2 (and AVX) vectors: the mask of lanes 0 .. n − 1 for masked loads (n clamped to 0 .. 8). */
+__attribute__((target("avx2"))) static inline __m256i dfs_first8(ptrdiff_t n) {
+    const int k = n >= 8 ? 8 : n <= 0 ? 0 : (int)n;
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* p[i] = lane i of v for i < n (n <= 8, or <= 4 for the 128-bit one). Not a masked store: on AMD's
+ * Zen, VMASKMOVPS to memory is microcoded, about 14 cycles where a plain store takes one. */
+__attribute__((target("avx"))) static inline void dfs_store_first8(float *p, __m256 v, int n) {
+    float t[8];
+    _mm256_storeu_ps(t, v);
+    for (int i = 0; i < n; i++) p[i] = t[i];
+}
+__attribute__((target("avx"))) static inline void dfs_store_first4(float *p, __m128 v, int n) {
+    float t[4];
+    _mm_storeu_ps(t, v);
+    for (int i = 0; i < n; i++) p[i] = t[i];
 }
 
 #endif

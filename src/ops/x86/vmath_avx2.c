@@ -1,18 +1,15 @@
 /* AVX2 version of vmath.h's algorithm, 8 lanes a vector; exp_sum keeps its 16 lane sums in two
- * vectors, as the other versions do. GroupNorm's affine and SiLU gradient take a last partial
- * vector under a mask; the other tails go through dfs_exp1, which computes the same bits.
+ * vectors, as the other versions do. GroupNorm's affine and SiLU gradient compute a last partial
+ * vector from a masked load and store its live lanes (lanes.h: no masked stores); the other
+ * tails go through dfs_exp1, which computes the same bits.
  * Only called when cpuid reports AVX2 and FMA. */
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
 #include "ops/vmath.h"
+#include "ops/x86/lanes.h"
 
 #define TARGET __attribute__((target("avx2,fma")))
-
-/* The lanes of a vector at i < n when n − i values are left, as a load/store mask. */
-TARGET static inline __m256i tail(size_t left) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(left >= 8 ? 8 : (int)left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
 
 TARGET static inline __m256 exp8(__m256 x) {
     const __m256 magic = _mm256_set1_ps(DFS_EXP_MAGIC);
@@ -101,26 +98,46 @@ TARGET static double sum_avx2(const float *x, size_t n) { return dfs_blocks(bloc
 TARGET static double sumsq_avx2(const float *x, size_t n, float c) { return dfs_blocks(block_sum, x, NULL, n, c, 1); }
 TARGET static double dot_avx2(const float *x, const float *y, size_t n) { return dfs_blocks(block_sum, x, y, n, 0.0f, 0); }
 
+/* Eight values (the first `live` of them when fewer are left) of silu_grad and affine, as
+ * dfs_silu_grad1 and dfs_affine1 compute them. */
+TARGET static inline __m256 load_live(const float *p, int live) {
+    return live == 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, dfs_first8(live));
+}
+TARGET static inline void store_live(float *p, __m256 v, int live) {
+    if (live == 8) _mm256_storeu_ps(p, v);
+    else dfs_store_first8(p, v, live);
+}
+
+TARGET static inline __attribute__((always_inline)) void silu_grad8(float *dx, const float *dy, const float *x, int live,
+                                                                    __m256 vs, __m256 vh, int add) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256 v = _mm256_add_ps(_mm256_mul_ps(load_live(x, live), vs), vh);
+    const __m256 s = _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+    const __m256 g = _mm256_mul_ps(s, _mm256_add_ps(one, _mm256_mul_ps(v, _mm256_sub_ps(one, s))));
+    const __m256 acc = add ? load_live(dx, live) : _mm256_setzero_ps();
+    store_live(dx, _mm256_fmadd_ps(load_live(dy, live), g, acc), live);
+}
+
 TARGET static void silu_grad_avx2(float *dx, const float *dy, const float *x, size_t n, float scale, float shift, int add) {
-    const __m256 one = _mm256_set1_ps(1.0f), vs = _mm256_set1_ps(scale), vh = _mm256_set1_ps(shift);
-    for (size_t i = 0; i < n; i += 8) { /* the last vector masked: the same operations as dfs_silu_grad1 */
-        const __m256i m = tail(n - i);
-        const __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_maskload_ps(x + i, m), vs), vh);
-        const __m256 s = _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), v))));
-        const __m256 g = _mm256_mul_ps(s, _mm256_add_ps(one, _mm256_mul_ps(v, _mm256_sub_ps(one, s))));
-        const __m256 acc = add ? _mm256_maskload_ps(dx + i, m) : _mm256_setzero_ps();
-        _mm256_maskstore_ps(dx + i, m, _mm256_fmadd_ps(_mm256_maskload_ps(dy + i, m), g, acc));
-    }
+    const __m256 vs = _mm256_set1_ps(scale), vh = _mm256_set1_ps(shift);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) silu_grad8(dx + i, dy + i, x + i, 8, vs, vh, add);
+    if (i < n) silu_grad8(dx + i, dy + i, x + i, (int)(n - i), vs, vh, add);
+}
+
+TARGET static inline __attribute__((always_inline)) void affine8(float *y, const float *x, int live, __m256 vs, __m256 vh,
+                                                                 int silu) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 v = _mm256_add_ps(_mm256_mul_ps(load_live(x, live), vs), vh);
+    if (silu) v = _mm256_div_ps(v, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+    store_live(y, v, live);
 }
 
 TARGET static void affine_avx2(float *y, const float *x, size_t n, float scale, float shift, int silu) {
-    const __m256 vs = _mm256_set1_ps(scale), vh = _mm256_set1_ps(shift), one = _mm256_set1_ps(1.0f);
-    for (size_t i = 0; i < n; i += 8) { /* the last vector masked: the same operations as dfs_affine1 */
-        const __m256i m = tail(n - i);
-        __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_maskload_ps(x + i, m), vs), vh);
-        if (silu) v = _mm256_div_ps(v, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), v))));
-        _mm256_maskstore_ps(y + i, m, v);
-    }
+    const __m256 vs = _mm256_set1_ps(scale), vh = _mm256_set1_ps(shift);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) affine8(y + i, x + i, 8, vs, vh, silu);
+    if (i < n) affine8(y + i, x + i, (int)(n - i), vs, vh, silu);
 }
 
 const dfs_vmath_impl dfs_vmath_avx2 = {"avx2",   exp_avx2, exp_sum_avx2,   silu_avx2,  sum_avx2,

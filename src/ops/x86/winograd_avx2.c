@@ -7,35 +7,73 @@
 #include <immintrin.h>
 
 #include "ops/winograd.h"
+#include "ops/x86/lanes.h"
 
 #define TARGET __attribute__((target("avx2,fma")))
 #define INLINE TARGET static inline __attribute__((always_inline))
 
-/* The first n lanes (n <= 8) of a 256-bit mask, and of a 128-bit one (n <= 4). */
-INLINE __m256i first8(int n) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
+/* The first n lanes (n <= 4) of a 128-bit mask. */
 INLINE __m128i first4(int n) { return _mm_cmpgt_epi32(_mm_set1_epi32(n), _mm_setr_epi32(0, 1, 2, 3)); }
+
+/* Lanes 0 .. n − 1 of v to p (lanes.h: no masked stores). */
+INLINE void store_lanes(float *p, __m256 v, int n) {
+    if (n == 8) _mm256_storeu_ps(p, v);
+    else dfs_store_first8(p, v, n);
+}
 
 static int min_int(int a, int b) { return a < b ? a : b; }
 
-/* Tiles j0 .. j0 + n − 1 (n <= 8) of a run from tile (ty, tx) of its first image: each one's
- * image offset (q · istride), the plane row and column of its output block's top left corner
- * (4 × its tile row and column), and its image q. */
-typedef struct lanes8 {
-    size_t img[8];
-    int y[8], x[8], q[8];
-} lanes8;
+/* Where a run's tiles lie, eight to a half (h = 0, 1), tile j0 + l of a half in lane l (n[h]
+ * lanes live):
+ * - in_off[h][i][l], in_mask[h][i][l]: row i of lane l's 6×6 input tile is a masked load at plane
+ *   + in_off (relative to the run's first plane) under in_mask, the lanes of its columns inside
+ *   the plane; rows outside the plane, and lanes past n, have an empty mask and offset 0. A tile
+ *   in the first column starts one left of its block, in the padding: its rows are loaded from
+ *   the block's column and moved one lane right by perm (the lane rotated in is masked to zero).
+ * - out_off[h][r][l]: row r of lane l's 4×4 block, or −1 outside the plane; cols[h][l] of its
+ *   columns inside the plane; q[h][l] its image, counted from the run's first.
+ * Every channel of a strip has the same runs, so each thread keeps the last run's plan and
+ * reuses it while the geometry is the same: the channels then only load, transform and store. */
+typedef struct run_plan {
+    int H, W, ty, tx, len;
+    size_t istride;
+    int n[2], shifted[2];
+    ptrdiff_t in_off[2][6][8], out_off[2][4][8];
+    __m256i in_mask[2][6][8], perm[2][8];
+    int cols[2][8], q[2][8];
+} run_plan;
 
-static void locate(lanes8 *t, size_t istride, int H, int W, int ty, int tx, int j0, int n) {
-    const int TW = (W + 3) / 4, T = (H + 3) / 4 * TW;
-    for (int l = 0; l < n; l++) {
-        const int g = ty * TW + tx + j0 + l;
-        t->q[l] = g / T;
-        t->img[l] = (size_t)t->q[l] * istride;
-        t->y[l] = g % T / TW * 4;
-        t->x[l] = g % TW * 4;
+static _Thread_local run_plan last_plan = {.len = -1};
+
+TARGET static const run_plan *plan_of(size_t istride, int H, int W, int ty, int tx, int len) {
+    run_plan *p = &last_plan;
+    if (p->len == len && p->H == H && p->W == W && p->ty == ty && p->tx == tx && p->istride == istride) return p;
+    *p = (run_plan){.H = H, .W = W, .ty = ty, .tx = tx, .len = len, .istride = istride};
+    const int TW = (W + 3) / 4, T = (H + 3) / 4 * TW, g = ty * TW + tx;
+    int q = g / T, y = g % T / TW * 4, x = g % TW * 4; /* then tile by tile, no division */
+    for (int h = 0; h < 2; h++) {
+        p->n[h] = len - 8 * h < 0 ? 0 : min_int(len - 8 * h, 8);
+        for (int l = 0; l < 8; l++) {
+            const int live = l < p->n[h], x0 = x - 1, from = x0 < 0 ? 0 : x0;
+            const ptrdiff_t img = (ptrdiff_t)q * (ptrdiff_t)istride;
+            for (int i = 0; i < 6; i++) {
+                const int row = y - 1 + i, in = live && row >= 0 && row < H;
+                p->in_off[h][i][l] = in ? img + (ptrdiff_t)row * W + from : 0;
+                p->in_mask[h][i][l] = dfs_first8(in ? min_int(x0 + 6, W) - from : 0);
+            }
+            for (int r = 0; r < 4; r++) p->out_off[h][r][l] = live && y + r < H ? img + (ptrdiff_t)(y + r) * W + x : -1;
+            p->perm[h][l] = live && x0 < 0 ? _mm256_setr_epi32(7, 0, 1, 2, 3, 4, 5, 6)
+                                           : _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            p->shifted[h] |= live && x0 < 0;
+            p->cols[h][l] = live ? min_int(W - x, 4) : 0;
+            p->q[h][l] = live ? q : 0;
+            if (live && (x += 4) >= W) {
+                x = 0;
+                if ((y += 4) >= H) y = 0, q++;
+            }
+        }
     }
+    return p;
 }
 
 /* c[k] lane l = r[l] lane k for k < 6: the first six columns of an 8×8 transpose. */
@@ -106,60 +144,44 @@ INLINE void a6v(__m256 *z, int zs, const __m256 *y, int ys) {
  * right (the lane rotated in is masked to zero). */
 TARGET void dfs_wg_in4_avx2(float *v, size_t xs, const float *plane, size_t istride, int H, int W, int ty, int tx,
                             int len) {
-    const __m256i right = _mm256_setr_epi32(7, 0, 1, 2, 3, 4, 5, 6);
-    for (int j0 = 0; j0 < len; j0 += 8) {
-        const int n = min_int(len - j0, 8);
-        lanes8 t;
-        locate(&t, istride, H, W, ty, tx, j0, n);
-        const float *base[8];
-        __m256i mask[8];
-        int shifted = 0;
-        for (int l = 0; l < n; l++) {
-            const int x0 = t.x[l] - 1, from = x0 < 0 ? 0 : x0;
-            base[l] = plane + t.img[l] + from;
-            mask[l] = first8(min_int(x0 + 6, W) - from);
-            shifted |= x0 < 0;
-        }
+    const run_plan *p = plan_of(istride, H, W, ty, tx, len);
+    for (int h = 0; h < 2 && p->n[h]; h++) {
         __m256 d[36], e[36];
-#pragma GCC unroll 1
         for (int i = 0; i < 6; i++) {
             __m256 r[8];
 #pragma GCC unroll 8
-            for (int l = 0; l < 8; l++) {
-                const int y = l < n ? t.y[l] - 1 + i : -1;
-                r[l] = y >= 0 && y < H ? _mm256_maskload_ps(base[l] + (size_t)y * W, mask[l]) : _mm256_setzero_ps();
-                if (shifted && l < n && t.x[l] == 0) r[l] = _mm256_permutevar8x32_ps(r[l], right);
-            }
+            for (int l = 0; l < 8; l++) r[l] = _mm256_maskload_ps(plane + p->in_off[h][i][l], p->in_mask[h][i][l]);
+            if (p->shifted[h])
+#pragma GCC unroll 8
+                for (int l = 0; l < 8; l++) r[l] = _mm256_permutevar8x32_ps(r[l], p->perm[h][l]);
             transpose6(d + 6 * i, r);
         }
 #pragma GCC unroll 6
         for (int k = 0; k < 6; k++) bt6v(e + k, 6, d + k, 6); /* Bᵀ d */
-        const __m256i live = first8(n);
 #pragma GCC unroll 6
         for (int i = 0; i < 6; i++) { /* (Bᵀ d) B */
             __m256 o[6];
             bt6v(o, 1, e + 6 * i, 1);
 #pragma GCC unroll 6
-            for (int k = 0; k < 6; k++) _mm256_maskstore_ps(v + (size_t)(6 * i + k) * xs + j0, live, o[k]);
+            for (int k = 0; k < 6; k++) store_lanes(v + (size_t)(6 * i + k) * xs + 8 * h, o[k], p->n[h]);
         }
     }
 }
 
 TARGET void dfs_wg_out4_avx2(float *o, size_t istride, int H, int W, const float *m, size_t xs, int ty, int tx, int len,
                              float bias, const float *bias2, size_t b2stride, int accumulate) {
-    for (int j0 = 0; j0 < len; j0 += 8) {
-        const int n = min_int(len - j0, 8);
-        const __m256i live = first8(n);
-        lanes8 t;
-        locate(&t, istride, H, W, ty, tx, j0, n);
+    const run_plan *p = plan_of(istride, H, W, ty, tx, len);
+    for (int h = 0; h < 2 && p->n[h]; h++) {
+        const int n = p->n[h];
+        const __m256i live = dfs_first8(n);
         float b2[8] = {0};
-        for (int l = 0; l < n && bias2; l++) b2[l] = bias2[(size_t)t.q[l] * b2stride];
+        for (int l = 0; l < n && bias2; l++) b2[l] = bias2[(size_t)p->q[h][l] * b2stride];
         __m256 s[24], y[16];
 #pragma GCC unroll 6
         for (int k = 0; k < 6; k++) { /* Aᵀ M */
             __m256 a[6];
 #pragma GCC unroll 6
-            for (int i = 0; i < 6; i++) a[i] = _mm256_maskload_ps(m + (size_t)(6 * i + k) * xs + j0, live);
+            for (int i = 0; i < 6; i++) a[i] = _mm256_maskload_ps(m + (size_t)(6 * i + k) * xs + 8 * h, live);
             at6v(s + k, 6, a, 1);
         }
         const __m256 bv = _mm256_set1_ps(bias), b2v = _mm256_loadu_ps(b2);
@@ -173,18 +195,16 @@ TARGET void dfs_wg_out4_avx2(float *o, size_t istride, int H, int W, const float
             __m256 rows[4];
             transpose4x2(rows, y + 4 * r);
             for (int l = 0; l < n; l++) {
-                const int row = t.y[l] + r, cols = min_int(W - t.x[l], 4);
-                if (row >= H) continue;
-                float *p = o + t.img[l] + (size_t)row * W + t.x[l];
-                const __m256 both = rows[l & 3];
-                __m128 val = l < 4 ? _mm256_castps256_ps128(both) : _mm256_extractf128_ps(both, 1);
+                if (p->out_off[h][r][l] < 0) continue;
+                float *out = o + p->out_off[h][r][l];
+                const int cols = p->cols[h][l];
+                __m128 val = l < 4 ? _mm256_castps256_ps128(rows[l]) : _mm256_extractf128_ps(rows[l - 4], 1);
                 if (cols == 4) {
-                    if (accumulate) val = _mm_add_ps(_mm_loadu_ps(p), val);
-                    _mm_storeu_ps(p, val);
+                    if (accumulate) val = _mm_add_ps(_mm_loadu_ps(out), val);
+                    _mm_storeu_ps(out, val);
                 } else {
-                    const __m128i cm = first4(cols);
-                    if (accumulate) val = _mm_add_ps(_mm_maskload_ps(p, cm), val);
-                    _mm_maskstore_ps(p, cm, val);
+                    if (accumulate) val = _mm_add_ps(_mm_maskload_ps(out, first4(cols)), val);
+                    dfs_store_first4(out, val, cols);
                 }
             }
         }
@@ -193,20 +213,14 @@ TARGET void dfs_wg_out4_avx2(float *o, size_t istride, int H, int W, const float
 
 TARGET void dfs_wg_grad4_avx2(float *z, size_t xs, const float *dy, size_t istride, int H, int W, int ty, int tx,
                               int len) {
-    for (int j0 = 0; j0 < len; j0 += 8) {
-        const int n = min_int(len - j0, 8);
-        const __m256i live = first8(n);
-        lanes8 t;
-        locate(&t, istride, H, W, ty, tx, j0, n);
+    const run_plan *p = plan_of(istride, H, W, ty, tx, len);
+    for (int h = 0; h < 2 && p->n[h]; h++) {
         __m256 y[16], u[24];
         for (int r = 0; r < 4; r++) { /* the blocks' row r, tiles j and j + 4 in one vector */
             __m128 half[8];
-            for (int l = 0; l < 8; l++) {
-                const int row = t.y[l] + r;
-                half[l] = l < n && row < H
-                              ? _mm_maskload_ps(dy + t.img[l] + (size_t)row * W + t.x[l], first4(min_int(W - t.x[l], 4)))
-                              : _mm_setzero_ps();
-            }
+            for (int l = 0; l < 8; l++)
+                half[l] = p->out_off[h][r][l] < 0 ? _mm_setzero_ps()
+                                                  : _mm_maskload_ps(dy + p->out_off[h][r][l], first4(p->cols[h][l]));
             __m256 pairs[4];
             for (int j = 0; j < 4; j++) pairs[j] = _mm256_set_m128(half[j + 4], half[j]);
             transpose4x2(y + 4 * r, pairs);
@@ -218,7 +232,7 @@ TARGET void dfs_wg_grad4_avx2(float *z, size_t xs, const float *dy, size_t istri
             __m256 out[6];
             a6v(out, 1, u + 4 * i, 1);
 #pragma GCC unroll 6
-            for (int k = 0; k < 6; k++) _mm256_maskstore_ps(z + (size_t)(6 * i + k) * xs + j0, live, out[k]);
+            for (int k = 0; k < 6; k++) store_lanes(z + (size_t)(6 * i + k) * xs + 8 * h, out[k], p->n[h]);
         }
     }
 }
