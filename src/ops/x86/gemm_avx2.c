@@ -79,5 +79,77 @@ static void kernel(int kc, const float *a, size_t lda, const float *b, size_t ld
     }
 }
 
-const dfs_gemm_impl dfs_gemm_avx2 = {"avx2", NR, kernel, dfs_gemm_transpose_scalar, dfs_gemm_phase_plane_scalar};
+/* dst[i·ldd + j] = r[j] lane i for the 8×8 block r, rows i < rows and columns j < cols stored. */
+INLINE void transpose8(float *dst, size_t ldd, __m256 r[8], int rows, int cols) {
+    __m256 t[8];
+#pragma GCC unroll 4
+    for (int j = 0; j < 8; j += 2) {
+        t[j] = _mm256_unpacklo_ps(r[j], r[j + 1]);
+        t[j + 1] = _mm256_unpackhi_ps(r[j], r[j + 1]);
+    }
+#pragma GCC unroll 2
+    for (int j = 0; j < 8; j += 4) {
+        r[j] = _mm256_shuffle_ps(t[j], t[j + 2], 0x44);
+        r[j + 1] = _mm256_shuffle_ps(t[j], t[j + 2], 0xEE);
+        r[j + 2] = _mm256_shuffle_ps(t[j + 1], t[j + 3], 0x44);
+        r[j + 3] = _mm256_shuffle_ps(t[j + 1], t[j + 3], 0xEE);
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        t[k] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x20);
+        t[k + 4] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x31);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        if (i >= rows) break;
+        if (cols == 8) _mm256_storeu_ps(dst + (size_t)i * ldd, t[i]);
+        else dfs_store_first8(dst + (size_t)i * ldd, t[i], cols);
+    }
+}
+
+/* The 16×16 block as four 8×8 blocks transposed in registers: rows interleaved at 1, 2 and 4
+ * floats. */
+TARGET static void transpose(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols) {
+    for (int i0 = 0; i0 < rows; i0 += 8)
+        for (int j0 = 0; j0 < cols; j0 += 8) {
+            const int nr = rows - i0 < 8 ? rows - i0 : 8, nc = cols - j0 < 8 ? cols - j0 : 8;
+            const __m256i in = dfs_first8(nr);
+            __m256 r[8];
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++)
+                r[j] = j < nc ? _mm256_maskload_ps(src + (size_t)(j0 + j) * lds + i0, in) : _mm256_setzero_ps();
+            transpose8(dst + (size_t)i0 * ldd + j0, ldd, r, nr, nc);
+        }
+}
+
+/* dfs_phase_plane_fn: 8 values of a row at a time, from one load (stride 1) or from two over the
+ * 16 image columns they span, the even ones picked by a shuffle and a permute (stride 2). Blocks
+ * that reach past either side of the image go value by value. */
+TARGET static void phase_plane(float *dst, int Hp, int Wp, const float *src, int H, int W, int oy, int ox, int s) {
+    for (int X0 = 0; X0 < Wp; X0 += 8) {
+        const int x = s * X0 + ox, n = Wp - X0 < 8 ? Wp - X0 : 8; /* the first column read; values stored */
+        const int inside = x >= 0 && x + 8 * s <= W;
+        for (int Y = 0; Y < Hp; Y++) {
+            const int y = s * Y + oy;
+            float *d = dst + (size_t)Y * Wp + X0;
+            if (y < 0 || y >= H) {
+                for (int k = 0; k < n; k++) d[k] = 0.0f;
+            } else if (!inside) {
+                const float *r = src + (size_t)y * W;
+                for (int k = 0; k < n; k++) d[k] = x + s * k >= 0 && x + s * k < W ? r[x + s * k] : 0.0f;
+            } else {
+                const float *r = src + (size_t)y * W + x;
+                __m256 v = _mm256_loadu_ps(r);
+                if (s == 2) {
+                    const __m256 even = _mm256_shuffle_ps(v, _mm256_loadu_ps(r + 8), 0x88);
+                    v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), 0xD8));
+                }
+                if (n == 8) _mm256_storeu_ps(d, v);
+                else dfs_store_first8(d, v, n);
+            }
+        }
+    }
+}
+
+const dfs_gemm_impl dfs_gemm_avx2 = {"avx2", NR, kernel, transpose, phase_plane};
 #endif
