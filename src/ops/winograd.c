@@ -418,7 +418,7 @@ static const dfs_wg_impl wg_scalar = {"scalar",         in_run_scalar,    in4_ru
                                       grad_run_scalar, grad4_run_scalar, weights4_scalar, dw4_scalar};
 
 #if defined(__x86_64__) || defined(__i386__)
-static const dfs_wg_impl wg_avx2 = {"avx2",          in_run_scalar,     dfs_wg_in4_avx2, out_run_scalar, dfs_wg_out4_avx2,
+static const dfs_wg_impl wg_avx2 = {"avx2",          dfs_wg_in_avx2,    dfs_wg_in4_avx2, dfs_wg_out_avx2, dfs_wg_out4_avx2,
                                     grad_run_scalar, dfs_wg_grad4_avx2, weights4_scalar, dw4_scalar};
 #endif
 
@@ -475,14 +475,14 @@ static void strip_transform(const wg_scheme *sc, float *V, uint32_t *Vb, const f
     const size_t vxs = slab(C);
     wg_run runs[64];
     const int n_runs = runs_of(runs, g0, nt, T, W, sc->m);
-    for (int c = c0; c < c1; c++) {
-        float *v = V + (size_t)c * NR;
-        for (int k = 0; k < n_runs; k++) {
-            const wg_run *r = &runs[k];
-            sc->in(v + r->j, vxs, inp + ((size_t)r->b * C + c) * H * W, (size_t)C * H * W, H, W, r->ty, r->tx, r->len);
-        }
-        for (int x = 0; x < sc->nx && nt < NR; x++) memset(v + x * vxs + nt, 0, sizeof(float) * (size_t)(NR - nt));
+    for (int k = 0; k < n_runs; k++) { /* run by run: the vector transforms reuse a run's lane plan */
+        const wg_run *r = &runs[k];
+        for (int c = c0; c < c1; c++)
+            sc->in(V + (size_t)c * NR + r->j, vxs, inp + ((size_t)r->b * C + c) * H * W, (size_t)C * H * W, H, W, r->ty,
+                   r->tx, r->len);
     }
+    for (int c = c0; c < c1 && nt < NR; c++)
+        for (int x = 0; x < sc->nx; x++) memset(V + (size_t)c * NR + x * vxs + nt, 0, sizeof(float) * (size_t)(NR - nt));
     if (!Vb) return;
     const dfs_gemm_bf16_impl *bk = dfs_gemm_bf16_best();
     const size_t vbxs = pair_slab(C);
@@ -525,8 +525,8 @@ static void strip_multiply(const wg_scheme *sc, float *out, const float *V, cons
                               (size_t)NR, ocs - i0 < DFS_GEMM_MR ? ocs - i0 : DFS_GEMM_MR, nt, c0 > 0);
             }
         }
-        for (int o = 0; o < ocs; o++)
-            for (int k = 0; k < n_runs; k++) {
+        for (int k = 0; k < n_runs; k++)
+            for (int o = 0; o < ocs; o++) {
                 const wg_run *r = &runs[k];
                 sc->out(out + ((size_t)r->b * OC + oc0 + o) * H * W, (size_t)OC * H * W, H, W, M + (size_t)o * NR + r->j, mxs,
                         r->ty, r->tx, r->len, bias ? bias[oc0 + o] : 0.0f,
@@ -635,20 +635,22 @@ size_t dfs_winograd_dw_workspace(int B, int C, int OC, int H, int W) {
 
 
 
-/* Channel ch of a chunk's runs: an input channel (ch < C) into V, else an output-gradient
- * channel into Z. */
-static void dw_channel(const wg_scheme *sc, float *V, float *Z, const float *inp, const float *dout, const wg_run *runs,
-                       int n_runs, int ch, int C, int OC, int H, int W) {
+/* Channels [ch0, ch1) of a chunk's runs, run by run (the vector transforms reuse a run's lane
+ * plan): an input channel (ch < C) into V, else an output-gradient channel into Z. */
+static void dw_channels(const wg_scheme *sc, float *V, float *Z, const float *inp, const float *dout, const wg_run *runs,
+                        int n_runs, int ch0, int ch1, int C, int OC, int H, int W) {
     const size_t vxs = dw_xs(C), zxs = dw_xs(OC);
     for (int k = 0; k < n_runs; k++) {
         const wg_run *r = &runs[k];
-        if (ch < C) {
-            sc->in(V + (size_t)ch * DW_KT + r->j, vxs, inp + ((size_t)r->b * C + ch) * H * W, (size_t)C * H * W, H, W, r->ty,
-                   r->tx, r->len);
-        } else {
-            const int oc = ch - C;
-            sc->grad(Z + (size_t)oc * DW_KT + r->j, zxs, dout + ((size_t)r->b * OC + oc) * H * W, (size_t)OC * H * W, H, W,
-                     r->ty, r->tx, r->len);
+        for (int ch = ch0; ch < ch1; ch++) {
+            if (ch < C) {
+                sc->in(V + (size_t)ch * DW_KT + r->j, vxs, inp + ((size_t)r->b * C + ch) * H * W, (size_t)C * H * W, H, W,
+                       r->ty, r->tx, r->len);
+            } else {
+                const int oc = ch - C;
+                sc->grad(Z + (size_t)oc * DW_KT + r->j, zxs, dout + ((size_t)r->b * OC + oc) * H * W, (size_t)OC * H * W, H,
+                         W, r->ty, r->tx, r->len);
+            }
         }
     }
 }
@@ -687,7 +689,7 @@ void dfs_conv3x3_winograd_dw(float *dw, float *ws, const float *dout, const floa
                 const long t0 = k * DW_KT;
                 const int nt = (int)(tiles - t0 < DW_KT ? tiles - t0 : DW_KT), n_runs = runs_of(runs, t0, nt, T, W, sc.m);
                 float *out = k == 0 ? dU : parts + (size_t)(k - 1) * lines(nx * un);
-                for (int ch = 0; ch < C + OC; ch++) dw_channel(&sc, V, Z, inp, dout, runs, n_runs, ch, C, OC, H, W);
+                dw_channels(&sc, V, Z, inp, dout, runs, n_runs, 0, C + OC, C, OC, H, W);
                 for (int x = 0; x < nx; x++)
                     for (int s = 0; s < n_strips; s++) dw_multiply(g, out, panel, V, Z, x, s * NR, nt, C, OC, 0);
             }
@@ -709,7 +711,8 @@ void dfs_conv3x3_winograd_dw(float *dw, float *ws, const float *dout, const floa
             for (long t0 = 0; t0 < tiles; t0 += DW_KT) {
                 const int nt = (int)(tiles - t0 < DW_KT ? tiles - t0 : DW_KT), n_runs = runs_of(runs, t0, nt, T, W, sc.m);
 #pragma omp for schedule(static)
-                for (int ch = 0; ch < C + OC; ch++) dw_channel(&sc, V, Z, inp, dout, runs, n_runs, ch, C, OC, H, W);
+                for (int ch = 0; ch < C + OC; ch += 16)
+                    dw_channels(&sc, V, Z, inp, dout, runs, n_runs, ch, ch + 16 < C + OC ? ch + 16 : C + OC, C, OC, H, W);
 #pragma omp for schedule(guided)
                 for (int task = 0; task < nx * n_strips; task++)
                     dw_multiply(g, dU, panel, V, Z, task / n_strips, task % n_strips * NR, nt, C, OC, t0 > 0);

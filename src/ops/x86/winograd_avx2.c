@@ -139,6 +139,116 @@ INLINE void a6v(__m256 *z, int zs, const __m256 *y, int ys) {
     z[5 * zs] = y3;
 }
 
+/* F(2×2, 3×3): a run stays in one image, its tiles in raster order over at most
+ * dfs_wg_run_rows(W) tile rows (winograd.h). Lane l of half h: row i of its 4×4 input tile is a
+ * 128-bit masked load at plane + off[h][i][l] under mask[h][i][l] (empty outside the plane and
+ * past the run), moved one lane up when shift[h][l] is set (a tile in the first column starts in
+ * the padding); out_off[h][r][l] is row r of its 2×2 output block (−1 outside the plane), cols[h][l]
+ * that block's columns inside it. Kept per thread like run_plan. */
+typedef struct run_plan2 {
+    int H, W, ty, tx, len;
+    int n[2], shifted[2], shift[2][8], cols[2][8];
+    ptrdiff_t off[2][4][8], out_off[2][2][8];
+    __m128i mask[2][4][8];
+} run_plan2;
+
+static _Thread_local run_plan2 last_plan2 = {.len = -1};
+
+TARGET static const run_plan2 *plan2_of(int H, int W, int ty, int tx, int len) {
+    run_plan2 *p = &last_plan2;
+    if (p->len == len && p->H == H && p->W == W && p->ty == ty && p->tx == tx) return p;
+    *p = (run_plan2){.H = H, .W = W, .ty = ty, .tx = tx, .len = len};
+    const int TW = (W + 1) / 2;
+    int y = ty * 2, x = tx * 2;
+    for (int h = 0; h < 2; h++) {
+        p->n[h] = len - 8 * h < 0 ? 0 : min_int(len - 8 * h, 8);
+        for (int l = 0; l < 8; l++) {
+            const int live = l < p->n[h], x0 = x - 1, from = x0 < 0 ? 0 : x0;
+            for (int i = 0; i < 4; i++) {
+                const int row = y - 1 + i, in = live && row >= 0 && row < H;
+                p->off[h][i][l] = in ? (ptrdiff_t)row * W + from : 0;
+                p->mask[h][i][l] = first4(in ? min_int(x0 + 4, W) - from : 0);
+            }
+            for (int r = 0; r < 2; r++) p->out_off[h][r][l] = live && y + r < H ? (ptrdiff_t)(y + r) * W + x : -1;
+            p->shift[h][l] = live && x0 < 0;
+            p->shifted[h] |= p->shift[h][l];
+            p->cols[h][l] = live ? min_int(W - x, 2) : 0;
+            if (live && (x += 2) >= 2 * TW) x = 0, y += 2;
+        }
+    }
+    return p;
+}
+
+TARGET void dfs_wg_in_avx2(float *v, size_t xs, const float *plane, size_t istride, int H, int W, int ty, int tx,
+                           int len) {
+    const run_plan2 *p = plan2_of(H, W, ty, tx, len);
+    for (int h = 0; h < 2 && p->n[h]; h++) {
+        __m256 d[4][4];
+        for (int i = 0; i < 4; i++) {
+            __m128 r[8];
+#pragma GCC unroll 8
+            for (int l = 0; l < 8; l++) {
+                r[l] = _mm_maskload_ps(plane + p->off[h][i][l], p->mask[h][i][l]);
+                if (p->shifted[h] && p->shift[h][l]) r[l] = _mm_castsi128_ps(_mm_slli_si128(_mm_castps_si128(r[l]), 4));
+            }
+            __m256 pairs[4];
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) pairs[j] = _mm256_set_m128(r[j + 4], r[j]);
+            transpose4x2(d[i], pairs);
+        }
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) { /* Bᵀ d, column k */
+            const __m256 d0 = d[0][k], d1 = d[1][k], d2 = d[2][k], d3 = d[3][k];
+            d[0][k] = _mm256_sub_ps(d0, d2);
+            d[1][k] = _mm256_add_ps(d1, d2);
+            d[2][k] = _mm256_sub_ps(d2, d1);
+            d[3][k] = _mm256_sub_ps(d1, d3);
+        }
+        const int n = p->n[h];
+        float *o = v + 8 * h;
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) { /* (Bᵀ d) B, row i */
+            store_lanes(o + (size_t)(4 * i + 0) * xs, _mm256_sub_ps(d[i][0], d[i][2]), n);
+            store_lanes(o + (size_t)(4 * i + 1) * xs, _mm256_add_ps(d[i][1], d[i][2]), n);
+            store_lanes(o + (size_t)(4 * i + 2) * xs, _mm256_sub_ps(d[i][2], d[i][1]), n);
+            store_lanes(o + (size_t)(4 * i + 3) * xs, _mm256_sub_ps(d[i][1], d[i][3]), n);
+        }
+    }
+}
+
+TARGET void dfs_wg_out_avx2(float *o, size_t istride, int H, int W, const float *m, size_t xs, int ty, int tx, int len,
+                            float bias, const float *bias2, size_t b2stride, int accumulate) {
+    const run_plan2 *p = plan2_of(H, W, ty, tx, len);
+    const __m256 bv = _mm256_set1_ps(bias), b2v = _mm256_set1_ps(bias2 ? bias2[0] : 0.0f); /* a run in one image */
+    for (int h = 0; h < 2 && p->n[h]; h++) {
+        const int n = p->n[h];
+        const __m256i live = dfs_first8(n);
+        __m256 a[16], s[2][4];
+#pragma GCC unroll 16
+        for (int x = 0; x < 16; x++) a[x] = _mm256_maskload_ps(m + (size_t)x * xs + 8 * h, live);
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) { /* Aᵀ M */
+            s[0][k] = _mm256_add_ps(_mm256_add_ps(a[k], a[4 + k]), a[8 + k]);
+            s[1][k] = _mm256_sub_ps(_mm256_sub_ps(a[4 + k], a[8 + k]), a[12 + k]);
+        }
+        for (int r = 0; r < 2; r++) { /* (Aᵀ M) A, plus the biases */
+            const __m256 y0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s[r][0], s[r][1]), s[r][2]), bv), b2v);
+            const __m256 y1 = _mm256_add_ps(_mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s[r][1], s[r][2]), s[r][3]), bv), b2v);
+            /* tile l's two columns: lanes 2 (l mod 2), 2 (l mod 2) + 1 of lo (l mod 4 < 2) or hi, low or high half */
+            const __m256 lo = _mm256_unpacklo_ps(y0, y1), hi = _mm256_unpackhi_ps(y0, y1);
+            _Alignas(32) float pair[2][8];
+            _mm256_store_ps(pair[0], lo);
+            _mm256_store_ps(pair[1], hi);
+            for (int l = 0; l < n; l++) {
+                if (p->out_off[h][r][l] < 0) continue;
+                const float *val = &pair[(l >> 1) & 1][(l >> 2) * 4 + (l & 1) * 2];
+                float *row = o + p->out_off[h][r][l];
+                for (int k = 0; k < p->cols[h][l]; k++) row[k] = accumulate ? row[k] + val[k] : val[k];
+            }
+        }
+    }
+}
+
 /* The input transform. A tile's six columns start one left of its block: for a tile in the first
  * column that one is padding, so its rows are loaded from the block's column and moved one lane
  * right (the lane rotated in is masked to zero). */
