@@ -243,8 +243,8 @@ static void check_bf16(void) {
 /* Batches large enough for F(4×4, 3×3) at every level (winograd.h): the fashion fixture's two
  * images 16 times each. Every copy gives the same bits, within 1e-4 of diffusers (its error is
  * printed with DFS_TEST_VERBOSE); the batch of 2 between (a new plan, prepared again for
- * F(2×2, 3×3) at 14×14 and 7×7) matches diffusers too, and the batch of 32 after it gives the
- * same bits as before. */
+ * F(2×2, 3×3) at 7×7, and at 14×14 for the AVX-512 kernel's wider strips) matches diffusers too,
+ * and the batch of 32 after it gives the same bits as before. */
 static void check_small_image_tiles(dfs_ctx *ctx) {
     const char *dir = "tests/fixtures/unet/fashion/cases/b2_int_t10_t999";
     dfs_model_params mp;
@@ -263,7 +263,7 @@ static void check_small_image_tiles(dfs_ctx *ctx) {
     const int H = (int)x.shape[2], W = (int)x.shape[3];
     const size_t img = x.numel / 2;
     TEST_CHECK(dfs_winograd_tile(B, 64, 64, 7, 7, 0) == 4 && dfs_winograd_tile(B, 64, 64, 14, 14, 0) == 4 &&
-               dfs_winograd_tile(2, 64, 64, 7, 7, 0) == 2 && dfs_winograd_tile(2, 64, 64, 14, 14, 0) == 2 && H == 28 &&
+               dfs_winograd_tile(2, 64, 64, 7, 7, 0) == 2 && H == 28 &&
                W == 28);
     float *xs = dfs_malloc(B * img * sizeof(float)), *o1 = dfs_malloc(B * img * sizeof(float));
     float *o2 = dfs_malloc(B * img * sizeof(float)), *o3 = dfs_malloc(2 * img * sizeof(float)), ts[B];

@@ -52,16 +52,17 @@ size_t dfs_winograd_weights_floats(int C, int OC, int m) { return (size_t)nx_of(
  * layers 1.2–1.6× faster (the UNets' 7×7 to 32×32 levels, forward and both gradients); on larger
  * images, whose F(2×2, 3×3) products already dominate, it gains nothing. Its rounding errors are
  * larger: a UNet's output moves about 2–3 times as far from the exact one as with torch's direct
- * sums, a few millionths of its scale (docs/performance.md). Below WG4_TILES tiles, too few to
+ * sums, a few millionths of its scale (docs/performance.md). Below WG4_TILES tiles for the
+ * AVX-512 kernel's strips of 48 (in proportion for narrower ones: 21 for AVX2's 16), too few to
  * fill the kernel's strips, F(2×2, 3×3) is faster. (Its vector transforms index a run's planes,
  * up to 17 images' worth, in 32 bits.) */
 #define WG4_SIDE 32
 #define WG4_TILES 64
 
 int dfs_winograd_tile(int B, int C, int OC, int H, int W, int bf16) {
-    const long tiles = (long)B * ((H + 3) / 4) * ((W + 3) / 4);
+    const long tiles = (long)B * ((H + 3) / 4) * ((W + 3) / 4), least = WG4_TILES * dfs_gemm_best()->nr / 48;
     const size_t plane = (size_t)(C > OC ? C : OC) * H * W;
-    return !bf16 && H <= WG4_SIDE && W <= WG4_SIDE && tiles >= WG4_TILES && plane <= INT_MAX / 32 ? 4 : 2;
+    return !bf16 && H <= WG4_SIDE && W <= WG4_SIDE && tiles >= least && plane <= INT_MAX / 32 ? 4 : 2;
 }
 
 /* V is [ξ][c][NR] and M [ξ][oc][NR]: each product reads its operand rows contiguously. One slab
