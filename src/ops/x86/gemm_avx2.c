@@ -81,29 +81,12 @@ static void kernel(int kc, const float *a, size_t lda, const float *b, size_t ld
 
 /* dst[i·ldd + j] = r[j] lane i for the 8×8 block r, rows i < rows and columns j < cols stored. */
 INLINE void transpose8(float *dst, size_t ldd, __m256 r[8], int rows, int cols) {
-    __m256 t[8];
-#pragma GCC unroll 4
-    for (int j = 0; j < 8; j += 2) {
-        t[j] = _mm256_unpacklo_ps(r[j], r[j + 1]);
-        t[j + 1] = _mm256_unpackhi_ps(r[j], r[j + 1]);
-    }
-#pragma GCC unroll 2
-    for (int j = 0; j < 8; j += 4) {
-        r[j] = _mm256_shuffle_ps(t[j], t[j + 2], 0x44);
-        r[j + 1] = _mm256_shuffle_ps(t[j], t[j + 2], 0xEE);
-        r[j + 2] = _mm256_shuffle_ps(t[j + 1], t[j + 3], 0x44);
-        r[j + 3] = _mm256_shuffle_ps(t[j + 1], t[j + 3], 0xEE);
-    }
-#pragma GCC unroll 4
-    for (int k = 0; k < 4; k++) {
-        t[k] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x20);
-        t[k + 4] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x31);
-    }
+    dfs_transpose8(r);
 #pragma GCC unroll 8
     for (int i = 0; i < 8; i++) {
         if (i >= rows) break;
-        if (cols == 8) _mm256_storeu_ps(dst + (size_t)i * ldd, t[i]);
-        else dfs_store_first8(dst + (size_t)i * ldd, t[i], cols);
+        if (cols == 8) _mm256_storeu_ps(dst + (size_t)i * ldd, r[i]);
+        else dfs_store_first8(dst + (size_t)i * ldd, r[i], cols);
     }
 }
 

@@ -23,6 +23,27 @@ __attribute__((target("avx2"))) static inline __m256i dfs_first8(ptrdiff_t n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+/* Transposes the 8×8 block r in place (r[i] lane j becomes r[j] lane i): rows interleaved at 1, 2
+ * and 4 floats. */
+__attribute__((target("avx"))) static inline __attribute__((always_inline)) void dfs_transpose8(__m256 r[8]) {
+    __m256 t[8];
+    for (int j = 0; j < 8; j += 2) {
+        t[j] = _mm256_unpacklo_ps(r[j], r[j + 1]);
+        t[j + 1] = _mm256_unpackhi_ps(r[j], r[j + 1]);
+    }
+    for (int j = 0; j < 8; j += 4) {
+        r[j] = _mm256_shuffle_ps(t[j], t[j + 2], 0x44);
+        r[j + 1] = _mm256_shuffle_ps(t[j], t[j + 2], 0xEE);
+        r[j + 2] = _mm256_shuffle_ps(t[j + 1], t[j + 3], 0x44);
+        r[j + 3] = _mm256_shuffle_ps(t[j + 1], t[j + 3], 0xEE);
+    }
+    for (int k = 0; k < 4; k++) {
+        t[k] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x20);
+        t[k + 4] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x31);
+    }
+    for (int k = 0; k < 8; k++) r[k] = t[k];
+}
+
 /* p[i] = lane i of v for i < n (n <= 8, or <= 4 for the 128-bit one). Not a masked store: on AMD's
  * Zen, VMASKMOVPS to memory is microcoded, about 14 cycles where a plain store takes one. */
 __attribute__((target("avx"))) static inline void dfs_store_first8(float *p, __m256 v, int n) {

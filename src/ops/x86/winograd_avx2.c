@@ -76,24 +76,6 @@ TARGET static const run_plan *plan_of(size_t istride, int H, int W, int ty, int 
     return p;
 }
 
-/* c[k] lane l = r[l] lane k for k < 6: the first six columns of an 8×8 transpose. */
-INLINE void transpose6(__m256 c[6], const __m256 r[8]) {
-    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    c[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-    c[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-    c[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-    c[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-    c[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-    c[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-}
-
 /* In-lane 4×4 transposes: r[j] holds tile j's four values in its low half and tile j + 4's in
  * its high half; c[k] lane l = tile l's value k. Its own inverse. */
 INLINE void transpose4x2(__m256 c[4], const __m256 r[4]) {
@@ -264,7 +246,9 @@ TARGET void dfs_wg_in4_avx2(float *v, size_t xs, const float *plane, size_t istr
             if (p->shifted[h])
 #pragma GCC unroll 8
                 for (int l = 0; l < 8; l++) r[l] = _mm256_permutevar8x32_ps(r[l], p->perm[h][l]);
-            transpose6(d + 6 * i, r);
+            dfs_transpose8(r); /* r[k] = column k of the eight tiles' row i */
+#pragma GCC unroll 6
+            for (int k = 0; k < 6; k++) d[6 * i + k] = r[k];
         }
 #pragma GCC unroll 6
         for (int k = 0; k < 6; k++) bt6v(e + k, 6, d + k, 6); /* Bᵀ d */
