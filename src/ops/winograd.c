@@ -420,7 +420,7 @@ static const dfs_wg_impl wg_scalar = {"scalar",         in_run_scalar,    in4_ru
 
 #if defined(__x86_64__) || defined(__i386__)
 static const dfs_wg_impl wg_avx2 = {"avx2",          dfs_wg_in_avx2,    dfs_wg_in4_avx2, dfs_wg_out_avx2, dfs_wg_out4_avx2,
-                                    grad_run_scalar, dfs_wg_grad4_avx2, weights4_scalar, dw4_scalar};
+                                    dfs_wg_grad_avx2, dfs_wg_grad4_avx2, weights4_scalar, dw4_scalar};
 #endif
 
 int dfs_winograd_available(const dfs_wg_impl **out, int max) {

@@ -82,12 +82,11 @@ int dfs_winograd_available(const dfs_wg_impl **out, int max);
 
 #if defined(__x86_64__) || defined(__i386__)
 extern const dfs_wg_impl dfs_wg_avx512;
-/* The AVX2 versions of the tile transforms (x86/winograd_avx2.c); F(2×2, 3×3)'s weight-gradient
- * transform and the weight transforms stay portable on AVX2. */
+/* The AVX2 versions of the tile transforms (x86/winograd_avx2.c); the weight transforms stay
+ * portable on AVX2. */
 dfs_wg_in_fn dfs_wg_in_avx2, dfs_wg_in4_avx2;
-dfs_wg_out_fn dfs_wg_out_avx2;
-dfs_wg_out_fn dfs_wg_out4_avx2;
-dfs_wg_grad_fn dfs_wg_grad4_avx2;
+dfs_wg_out_fn dfs_wg_out_avx2, dfs_wg_out4_avx2;
+dfs_wg_grad_fn dfs_wg_grad_avx2, dfs_wg_grad4_avx2;
 #endif
 
 #endif

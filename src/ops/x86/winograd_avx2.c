@@ -231,6 +231,39 @@ TARGET void dfs_wg_out_avx2(float *o, size_t istride, int H, int W, const float 
     }
 }
 
+TARGET void dfs_wg_grad_avx2(float *z, size_t xs, const float *dy, size_t istride, int H, int W, int ty, int tx,
+                             int len) {
+    const run_plan2 *p = plan2_of(H, W, ty, tx, len);
+    for (int h = 0; h < 2 && p->n[h]; h++) {
+        __m256 y[2][2], t[4][2];
+        for (int r = 0; r < 2; r++) { /* the blocks' row r: tile l's two values in lanes 0, 1 of half[l] */
+            __m128 half[8];
+            for (int l = 0; l < 8; l++)
+                half[l] = p->out_off[h][r][l] < 0 ? _mm_setzero_ps()
+                                                  : _mm_maskload_ps(dy + p->out_off[h][r][l], first4(p->cols[h][l]));
+            __m256 pairs[4];
+            for (int j = 0; j < 4; j++) pairs[j] = _mm256_set_m128(half[j + 4], half[j]);
+            const __m256 u0 = _mm256_unpacklo_ps(pairs[0], pairs[1]), u1 = _mm256_unpacklo_ps(pairs[2], pairs[3]);
+            y[r][0] = _mm256_shuffle_ps(u0, u1, 0x44);
+            y[r][1] = _mm256_shuffle_ps(u0, u1, 0xEE);
+        }
+        for (int k = 0; k < 2; k++) { /* A' dY */
+            t[0][k] = y[0][k];
+            t[1][k] = _mm256_add_ps(y[0][k], y[1][k]);
+            t[2][k] = _mm256_sub_ps(y[0][k], y[1][k]);
+            t[3][k] = y[1][k];
+        }
+        const int n = p->n[h];
+        float *o = z + 8 * h;
+        for (int i = 0; i < 4; i++) { /* (A' dY) A'ᵀ */
+            store_lanes(o + (size_t)(4 * i + 0) * xs, t[i][0], n);
+            store_lanes(o + (size_t)(4 * i + 1) * xs, _mm256_add_ps(t[i][0], t[i][1]), n);
+            store_lanes(o + (size_t)(4 * i + 2) * xs, _mm256_sub_ps(t[i][0], t[i][1]), n);
+            store_lanes(o + (size_t)(4 * i + 3) * xs, t[i][1], n);
+        }
+    }
+}
+
 /* The input transform. A tile's six columns start one left of its block: for a tile in the first
  * column that one is padding, so its rows are loaded from the block's column and moved one lane
  * right (the lane rotated in is masked to zero). */
