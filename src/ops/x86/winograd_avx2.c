@@ -121,6 +121,16 @@ INLINE void a6v(__m256 *z, int zs, const __m256 *y, int ys) {
     z[5 * zs] = y3;
 }
 
+/* c[k] lane l = value k of the (up to) four values at dy + off[l] inside its plane (cols[l] of
+ * them; an offset below 0 is a row outside the plane): one output-gradient row of eight blocks. */
+INLINE void block_row(__m256 c[4], const float *dy, const ptrdiff_t off[8], const int cols[8]) {
+    __m128 half[8];
+    for (int l = 0; l < 8; l++) half[l] = off[l] < 0 ? _mm_setzero_ps() : _mm_maskload_ps(dy + off[l], first4(cols[l]));
+    __m256 pairs[4];
+    for (int j = 0; j < 4; j++) pairs[j] = _mm256_set_m128(half[j + 4], half[j]);
+    transpose4x2(c, pairs);
+}
+
 /* F(2×2, 3×3): a run stays in one image, its tiles in raster order over at most
  * dfs_wg_run_rows(W) tile rows (winograd.h). Lane l of half h: row i of its 4×4 input tile is a
  * 128-bit masked load at plane + off[h][i][l] under mask[h][i][l] (empty outside the plane and
@@ -236,16 +246,10 @@ TARGET void dfs_wg_grad_avx2(float *z, size_t xs, const float *dy, size_t istrid
     const run_plan2 *p = plan2_of(H, W, ty, tx, len);
     for (int h = 0; h < 2 && p->n[h]; h++) {
         __m256 y[2][2], t[4][2];
-        for (int r = 0; r < 2; r++) { /* the blocks' row r: tile l's two values in lanes 0, 1 of half[l] */
-            __m128 half[8];
-            for (int l = 0; l < 8; l++)
-                half[l] = p->out_off[h][r][l] < 0 ? _mm_setzero_ps()
-                                                  : _mm_maskload_ps(dy + p->out_off[h][r][l], first4(p->cols[h][l]));
-            __m256 pairs[4];
-            for (int j = 0; j < 4; j++) pairs[j] = _mm256_set_m128(half[j + 4], half[j]);
-            const __m256 u0 = _mm256_unpacklo_ps(pairs[0], pairs[1]), u1 = _mm256_unpacklo_ps(pairs[2], pairs[3]);
-            y[r][0] = _mm256_shuffle_ps(u0, u1, 0x44);
-            y[r][1] = _mm256_shuffle_ps(u0, u1, 0xEE);
+        for (int r = 0; r < 2; r++) { /* the blocks' row r (two values a block) */
+            __m256 c[4];
+            block_row(c, dy, p->out_off[h][r], p->cols[h]);
+            y[r][0] = c[0], y[r][1] = c[1];
         }
         for (int k = 0; k < 2; k++) { /* A' dY */
             t[0][k] = y[0][k];
@@ -343,15 +347,7 @@ TARGET void dfs_wg_grad4_avx2(float *z, size_t xs, const float *dy, size_t istri
     const run_plan *p = plan_of(istride, H, W, ty, tx, len);
     for (int h = 0; h < 2 && p->n[h]; h++) {
         __m256 y[16], u[24];
-        for (int r = 0; r < 4; r++) { /* the blocks' row r, tiles j and j + 4 in one vector */
-            __m128 half[8];
-            for (int l = 0; l < 8; l++)
-                half[l] = p->out_off[h][r][l] < 0 ? _mm_setzero_ps()
-                                                  : _mm_maskload_ps(dy + p->out_off[h][r][l], first4(p->cols[h][l]));
-            __m256 pairs[4];
-            for (int j = 0; j < 4; j++) pairs[j] = _mm256_set_m128(half[j + 4], half[j]);
-            transpose4x2(y + 4 * r, pairs);
-        }
+        for (int r = 0; r < 4; r++) block_row(y + 4 * r, dy, p->out_off[h][r], p->cols[h]); /* the blocks' row r */
 #pragma GCC unroll 4
         for (int k = 0; k < 4; k++) a6v(u + k, 4, y + k, 4); /* A dY */
 #pragma GCC unroll 6
