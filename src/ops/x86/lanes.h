@@ -27,20 +27,24 @@ __attribute__((target("avx2"))) static inline __m256i dfs_first8(ptrdiff_t n) {
  * and 4 floats. */
 __attribute__((target("avx"))) static inline __attribute__((always_inline)) void dfs_transpose8(__m256 r[8]) {
     __m256 t[8];
+#pragma GCC unroll 4
     for (int j = 0; j < 8; j += 2) {
         t[j] = _mm256_unpacklo_ps(r[j], r[j + 1]);
         t[j + 1] = _mm256_unpackhi_ps(r[j], r[j + 1]);
     }
+#pragma GCC unroll 2
     for (int j = 0; j < 8; j += 4) {
         r[j] = _mm256_shuffle_ps(t[j], t[j + 2], 0x44);
         r[j + 1] = _mm256_shuffle_ps(t[j], t[j + 2], 0xEE);
         r[j + 2] = _mm256_shuffle_ps(t[j + 1], t[j + 3], 0x44);
         r[j + 3] = _mm256_shuffle_ps(t[j + 1], t[j + 3], 0xEE);
     }
+#pragma GCC unroll 4
     for (int k = 0; k < 4; k++) {
         t[k] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x20);
         t[k + 4] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x31);
     }
+#pragma GCC unroll 8
     for (int k = 0; k < 8; k++) r[k] = t[k];
 }
 
