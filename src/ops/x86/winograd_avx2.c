@@ -322,9 +322,11 @@ TARGET void dfs_wg_out4_avx2(float *o, size_t istride, int H, int W, const float
 #pragma GCC unroll 4
             for (int k = 0; k < 4; k++) y[4 * r + k] = _mm256_add_ps(_mm256_add_ps(y[4 * r + k], bv), b2v);
         }
+#pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
             __m256 rows[4];
             transpose4x2(rows, y + 4 * r);
+#pragma GCC unroll 8
             for (int l = 0; l < n; l++) {
                 if (p->out_off[h][r][l] < 0) continue;
                 float *out = o + p->out_off[h][r][l];
