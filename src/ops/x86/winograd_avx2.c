@@ -176,6 +176,7 @@ TARGET void dfs_wg_in_avx2(float *v, size_t xs, const float *plane, size_t istri
     const run_plan2 *p = plan2_of(H, W, ty, tx, len);
     for (int h = 0; h < 2 && p->n[h]; h++) {
         __m256 d[4][4];
+#pragma GCC unroll 4
         for (int i = 0; i < 4; i++) {
             __m128 r[8];
 #pragma GCC unroll 8
@@ -228,14 +229,20 @@ TARGET void dfs_wg_out_avx2(float *o, size_t istride, int H, int W, const float 
             const __m256 y1 = _mm256_add_ps(_mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s[r][1], s[r][2]), s[r][3]), bv), b2v);
             /* tile l's two columns: lanes 2 (l mod 2), 2 (l mod 2) + 1 of lo (l mod 4 < 2) or hi, low or high half */
             const __m256 lo = _mm256_unpacklo_ps(y0, y1), hi = _mm256_unpackhi_ps(y0, y1);
-            _Alignas(32) float pair[2][8];
-            _mm256_store_ps(pair[0], lo);
-            _mm256_store_ps(pair[1], hi);
+#pragma GCC unroll 8
             for (int l = 0; l < n; l++) {
                 if (p->out_off[h][r][l] < 0) continue;
-                const float *val = &pair[(l >> 1) & 1][(l >> 2) * 4 + (l & 1) * 2];
+                const __m256 pr = (l >> 1) & 1 ? hi : lo;
+                __m128 val = l >> 2 ? _mm256_extractf128_ps(pr, 1) : _mm256_castps256_ps128(pr);
+                if (l & 1) val = _mm_movehl_ps(val, val);
                 float *row = o + p->out_off[h][r][l];
-                for (int k = 0; k < p->cols[h][l]; k++) row[k] = accumulate ? row[k] + val[k] : val[k];
+                if (p->cols[h][l] == 2) {
+                    if (accumulate) val = _mm_add_ps(_mm_castpd_ps(_mm_load_sd((const double *)row)), val);
+                    _mm_store_sd((double *)row, _mm_castps_pd(val));
+                } else {
+                    if (accumulate) val = _mm_add_ss(_mm_load_ss(row), val);
+                    _mm_store_ss(row, val);
+                }
             }
         }
     }
