@@ -468,6 +468,23 @@ static void transform_weights(const wg_scheme *sc, float *U, const float *w, int
             sc->weights(U + (size_t)oc * C + c0, n, w + ((size_t)oc * C + c0) * 9, C - c0 < 16 ? C - c0 : 16);
 }
 
+/* The part of each image's plane a run's input tiles read: floats [lo, hi) of image b's plane. */
+#define MAX_SPANS 18
+#define PREFETCH_AHEAD 2 /* channels */
+typedef struct span { int b; long lo, hi; } span;
+
+static int run_spans(span *sp, const wg_run *r, int m, int H, int W, int T) {
+    const int TW = (W + m - 1) / m;
+    int n = 0;
+    for (long g = (long)r->ty * TW + r->tx, end = g + r->len, b = r->b; g < end && n < MAX_SPANS; b++) {
+        const long last = end - 1 < T - 1 ? end - 1 : T - 1; /* the run's last tile in this image */
+        const int y0 = (int)(g / TW) * m - 1, y1 = (int)(last / TW) * m + m;
+        sp[n++] = (span){(int)b, (long)(y0 < 0 ? 0 : y0) * W, (long)(y1 + 1 < H ? y1 + 1 : H) * W};
+        end -= T, g = 0;
+    }
+    return n;
+}
+
 /* Transforms channels [c0, c1) of a strip's tiles into V ([ξ][c][NR], zero past nt), and when Vb
  * is given, also into Vb as BF16 pairs of channels (c0 even; c1 even or C). */
 static void strip_transform(const wg_scheme *sc, float *V, uint32_t *Vb, const float *inp, int C, int H, int W, int T,
@@ -478,9 +495,17 @@ static void strip_transform(const wg_scheme *sc, float *V, uint32_t *Vb, const f
     const int n_runs = runs_of(runs, g0, nt, T, W, sc->m);
     for (int k = 0; k < n_runs; k++) { /* run by run: the vector transforms reuse a run's lane plan */
         const wg_run *r = &runs[k];
-        for (int c = c0; c < c1; c++)
+        span sp[MAX_SPANS];
+        const int n_sp = run_spans(sp, r, sc->m, H, W, T);
+        for (int c = c0; c < c1; c++) {
+            if (c + PREFETCH_AHEAD < c1)
+                for (int i = 0; i < n_sp; i++) {
+                    const float *pl = inp + ((size_t)sp[i].b * C + c + PREFETCH_AHEAD) * H * W;
+                    for (long o = sp[i].lo; o < sp[i].hi; o += 16) __builtin_prefetch(pl + o);
+                }
             sc->in(V + (size_t)c * NR + r->j, vxs, inp + ((size_t)r->b * C + c) * H * W, (size_t)C * H * W, H, W, r->ty,
                    r->tx, r->len);
+        }
     }
     for (int c = c0; c < c1 && nt < NR; c++)
         for (int x = 0; x < sc->nx; x++) memset(V + (size_t)c * NR + x * vxs + nt, 0, sizeof(float) * (size_t)(NR - nt));
