@@ -62,7 +62,8 @@ TARGET static void silu_avx2(float *x, size_t n) {
 }
 
 /* acc plus what the 8 values at x add to their lanes (dfs_lane_add, 8 at a time). */
-TARGET static inline __m256 lane_step(__m256 acc, const float *x, const float *y, __m256 vc, int square) {
+TARGET static inline __attribute__((always_inline)) __m256 lane_step(__m256 acc, const float *x, const float *y, __m256 vc,
+                                                                     int square) {
     const __m256 v = _mm256_loadu_ps(x);
     if (y) return _mm256_fmadd_ps(v, _mm256_loadu_ps(y), acc);
     if (square) {
@@ -73,13 +74,17 @@ TARGET static inline __m256 lane_step(__m256 acc, const float *x, const float *y
 }
 
 /* One block of at most DFS_SUM_BLOCK values in lanes (vmath.h): Σ x·y when y is given, else
- * Σ (x − c)² when square, else Σ x. Lanes 8·k .. 8·k + 7 in a[k]. */
-TARGET static float block_sum(const float *x, const float *y, size_t n, float c, int square) {
+ * Σ (x − c)² when square, else Σ x. Lanes 8·k .. 8·k + 7 in a[k]. Inlined into one function per
+ * kind of sum, so that the loops keep a in registers. */
+TARGET static inline __attribute__((always_inline)) float lane_sums(const float *x, const float *y, size_t n, float c,
+                                                                    int square) {
     const __m256 vc = _mm256_set1_ps(c);
     __m256 a[8];
+#pragma GCC unroll 8
     for (int k = 0; k < 8; k++) a[k] = _mm256_setzero_ps();
     size_t i = 0;
     for (; i + 64 <= n; i += 64)
+#pragma GCC unroll 8
         for (int k = 0; k < 8; k++) a[k] = lane_step(a[k], x + i + 8 * k, y ? y + i + 8 * k : NULL, vc, square);
     __m256 lo = _mm256_add_ps(_mm256_add_ps(a[0], a[2]), _mm256_add_ps(a[4], a[6]));
     __m256 hi = _mm256_add_ps(_mm256_add_ps(a[1], a[3]), _mm256_add_ps(a[5], a[7]));
@@ -92,6 +97,11 @@ TARGET static float block_sum(const float *x, const float *y, size_t n, float c,
     _mm256_storeu_ps(lanes + 8, hi);
     for (; i < n; i++) dfs_lane_add(lanes + i % 16, x, y, i, c, square);
     return dfs_lanes_sum(lanes);
+}
+
+TARGET static float block_sum(const float *x, const float *y, size_t n, float c, int square) {
+    if (y) return lane_sums(x, y, n, c, 0);
+    return square ? lane_sums(x, NULL, n, c, 1) : lane_sums(x, NULL, n, c, 0);
 }
 
 TARGET static double sum_avx2(const float *x, size_t n) { return dfs_blocks(block_sum, x, NULL, n, 0.0f, 0); }
