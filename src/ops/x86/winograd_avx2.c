@@ -125,8 +125,10 @@ INLINE void a6v(__m256 *z, int zs, const __m256 *y, int ys) {
  * them; an offset below 0 is a row outside the plane): one output-gradient row of eight blocks. */
 INLINE void block_row(__m256 c[4], const float *dy, const ptrdiff_t off[8], const int cols[8]) {
     __m128 half[8];
+#pragma GCC unroll 8
     for (int l = 0; l < 8; l++) half[l] = off[l] < 0 ? _mm_setzero_ps() : _mm_maskload_ps(dy + off[l], first4(cols[l]));
     __m256 pairs[4];
+#pragma GCC unroll 4
     for (int j = 0; j < 4; j++) pairs[j] = _mm256_set_m128(half[j + 4], half[j]);
     transpose4x2(c, pairs);
 }
@@ -253,11 +255,13 @@ TARGET void dfs_wg_grad_avx2(float *z, size_t xs, const float *dy, size_t istrid
     const run_plan2 *p = plan2_of(H, W, ty, tx, len);
     for (int h = 0; h < 2 && p->n[h]; h++) {
         __m256 y[2][2], t[4][2];
+#pragma GCC unroll 2
         for (int r = 0; r < 2; r++) { /* the blocks' row r (two values a block) */
             __m256 c[4];
             block_row(c, dy, p->out_off[h][r], p->cols[h]);
             y[r][0] = c[0], y[r][1] = c[1];
         }
+#pragma GCC unroll 2
         for (int k = 0; k < 2; k++) { /* A' dY */
             t[0][k] = y[0][k];
             t[1][k] = _mm256_add_ps(y[0][k], y[1][k]);
@@ -266,6 +270,7 @@ TARGET void dfs_wg_grad_avx2(float *z, size_t xs, const float *dy, size_t istrid
         }
         const int n = p->n[h];
         float *o = z + 8 * h;
+#pragma GCC unroll 4
         for (int i = 0; i < 4; i++) { /* (A' dY) A'ᵀ */
             store_lanes(o + (size_t)(4 * i + 0) * xs, t[i][0], n);
             store_lanes(o + (size_t)(4 * i + 1) * xs, _mm256_add_ps(t[i][0], t[i][1]), n);
@@ -356,6 +361,7 @@ TARGET void dfs_wg_grad4_avx2(float *z, size_t xs, const float *dy, size_t istri
     const run_plan *p = plan_of(istride, H, W, ty, tx, len);
     for (int h = 0; h < 2 && p->n[h]; h++) {
         __m256 y[16], u[24];
+#pragma GCC unroll 4
         for (int r = 0; r < 4; r++) block_row(y + 4 * r, dy, p->out_off[h][r], p->cols[h]); /* the blocks' row r */
 #pragma GCC unroll 4
         for (int k = 0; k < 4; k++) a6v(u + k, 4, y + k, 4); /* A dY */
