@@ -493,6 +493,8 @@ static void strip_transform(const wg_scheme *sc, float *V, uint32_t *Vb, const f
     const size_t vxs = slab(C);
     wg_run runs[64];
     const int n_runs = runs_of(runs, g0, nt, T, W, sc->m);
+    if (nt < NR) /* zero past nt: the channels' rows of each slab at once, the tiles written over after */
+        for (int x = 0; x < sc->nx; x++) memset(V + x * vxs + (size_t)c0 * NR, 0, sizeof(float) * (size_t)(c1 - c0) * NR);
     for (int k = 0; k < n_runs; k++) { /* run by run: the vector transforms reuse a run's lane plan */
         const wg_run *r = &runs[k];
         span sp[MAX_SPANS];
@@ -507,8 +509,6 @@ static void strip_transform(const wg_scheme *sc, float *V, uint32_t *Vb, const f
                    r->tx, r->len);
         }
     }
-    for (int c = c0; c < c1 && nt < NR; c++)
-        for (int x = 0; x < sc->nx; x++) memset(V + (size_t)c * NR + x * vxs + nt, 0, sizeof(float) * (size_t)(NR - nt));
     if (!Vb) return;
     const dfs_gemm_bf16_impl *bk = dfs_gemm_bf16_best();
     const size_t vbxs = pair_slab(C);
