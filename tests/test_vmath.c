@@ -88,7 +88,7 @@ static void test_silu(const dfs_vmath_impl **impls, int n_impls) {
 }
 
 static void test_exp_sum(const dfs_vmath_impl **impls, int n_impls) {
-    const size_t lens[] = {0, 1, 7, 15, 16, 17, 31, 100, 256, 1000};
+    const size_t lens[] = {0, 1, 7, 15, 16, 17, 31, 48, 63, 100, 256, 1000};
     float x[1000], y[1000], y0[1000];
     for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
         const size_t n = lens[li];

@@ -11,17 +11,38 @@
 
 #define TARGET __attribute__((target("avx2,fma")))
 
-TARGET static inline __m256 exp8(__m256 x) {
+/* x[j] = e^x[j] for k vectors, each step of the algorithm on all k before the next, so that the
+ * out-of-order window holds k chains at once (the polynomial is one long chain a vector). */
+TARGET static inline __attribute__((always_inline)) void exp_k(__m256 *x, int k) {
     const __m256 magic = _mm256_set1_ps(DFS_EXP_MAGIC);
-    x = _mm256_min_ps(_mm256_set1_ps(DFS_EXP_HI), _mm256_max_ps(_mm256_set1_ps(DFS_EXP_LO), x));
-    const __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(DFS_EXP_LOG2E), magic), n = _mm256_sub_ps(t, magic);
-    const __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-DFS_EXP_LN2_LO), _mm256_fmadd_ps(n, _mm256_set1_ps(-DFS_EXP_LN2_HI), x));
     const float p[] = {DFS_EXP_P1, DFS_EXP_P2, DFS_EXP_P3, DFS_EXP_P4, DFS_EXP_P5};
-    __m256 y = _mm256_set1_ps(DFS_EXP_P0);
-    for (int k = 0; k < 5; k++) y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(p[k]));
-    y = _mm256_add_ps(_mm256_fmadd_ps(y, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
-    const __m256i e = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_castps_si256(magic));
-    return _mm256_mul_ps(y, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e, _mm256_set1_epi32(127)), 23)));
+    __m256 t[4], r[4], y[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < k; j++) {
+        x[j] = _mm256_min_ps(_mm256_set1_ps(DFS_EXP_HI), _mm256_max_ps(_mm256_set1_ps(DFS_EXP_LO), x[j]));
+        t[j] = _mm256_fmadd_ps(x[j], _mm256_set1_ps(DFS_EXP_LOG2E), magic);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < k; j++) {
+        const __m256 n = _mm256_sub_ps(t[j], magic);
+        r[j] = _mm256_fmadd_ps(n, _mm256_set1_ps(-DFS_EXP_LN2_LO), _mm256_fmadd_ps(n, _mm256_set1_ps(-DFS_EXP_LN2_HI), x[j]));
+        y[j] = _mm256_set1_ps(DFS_EXP_P0);
+    }
+#pragma GCC unroll 5
+    for (int q = 0; q < 5; q++)
+#pragma GCC unroll 4
+        for (int j = 0; j < k; j++) y[j] = _mm256_fmadd_ps(y[j], r[j], _mm256_set1_ps(p[q]));
+#pragma GCC unroll 4
+    for (int j = 0; j < k; j++) {
+        y[j] = _mm256_add_ps(_mm256_fmadd_ps(y[j], _mm256_mul_ps(r[j], r[j]), r[j]), _mm256_set1_ps(1.0f));
+        const __m256i e = _mm256_sub_epi32(_mm256_castps_si256(t[j]), _mm256_castps_si256(magic));
+        x[j] = _mm256_mul_ps(y[j], _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e, _mm256_set1_epi32(127)), 23)));
+    }
+}
+
+TARGET static inline __m256 exp8(__m256 x) {
+    exp_k(&x, 1);
+    return x;
 }
 
 TARGET static void exp_avx2(float *y, const float *x, size_t n) {
@@ -34,13 +55,19 @@ TARGET static float exp_sum_avx2(float *x, size_t n, float scale, float shift) {
     const __m256 vs = _mm256_set1_ps(scale), vm = _mm256_set1_ps(-shift);
     __m256 lo = _mm256_setzero_ps(), hi = lo; /* lanes 0–7 and 8–15 */
     size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const __m256 a = exp8(_mm256_fmadd_ps(_mm256_loadu_ps(x + i), vs, vm));
-        const __m256 b = exp8(_mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), vs, vm));
-        _mm256_storeu_ps(x + i, a);
-        _mm256_storeu_ps(x + i + 8, b);
-        lo = _mm256_add_ps(lo, a);
-        hi = _mm256_add_ps(hi, b);
+    for (; i + 16 <= n;) { /* 32 values at a time where there are (four exponentials interleaved), else 16 */
+        __m256 e[4];
+        const int k = i + 32 <= n ? 4 : 2;
+        for (int j = 0; j < k; j++) e[j] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8 * j), vs, vm);
+        if (k == 4) exp_k(e, 4);
+        else exp_k(e, 2);
+        for (int j = 0; j < k; j += 2) {
+            _mm256_storeu_ps(x + i + 8 * j, e[j]);
+            _mm256_storeu_ps(x + i + 8 * j + 8, e[j + 1]);
+            lo = _mm256_add_ps(lo, e[j]);
+            hi = _mm256_add_ps(hi, e[j + 1]);
+        }
+        i += (size_t)k * 8;
     }
     float lanes[16];
     _mm256_storeu_ps(lanes, lo);
@@ -54,6 +81,14 @@ TARGET static float exp_sum_avx2(float *x, size_t n, float scale, float shift) {
 
 TARGET static void silu_avx2(float *x, size_t n) {
     size_t i = 0;
+    for (; i + 32 <= n; i += 32) { /* four vectors at a time, their exponentials interleaved */
+        __m256 v[4], e[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) v[j] = _mm256_loadu_ps(x + i + 8 * j), e[j] = _mm256_sub_ps(_mm256_setzero_ps(), v[j]);
+        exp_k(e, 4);
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) _mm256_storeu_ps(x + i + 8 * j, _mm256_div_ps(v[j], _mm256_add_ps(_mm256_set1_ps(1.0f), e[j])));
+    }
     for (; i + 8 <= n; i += 8) {
         const __m256 v = _mm256_loadu_ps(x + i);
         _mm256_storeu_ps(x + i, _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(_mm256_sub_ps(_mm256_setzero_ps(), v)))));
@@ -129,8 +164,24 @@ TARGET static inline __attribute__((always_inline)) void silu_grad8(float *dx, c
 }
 
 TARGET static void silu_grad_avx2(float *dx, const float *dy, const float *x, size_t n, float scale, float shift, int add) {
-    const __m256 vs = _mm256_set1_ps(scale), vh = _mm256_set1_ps(shift);
+    const __m256 vs = _mm256_set1_ps(scale), vh = _mm256_set1_ps(shift), one = _mm256_set1_ps(1.0f);
     size_t i = 0;
+    for (; i + 32 <= n; i += 32) { /* four vectors at a time, as silu_grad8 computes each */
+        __m256 v[4], e[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            v[j] = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * j), vs), vh);
+            e[j] = _mm256_sub_ps(_mm256_setzero_ps(), v[j]);
+        }
+        exp_k(e, 4);
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            const __m256 s = _mm256_div_ps(one, _mm256_add_ps(one, e[j]));
+            const __m256 g = _mm256_mul_ps(s, _mm256_add_ps(one, _mm256_mul_ps(v[j], _mm256_sub_ps(one, s))));
+            const __m256 acc = add ? _mm256_loadu_ps(dx + i + 8 * j) : _mm256_setzero_ps();
+            _mm256_storeu_ps(dx + i + 8 * j, _mm256_fmadd_ps(_mm256_loadu_ps(dy + i + 8 * j), g, acc));
+        }
+    }
     for (; i + 8 <= n; i += 8) silu_grad8(dx + i, dy + i, x + i, 8, vs, vh, add);
     if (i < n) silu_grad8(dx + i, dy + i, x + i, (int)(n - i), vs, vh, add);
 }
@@ -144,8 +195,20 @@ TARGET static inline __attribute__((always_inline)) void affine8(float *y, const
 }
 
 TARGET static void affine_avx2(float *y, const float *x, size_t n, float scale, float shift, int silu) {
-    const __m256 vs = _mm256_set1_ps(scale), vh = _mm256_set1_ps(shift);
+    const __m256 vs = _mm256_set1_ps(scale), vh = _mm256_set1_ps(shift), one = _mm256_set1_ps(1.0f);
     size_t i = 0;
+    if (silu) /* four vectors at a time, their exponentials interleaved */
+        for (; i + 32 <= n; i += 32) {
+            __m256 v[4], e[4];
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                v[j] = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * j), vs), vh);
+                e[j] = _mm256_sub_ps(_mm256_setzero_ps(), v[j]);
+            }
+            exp_k(e, 4);
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) _mm256_storeu_ps(y + i + 8 * j, _mm256_div_ps(v[j], _mm256_add_ps(one, e[j])));
+        }
     for (; i + 8 <= n; i += 8) affine8(y + i, x + i, 8, vs, vh, silu);
     if (i < n) affine8(y + i, x + i, (int)(n - i), vs, vh, silu);
 }
