@@ -29,7 +29,7 @@ static int min_int(int a, int b) { return a < b ? a : b; }
  *   + in_off (relative to the run's first plane) under in_mask, the lanes of its columns inside
  *   the plane; rows outside the plane, and lanes past n, have an empty mask and offset 0. A tile
  *   in the first column starts one left of its block, in the padding: its rows are loaded from
- *   the block's column and moved one lane right by perm (the lane rotated in is masked to zero).
+ *   one before the row's start with that lane masked off (a masked-off lane is never read).
  * - out_off[h][r][l]: row r of lane l's 4×4 block, or −1 outside the plane; cols[h][l] of its
  *   columns inside the plane; q[h][l] its image, counted from the run's first.
  * Every channel of a strip has the same runs, so each thread keeps the last run's plan and
@@ -37,9 +37,9 @@ static int min_int(int a, int b) { return a < b ? a : b; }
 typedef struct run_plan {
     int H, W, ty, tx, len;
     size_t istride;
-    int n[2], shifted[2];
+    int n[2];
     ptrdiff_t in_off[2][6][8], out_off[2][4][8];
-    __m256i in_mask[2][6][8], perm[2][8];
+    __m256i in_mask[2][6][8];
     int cols[2][8], q[2][8];
 } run_plan;
 
@@ -54,17 +54,14 @@ TARGET static const run_plan *plan_of(size_t istride, int H, int W, int ty, int 
     for (int h = 0; h < 2; h++) {
         p->n[h] = len - 8 * h < 0 ? 0 : min_int(len - 8 * h, 8);
         for (int l = 0; l < 8; l++) {
-            const int live = l < p->n[h], x0 = x - 1, from = x0 < 0 ? 0 : x0;
+            const int live = l < p->n[h], x0 = x - 1;
             const ptrdiff_t img = (ptrdiff_t)q * (ptrdiff_t)istride;
             for (int i = 0; i < 6; i++) {
                 const int row = y - 1 + i, in = live && row >= 0 && row < H;
-                p->in_off[h][i][l] = in ? img + (ptrdiff_t)row * W + from : 0;
-                p->in_mask[h][i][l] = dfs_first8(in ? min_int(x0 + 6, W) - from : 0);
+                p->in_off[h][i][l] = in ? img + (ptrdiff_t)row * W + x0 : 0;
+                p->in_mask[h][i][l] = in ? _mm256_andnot_si256(dfs_first8(-x0), dfs_first8(min_int(6, W - x0))) : dfs_first8(0);
             }
             for (int r = 0; r < 4; r++) p->out_off[h][r][l] = live && y + r < H ? img + (ptrdiff_t)(y + r) * W + x : -1;
-            p->perm[h][l] = live && x0 < 0 ? _mm256_setr_epi32(7, 0, 1, 2, 3, 4, 5, 6)
-                                           : _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-            p->shifted[h] |= live && x0 < 0;
             p->cols[h][l] = live ? min_int(W - x, 4) : 0;
             p->q[h][l] = live ? q : 0;
             if (live && (x += 4) >= W) {
@@ -281,8 +278,7 @@ TARGET void dfs_wg_grad_avx2(float *z, size_t xs, const float *dy, size_t istrid
 }
 
 /* The input transform. A tile's six columns start one left of its block: for a tile in the first
- * column that one is padding, so its rows are loaded from the block's column and moved one lane
- * right (the lane rotated in is masked to zero). */
+ * column that one is padding, masked off in its row loads (run_plan). */
 TARGET void dfs_wg_in4_avx2(float *v, size_t xs, const float *plane, size_t istride, int H, int W, int ty, int tx,
                             int len) {
     const run_plan *p = plan_of(istride, H, W, ty, tx, len);
@@ -292,9 +288,6 @@ TARGET void dfs_wg_in4_avx2(float *v, size_t xs, const float *plane, size_t istr
             __m256 r[8];
 #pragma GCC unroll 8
             for (int l = 0; l < 8; l++) r[l] = _mm256_maskload_ps(plane + p->in_off[h][i][l], p->in_mask[h][i][l]);
-            if (p->shifted[h])
-#pragma GCC unroll 8
-                for (int l = 0; l < 8; l++) r[l] = _mm256_permutevar8x32_ps(r[l], p->perm[h][l]);
             dfs_transpose8(r); /* r[k] = column k of the eight tiles' row i */
 #pragma GCC unroll 6
             for (int k = 0; k < 6; k++) d[6 * i + k] = r[k];
