@@ -133,12 +133,12 @@ INLINE void block_row(__m256 c[4], const float *dy, const ptrdiff_t off[8], cons
 /* F(2×2, 3×3): a run stays in one image, its tiles in raster order over at most
  * dfs_wg_run_rows(W) tile rows (winograd.h). Lane l of half h: row i of its 4×4 input tile is a
  * 128-bit masked load at plane + off[h][i][l] under mask[h][i][l] (empty outside the plane and
- * past the run), moved one lane up when shift[h][l] is set (a tile in the first column starts in
- * the padding); out_off[h][r][l] is row r of its 2×2 output block (−1 outside the plane), cols[h][l]
+ * past the run; a tile in the first column starts one before its row, in the padding, that lane
+ * masked off); out_off[h][r][l] is row r of its 2×2 output block (−1 outside the plane), cols[h][l]
  * that block's columns inside it. Kept per thread like run_plan. */
 typedef struct run_plan2 {
     int H, W, ty, tx, len;
-    int n[2], shifted[2], shift[2][8], cols[2][8];
+    int n[2], cols[2][8];
     ptrdiff_t off[2][4][8], out_off[2][2][8];
     __m128i mask[2][4][8];
 } run_plan2;
@@ -154,15 +154,13 @@ TARGET static const run_plan2 *plan2_of(int H, int W, int ty, int tx, int len) {
     for (int h = 0; h < 2; h++) {
         p->n[h] = len - 8 * h < 0 ? 0 : min_int(len - 8 * h, 8);
         for (int l = 0; l < 8; l++) {
-            const int live = l < p->n[h], x0 = x - 1, from = x0 < 0 ? 0 : x0;
+            const int live = l < p->n[h], x0 = x - 1;
             for (int i = 0; i < 4; i++) {
                 const int row = y - 1 + i, in = live && row >= 0 && row < H;
-                p->off[h][i][l] = in ? (ptrdiff_t)row * W + from : 0;
-                p->mask[h][i][l] = first4(in ? min_int(x0 + 4, W) - from : 0);
+                p->off[h][i][l] = in ? (ptrdiff_t)row * W + x0 : 0;
+                p->mask[h][i][l] = in ? _mm_andnot_si128(first4(-x0), first4(min_int(4, W - x0))) : first4(0);
             }
             for (int r = 0; r < 2; r++) p->out_off[h][r][l] = live && y + r < H ? (ptrdiff_t)(y + r) * W + x : -1;
-            p->shift[h][l] = live && x0 < 0;
-            p->shifted[h] |= p->shift[h][l];
             p->cols[h][l] = live ? min_int(W - x, 2) : 0;
             if (live && (x += 2) >= 2 * TW) x = 0, y += 2;
         }
@@ -179,10 +177,7 @@ TARGET void dfs_wg_in_avx2(float *v, size_t xs, const float *plane, size_t istri
         for (int i = 0; i < 4; i++) {
             __m128 r[8];
 #pragma GCC unroll 8
-            for (int l = 0; l < 8; l++) {
-                r[l] = _mm_maskload_ps(plane + p->off[h][i][l], p->mask[h][i][l]);
-                if (p->shifted[h] && p->shift[h][l]) r[l] = _mm_castsi128_ps(_mm_slli_si128(_mm_castps_si128(r[l]), 4));
-            }
+            for (int l = 0; l < 8; l++) r[l] = _mm_maskload_ps(plane + p->off[h][i][l], p->mask[h][i][l]);
             __m256 pairs[4];
 #pragma GCC unroll 4
             for (int j = 0; j < 4; j++) pairs[j] = _mm256_set_m128(r[j + 4], r[j]);
