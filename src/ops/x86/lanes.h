@@ -57,7 +57,7 @@ __attribute__((target("avx"))) static inline void dfs_store_first4(float *p, __m
         return;
     }
     if (n & 2) {
-        _mm_store_sd((double *)p, _mm_castps_pd(v));
+        _mm_storel_pi((__m64 *)p, v); /* a builtin: no alignment needed */
         v = _mm_movehl_ps(v, v);
         p += 2;
     }

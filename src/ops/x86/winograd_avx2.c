@@ -231,8 +231,8 @@ TARGET void dfs_wg_out_avx2(float *o, size_t istride, int H, int W, const float 
                 if (l & 1) val = _mm_movehl_ps(val, val);
                 float *row = o + p->out_off[h][r][l];
                 if (p->cols[h][l] == 2) {
-                    if (accumulate) val = _mm_add_ps(_mm_castpd_ps(_mm_load_sd((const double *)row)), val);
-                    _mm_store_sd((double *)row, _mm_castps_pd(val));
+                    if (accumulate) val = _mm_add_ps(_mm_loadl_pi(_mm_setzero_ps(), (const __m64 *)row), val);
+                    _mm_storel_pi((__m64 *)row, val);
                 } else {
                     if (accumulate) val = _mm_add_ss(_mm_load_ss(row), val);
                     _mm_store_ss(row, val);
