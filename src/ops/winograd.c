@@ -486,15 +486,19 @@ static int run_spans(span *sp, const wg_run *r, int m, int H, int W, int T) {
 }
 
 /* Transforms channels [c0, c1) of a strip's tiles into V ([ξ][c][NR], zero past nt), and when Vb
- * is given, also into Vb as BF16 pairs of channels (c0 even; c1 even or C). */
+ * is given, also into Vb as BF16 pairs of channels (c0 even; c1 even or C). *zeroed: V's columns
+ * from *zeroed on are known to be zero (NR: none); the transforms never write past nt, so a thread
+ * that reuses its V for strips of one width zeroes it once. */
 static void strip_transform(const wg_scheme *sc, float *V, uint32_t *Vb, const float *inp, int C, int H, int W, int T,
-                            long g0, int nt, int c0, int c1) {
+                            long g0, int nt, int c0, int c1, int *zeroed) {
     const int NR = dfs_gemm_best()->nr;
     const size_t vxs = slab(C);
     wg_run runs[64];
     const int n_runs = runs_of(runs, g0, nt, T, W, sc->m);
-    if (nt < NR) /* zero past nt: the channels' rows of each slab at once, the tiles written over after */
+    if (nt < *zeroed) { /* the channels' rows of each slab at once, the tiles written over after */
         for (int x = 0; x < sc->nx; x++) memset(V + x * vxs + (size_t)c0 * NR, 0, sizeof(float) * (size_t)(c1 - c0) * NR);
+        *zeroed = nt;
+    }
     for (int k = 0; k < n_runs; k++) { /* run by run: the vector transforms reuse a run's lane plan */
         const wg_run *r = &runs[k];
         span sp[MAX_SPANS];
@@ -605,14 +609,16 @@ void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *
         if (!U_given && !Ub) transform_weights(&sc, U, w, C, OC);
         const int id = dfs_ops_thread_id();
         float *M = mbufs + (size_t)id * lines(nx * slab(OCB));
+        int zeroed = NR; /* this thread's V (not shared): columns known to be zero */
         if (shared) {
             const int n_cb = (C + cb - 1) / cb;
 #pragma omp for schedule(static)
             for (long t = 0; t < n_strips * n_cb; t++) {
                 const long s = t / n_cb, g0 = s * per;
                 const int c0 = (int)(t % n_cb) * cb, c1 = C - c0 < cb ? C : c0 + cb;
+                int fresh = NR; /* each strip's buffer is transformed once */
                 strip_transform(&sc, vbufs + (size_t)s * lines(nx * slab(C)), Ub ? vbbufs + (size_t)s * lines(16 * pair_slab(C)) : NULL,
-                                inp, C, H, W, T, g0, (int)(tiles - g0 < per ? tiles - g0 : per), c0, c1);
+                                inp, C, H, W, T, g0, (int)(tiles - g0 < per ? tiles - g0 : per), c0, c1, &fresh);
             }
         }
 #pragma omp for schedule(guided)
@@ -622,7 +628,7 @@ void dfs_conv3x3_winograd(float *out, float *ws, const float *inp, const float *
             const size_t buf = (size_t)(shared ? s : id);
             float *V = vbufs + buf * lines(nx * slab(C));
             uint32_t *Vb = Ub ? vbbufs + buf * lines(16 * pair_slab(C)) : NULL;
-            if (!shared) strip_transform(&sc, V, Vb, inp, C, H, W, T, g0, nt, 0, C);
+            if (!shared) strip_transform(&sc, V, Vb, inp, C, H, W, T, g0, nt, 0, C, &zeroed);
             strip_multiply(&sc, out, V, Vb, M, U_given ? U_given : U, Ub, bias, bias_img, C, OC, H, W, T, g0, nt,
                            gi * n_ocb / groups, (gi + 1) * n_ocb / groups, accumulate);
         }
