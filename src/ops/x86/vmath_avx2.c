@@ -51,24 +51,29 @@ TARGET static void exp_avx2(float *y, const float *x, size_t n) {
     for (; i < n; i++) y[i] = dfs_exp1(x[i]);
 }
 
+/* k (2 or 4) vectors at x = e^(x·scale − shift), their exponentials interleaved, added to lo
+ * (even vectors) and hi (odd ones): lanes 0–7 and 8–15 of exp_sum's 16 lane sums. */
+TARGET static inline __attribute__((always_inline)) void exp_sum_step(float *x, int k, __m256 vs, __m256 vm, __m256 *lo,
+                                                                      __m256 *hi) {
+    __m256 e[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < k; j++) e[j] = _mm256_fmadd_ps(_mm256_loadu_ps(x + 8 * j), vs, vm);
+    exp_k(e, k);
+#pragma GCC unroll 2
+    for (int j = 0; j < k; j += 2) {
+        _mm256_storeu_ps(x + 8 * j, e[j]);
+        _mm256_storeu_ps(x + 8 * j + 8, e[j + 1]);
+        *lo = _mm256_add_ps(*lo, e[j]);
+        *hi = _mm256_add_ps(*hi, e[j + 1]);
+    }
+}
+
 TARGET static float exp_sum_avx2(float *x, size_t n, float scale, float shift) {
     const __m256 vs = _mm256_set1_ps(scale), vm = _mm256_set1_ps(-shift);
     __m256 lo = _mm256_setzero_ps(), hi = lo; /* lanes 0–7 and 8–15 */
     size_t i = 0;
-    for (; i + 16 <= n;) { /* 32 values at a time where there are (four exponentials interleaved), else 16 */
-        __m256 e[4];
-        const int k = i + 32 <= n ? 4 : 2;
-        for (int j = 0; j < k; j++) e[j] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8 * j), vs, vm);
-        if (k == 4) exp_k(e, 4);
-        else exp_k(e, 2);
-        for (int j = 0; j < k; j += 2) {
-            _mm256_storeu_ps(x + i + 8 * j, e[j]);
-            _mm256_storeu_ps(x + i + 8 * j + 8, e[j + 1]);
-            lo = _mm256_add_ps(lo, e[j]);
-            hi = _mm256_add_ps(hi, e[j + 1]);
-        }
-        i += (size_t)k * 8;
-    }
+    for (; i + 32 <= n; i += 32) exp_sum_step(x + i, 4, vs, vm, &lo, &hi);
+    if (i + 16 <= n) exp_sum_step(x + i, 2, vs, vm, &lo, &hi), i += 16;
     float lanes[16];
     _mm256_storeu_ps(lanes, lo);
     _mm256_storeu_ps(lanes + 8, hi);
